@@ -1,0 +1,200 @@
+"""One vLLM OpenAI-compatible server: spawn, wait until ready, admin calls, streamed prompts, stop.
+
+Container side: standard library and psutil only.
+"""
+import ctypes
+import json
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+from kit import memory
+
+
+class ServerError(RuntimeError):
+    """A server call failed; the message says which call and ends with the tail of the server's log."""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent():
+    # Linux: the server gets SIGTERM if the workload dies without cleaning up (e.g. SIGKILL).
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class Server:
+    def __init__(self, label, model, server_cmd, server_args, log_path, env=None, call_timeout=300.0):
+        self.label, self.model = label, model
+        self.server_cmd, self.server_args = server_cmd, list(server_args)
+        self.log_path, self.env = log_path, env
+        self.call_timeout = call_timeout
+        self.proc = None
+        self.port = None
+
+    # -- process ---------------------------------------------------------------------------
+    def command(self, port):
+        return shlex.split(self.server_cmd) + ["--model", self.model, "--host", "127.0.0.1",
+                                               "--port", str(port)] + self.server_args
+
+    def start(self):
+        self.port = free_port()
+        with open(self.log_path, "a", encoding="utf-8") as log:
+            log.write(f"=== sleepkit: starting server {self.label}: {shlex.join(self.command(self.port))}\n")
+        log = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen(self.command(self.port), stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, env=self.env, start_new_session=True,
+                                         preexec_fn=_die_with_parent)
+        except OSError as e:
+            raise ServerError(f"server {self.label} could not be started: {e}") from None
+        finally:
+            log.close()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_ready(self, timeout, poll=0.05, heartbeat=None):
+        """Poll /health every `poll` s; fail at once if the process exits. `heartbeat(seconds)` every 30 s."""
+        t0 = time.monotonic()
+        next_beat = 30.0
+        while True:
+            if not self.alive():
+                raise self.error(f"exited with status {self.proc.returncode} before it was ready")
+            waited = time.monotonic() - t0
+            if waited > timeout:
+                raise self.error(f"was not ready after {timeout:.0f} s (--ready-timeout)")
+            if heartbeat and waited >= next_beat:
+                heartbeat(waited)
+                next_beat += 30.0
+            try:
+                with urllib.request.urlopen(self.url + "/health", timeout=max(poll, 1.0)) as r:
+                    if r.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(poll)
+
+    def stop(self, grace=30.0):
+        """SIGTERM to the server's process group, SIGKILL after `grace` seconds. Returns seconds taken."""
+        if self.proc is None:
+            return 0.0
+        t0 = time.monotonic()
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        # the engine core may outlive the API server for a moment: take the whole group down
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return time.monotonic() - t0
+
+    def rss_mib(self):
+        return memory.tree_rss_mib(self.proc.pid) if self.alive() else None
+
+    # -- diagnostics -------------------------------------------------------------------------
+    def log_tail(self, lines=25):
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 64 * 1024))
+                text = f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def error(self, what):
+        tail = self.log_tail()
+        return ServerError(f"server {self.label} ({self.model}) {what}\n--- last lines of {self.log_path}:\n{tail}")
+
+    def log_matches(self, pattern):
+        """All matches of a regex in the server's log (used for the engine's sleep/weights lines)."""
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as f:
+                return re.findall(pattern, f.read())
+        except OSError:
+            return []
+
+    # -- HTTP ----------------------------------------------------------------------------------
+    def call(self, method, path, body=None, timeout=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"} if data else {})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout or self.call_timeout) as r:
+                text = r.read().decode("utf-8", "replace")
+        except urllib.error.HTTPError as e:
+            detail = e.read().decode("utf-8", "replace")[:300]
+            raise self.error(f"answered {method} {path} with HTTP {e.code}: {detail}") from None
+        except (urllib.error.URLError, OSError) as e:
+            if not self.alive():
+                raise self.error(f"exited with status {self.proc.returncode} during {method} {path}") from None
+            raise self.error(f"did not answer {method} {path}: {getattr(e, 'reason', e)}") from None
+        return json.loads(text) if text.strip().startswith(("{", "[")) else text
+
+    def chat(self, content, max_tokens, system, stream=True, ignore_eos=False):
+        """One chat completion. Returns (ttft seconds or None, output tokens)."""
+        body = {"model": self.model, "temperature": 0, "max_tokens": max_tokens, "stream": stream,
+                "messages": [{"role": "system", "content": system}, {"role": "user", "content": content}]}
+        if ignore_eos:
+            body["ignore_eos"] = True
+        if not stream:
+            reply = self.call("POST", "/v1/chat/completions", body)
+            return None, reply["usage"]["completion_tokens"]
+        body["stream_options"] = {"include_usage": True}
+        return self._stream(body)
+
+    def _stream(self, body):
+        req = urllib.request.Request(self.url + "/v1/chat/completions", data=json.dumps(body).encode(),
+                                     method="POST", headers={"Content-Type": "application/json"})
+        t0 = time.monotonic()
+        ttft, chunks, usage = None, 0, None
+        try:
+            with urllib.request.urlopen(req, timeout=self.call_timeout) as r:
+                for raw in r:
+                    line = raw.strip()
+                    if not line.startswith(b"data:"):
+                        continue
+                    payload = line[5:].strip()
+                    if payload == b"[DONE]":
+                        break
+                    chunk = json.loads(payload)
+                    if "error" in chunk:
+                        raise self.error(f"streamed an error: {json.dumps(chunk['error'])[:300]}")
+                    if chunk.get("choices"):
+                        ttft = ttft if ttft is not None else time.monotonic() - t0
+                        chunks += 1
+                    usage = chunk.get("usage") or usage
+        except urllib.error.HTTPError as e:
+            detail = e.read().decode("utf-8", "replace")[:300]
+            raise self.error(f"answered POST /v1/chat/completions with HTTP {e.code}: {detail}") from None
+        except (urllib.error.URLError, OSError) as e:
+            if not self.alive():
+                raise self.error(f"exited with status {self.proc.returncode} during a prompt") from None
+            raise self.error(f"did not answer a prompt: {getattr(e, 'reason', e)}") from None
+        # count tokens from usage: twin models' tokens may decode to empty text
+        return ttft, usage["completion_tokens"] if usage else max(chunks - 1, 0)

@@ -1,0 +1,94 @@
+"""The event record: the one interface between the workload (writer) and reports (readers).
+
+One JSON object per line in events.jsonl. Standard library only: this runs inside any vLLM image.
+"""
+import json
+
+KINDS = ("load", "warmup", "sleep", "wake", "prompt", "stop", "total")
+MODELS = ("A", "B", None)
+
+# field -> (allowed types, required)
+FIELDS = {
+    "run": ((str,), True),
+    "arm": ((str,), True),
+    "repeat": ((int,), True),
+    "seq": ((int,), True),
+    "kind": ((str,), True),
+    "model": ((str, type(None)), True),
+    "round": ((int,), True),          # 0 = set-up (first loads, warm-ups), 1..3 = switching rounds
+    "start_s": ((float, int), True),  # monotonic offset from the arm's start
+    "duration_s": ((float, int), True),
+    "ok": ((bool,), True),
+    "error": ((str, type(None)), True),
+    "level": ((int, type(None)), False),          # sleep level of sleep/wake events
+    "parts": ((dict, type(None)), False),         # name -> seconds: the timed steps of a switch
+    "ttft_s": ((float, int, type(None)), False),
+    "output_tokens": ((int, type(None)), False),
+    "gpu_mib_before": ((int, type(None)), False),  # GPU memory used (NVML, all visible devices)
+    "gpu_mib_after": ((int, type(None)), False),
+    "rss_mib_before": ((int, type(None)), False),  # host RSS of the server's process tree
+    "rss_mib_after": ((int, type(None)), False),
+    "checks": ((list, type(None)), False),        # [{"check": name, "ok": bool, "detail": text}]
+}
+
+
+class SchemaError(ValueError):
+    pass
+
+
+def validate(record, where="event"):
+    if not isinstance(record, dict):
+        raise SchemaError(f"{where}: not a JSON object")
+    for name, (types, required) in FIELDS.items():
+        if name not in record:
+            if required:
+                raise SchemaError(f"{where}: missing field {name!r}")
+            continue
+        value = record[name]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise SchemaError(f"{where}: field {name!r} has the wrong type ({type(value).__name__})")
+    unknown = set(record) - set(FIELDS)
+    if unknown:
+        raise SchemaError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+    if record["kind"] not in KINDS:
+        raise SchemaError(f"{where}: unknown event kind {record['kind']!r}")
+    if record["model"] not in MODELS:
+        raise SchemaError(f"{where}: model must be 'A', 'B' or null")
+    for check in record.get("checks") or []:
+        if not (isinstance(check, dict) and isinstance(check.get("check"), str) and isinstance(check.get("ok"), bool)):
+            raise SchemaError(f"{where}: malformed check {check!r}")
+    return record
+
+
+class Writer:
+    """Appends validated events to events.jsonl, flushing each line (a crash loses nothing written)."""
+
+    def __init__(self, path, **common):
+        self.common = common
+        self.seq = 0
+        self.file = open(path, "a", encoding="utf-8")
+
+    def write(self, **fields):
+        self.seq += 1
+        record = validate({**self.common, "seq": self.seq, **fields})
+        self.file.write(json.dumps(record, sort_keys=True) + "\n")
+        self.file.flush()
+        return record
+
+    def close(self):
+        self.file.close()
+
+
+def read(path):
+    """All events of one events.jsonl; SchemaError names the file and line of the first bad one."""
+    events = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise SchemaError(f"{path}:{number}: not JSON ({e.msg})") from None
+            events.append(validate(record, where=f"{path}:{number}"))
+    return events

@@ -1,0 +1,81 @@
+"""The study as data: arms, tables, server arguments and prompts (DESIGN.md)."""
+from dataclasses import dataclass
+
+MODEL_A = "Qwen/Qwen3-0.6B"
+MODEL_B = "microsoft/Phi-3-vision-128k-instruct"
+
+# The study's server arguments (every arm); the kit adds --model/--host/--port itself.
+SERVER_ARGS = [
+    "--gpu-memory-utilization", "0.3",
+    "--max-model-len", "2048",
+    "--max-num-seqs", "2",
+    "--no-enable-prefix-caching",
+    "--compilation-config", '{"cudagraph_mode": "FULL_AND_PIECEWISE"}',
+    "--trust-remote-code",
+    "--tensor-parallel-size", "1",
+]
+SERVER_ENV = {"VLLM_SERVER_DEV_MODE": "1"}
+
+SYSTEM_PROMPT = "You are a helpful assistant."
+# The original scripts' three questions, one per round.
+PROMPTS = [
+    "Can you explain why the sky is blue?",
+    "Which is bigger? 9.9 or 9.11?",
+    "Generate 5 horror stories consisting of 3 words only.",
+]
+WARMUP_PROMPT = "warmup"
+MAX_TOKENS = 100
+ROUNDS = 3
+
+
+@dataclass(frozen=True)
+class Arm:
+    name: str
+    sleep_level: int | None   # None: no sleep mode, a full restart per switch
+    warmup: bool
+    quantization: str | None
+    title: str
+
+    def server_args(self):
+        args = list(SERVER_ARGS)
+        if self.sleep_level:
+            args.append("--enable-sleep-mode")
+        if self.quantization:
+            args += ["--quantization", self.quantization]
+        return args
+
+
+ARMS = {a.name: a for a in [
+    Arm("l1", 1, True, None, "Sleep L1 (bf16, warm-up)"),
+    Arm("nosleep", None, False, None, "No sleep (restart per switch)"),
+    Arm("l1-fp8", 1, True, "fp8", "Sleep L1 (fp8, warm-up)"),
+    Arm("l1-nowarm", 1, False, None, "Sleep L1 (no warm-up)"),
+    Arm("l2", 2, True, None, "Sleep L2 (wake + reload weights)"),
+]}
+
+
+@dataclass(frozen=True)
+class Table:
+    number: int
+    arms: tuple      # (test arm, control arm)
+    title: str
+    script: str      # the original script this table replaces
+
+
+TABLES = {t.number: t for t in [
+    Table(1, ("l1", "nosleep"), "Sleep mode (L1) vs no sleep mode", "online_default.py"),
+    Table(2, ("l1", "l1-fp8"), "Sleep mode L1: bf16 vs fp8", "online_fp8.py"),
+    Table(3, ("l1", "l1-nowarm"), "Sleep mode L1: warm-up vs no warm-up", "online_sleep1_nowarm.py"),
+    Table(4, ("l1", "l2"), "Sleep level 1 vs level 2 (wake + reload weights)", "online_sleep1_2.py"),
+    Table(5, ("l2", "nosleep"), "Sleep level 2 (wake + reload weights) vs no sleep mode", "online_sleep2_nosleep.py"),
+]}
+
+
+def arms_for(tables):
+    """The arms the given tables need, each once, in table order."""
+    order = []
+    for n in sorted(set(tables)):
+        for arm in TABLES[n].arms:
+            if arm not in order:
+                order.append(arm)
+    return order
