@@ -102,7 +102,9 @@ def cli():
 def run(tables, all_tables, **opts):
     """Run the arms that TABLES need (1-5, or --all) and print the tables."""
     from kit import run as runner
-    numbers = parse_tables(tables, all_tables)
+    if opts["resume_id"] and (tables or all_tables):
+        raise BadInput("--resume takes the tables of the run it finishes; give no table numbers")
+    numbers = [] if opts["resume_id"] else parse_tables(tables, all_tables)
     if opts["repeat"] < 1:
         raise BadInput(f"--repeat must be at least 1 (got {opts['repeat']})")
     opts["tables"] = numbers

@@ -70,6 +70,14 @@ class Server:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
+    def exited(self, wait=2.0):
+        """After a dropped connection: did the server die? (it may take a moment to be reaped)"""
+        try:
+            self.proc.wait(wait)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+
     def wait_ready(self, timeout, poll=0.05, heartbeat=None):
         """Poll /health every `poll` s; fail at once if the process exits. `heartbeat(seconds)` every 30 s."""
         t0 = time.monotonic()
@@ -151,7 +159,7 @@ class Server:
             detail = e.read().decode("utf-8", "replace")[:300]
             raise self.error(f"answered {method} {path} with HTTP {e.code}: {detail}") from None
         except (urllib.error.URLError, OSError) as e:
-            if not self.alive():
+            if self.exited():
                 raise self.error(f"exited with status {self.proc.returncode} during {method} {path}") from None
             raise self.error(f"did not answer {method} {path}: {getattr(e, 'reason', e)}") from None
         return json.loads(text) if text.strip().startswith(("{", "[")) else text
@@ -193,7 +201,7 @@ class Server:
             detail = e.read().decode("utf-8", "replace")[:300]
             raise self.error(f"answered POST /v1/chat/completions with HTTP {e.code}: {detail}") from None
         except (urllib.error.URLError, OSError) as e:
-            if not self.alive():
+            if self.exited():
                 raise self.error(f"exited with status {self.proc.returncode} during a prompt") from None
             raise self.error(f"did not answer a prompt: {getattr(e, 'reason', e)}") from None
         # count tokens from usage: twin models' tokens may decode to empty text

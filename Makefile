@@ -1,0 +1,51 @@
+# sleepkit: `make table1` runs Table 1 on this machine's GPU, `make test` runs the tests.
+# RUNTIME=docker (default: one fresh GPU container per arm) or RUNTIME=local (workload on this host).
+# ARGS="..." passes more options to `kit run` (e.g. ARGS="--repeat 3 --model-a /models/a").
+
+PYTHON  ?= python3
+RUNTIME ?= docker
+ARGS    ?=
+VENV    := .venv
+KIT     := $(VENV)/bin/kit
+
+.PHONY: help table1 table2 table3 table4 table5 all image doctor clean bench test
+
+help:            ## this list
+	@grep -E '^[a-z0-9]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 12
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e .
+	touch $@
+
+# torch is pinned for the tests only: the twins' tiny models run on the CPU build.
+$(VENV)/.test-installed: $(VENV)/.installed
+	$(VENV)/bin/pip install -q torch==2.13.0
+	$(VENV)/bin/pip install -q -e '.[test,twins]'
+	touch $@
+
+table1 table2 table3 table4 table5: $(VENV)/.installed  ## run one table (RUNTIME=docker|local)
+	$(KIT) run $(@:table%=%) --runtime $(RUNTIME) $(ARGS)
+
+all: $(VENV)/.installed  ## every arm once, all five tables, figures, then a verified bundle
+	$(KIT) run --all --runtime $(RUNTIME) $(ARGS)
+	$(KIT) plot
+	$(KIT) bundle
+	$(KIT) bundle verify "$$(ls -t results/*.tar.gz | head -1)"
+
+image: $(VENV)/.installed  ## build the pinned vLLM image with the kit inside
+	$(KIT) build $(ARGS)
+
+doctor: $(VENV)/.installed  ## can a run start here?
+	$(KIT) doctor --runtime $(RUNTIME)
+
+clean: $(VENV)/.installed  ## remove leftover containers of earlier runs
+	$(KIT) clean
+
+bench: $(VENV)/.test-installed  ## the kit's timing error against the vLLM test double
+	$(VENV)/bin/python tests/bench_timing.py
+
+test: $(VENV)/.test-installed  ## all tests; starts a Docker engine for the integration tests
+	bash .ci/docker-up.sh
+	status=0; $(VENV)/bin/python -m pytest $(PYTEST_ARGS) || status=$$?; bash .ci/docker-down.sh; exit $$status
