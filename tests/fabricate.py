@@ -18,8 +18,8 @@ RUN_ID = "20250101-000000-t1"
 # model -> (load s, warm-up s, sleep s, wake s, prompt s, weights MiB)
 MODEL_TIMES = {"A": (36.0, 2.0, 0.3, 0.15, 0.6, 1150), "B": (58.0, 3.5, 1.1, 0.7, 1.4, 7900)}
 GPU_BASE, GPU_SERVER, RSS_SERVER = 520, 24000, 1400
-ENV = {"vllm": "0.11.0", "torch": "2.8.0", "cuda": "12.8", "driver": "570.00",
-       "gpus": [{"name": "NVIDIA H100 80GB HBM3", "memory_mib": 81559}], "h2d_gbps": 25.0}
+ENV = {"python": "3.12.3", "vllm_version": "0.11.0", "torch_version": "2.8.0", "cuda_version": "12.8",
+       "driver": "570.00", "gpus": [{"name": "NVIDIA H100 80GB HBM3", "memory_mib": 81559}], "h2d_gbps": 25.0}
 
 
 class _Clock:
@@ -94,11 +94,16 @@ def _sleep_arm_events(w, clock, arm, repeat, fail_at):
                 prompt *= 0.9
             if not arm.warmup and rnd == 1:
                 prompt *= 4  # cold first prompt without warm-up
+            last = rnd == scenarios.ROUNDS and model == "B"   # the workload skips the very last sleep
             if not (wake(model, rnd)
                     and go("prompt", model, rnd, prompt, rss_to=clock.rss[model], ttft_s=round(prompt / 10, 4),
                            output_tokens=100)
-                    and sleep(model, rnd, False)):
+                    and (last or sleep(model, rnd, False))):
                 return False
+    for model in ("A", "B"):
+        gpu_drop = -(GPU_SERVER if model == "B" else 900)
+        if not go("stop", model, scenarios.ROUNDS, 2.0, gpu_delta=gpu_drop, rss_to=0):
+            return False
     return True
 
 
@@ -130,8 +135,8 @@ def write_arm(run_dir, run_id, arm_name, repeat, fail_at=None):
     clock = _Clock()
     events = _sleep_arm_events if arm.sleep_level else _nosleep_arm_events
     ok = events(w, clock, arm, repeat, fail_at)
-    if ok:
-        w.write(kind="total", model=None, round=0, start_s=0.0, duration_s=round(clock.t, 4), ok=True, error=None)
+    error = None if ok else "fabricated failure"
+    w.write(kind="total", model=None, round=0, start_s=0.0, duration_s=round(clock.t, 4), ok=ok, error=error)
     w.close()
     (folder / "env.json").write_text(json.dumps(ENV, indent=2, sort_keys=True) + "\n")
     for model in ("A", "B"):
@@ -139,9 +144,9 @@ def write_arm(run_dir, run_id, arm_name, repeat, fail_at=None):
             f"INFO serving {scenarios.MODEL_A if model == 'A' else scenarios.MODEL_B}\n"
             + ("INFO 1.12 GiB is backed up in CPU\n" if arm.sleep_level == 1 else ""))
     (folder / "workload.log").write_text(f"arm {arm_name} repeat {repeat}: {'ok' if ok else 'FAILED'}\n")
-    status = {"arm": arm_name, "repeat": repeat, "ok": ok, "exit_code": 0 if ok else 1,
-              "error": None if ok else "fabricated failure", "seconds": round(clock.t + 5, 2)}
-    (folder / "status.json").write_text(json.dumps(status, indent=2, sort_keys=True) + "\n")
+    status = {"arm": arm_name, "repeat": repeat, "ok": ok, "exit_code": 0 if ok else 1, "error": error,
+              "seconds": round(clock.t + 5, 2), "host": "fabricated", "ended": "2025-01-01T00:30:00Z"}
+    (folder / "status.json").write_text(json.dumps(status, indent=1, sort_keys=True) + "\n")
     return status
 
 
@@ -153,13 +158,14 @@ def manifest_for(run_id, tables, arms, repeat, statuses, complete):
         "complete": complete,
         "runtime": {"name": "local"},
         "options": {"tables": list(tables), "arms": list(arms), "repeat": repeat, "protocol": "corrected",
-                    "fixed_output": False, "cache": "empty", "server_cmd": None, "ready_timeout": 600},
+                    "fixed_output": False, "cache": "empty", "server_cmd": None, "ready_timeout": 900.0,
+                    "call_timeout": 300.0},
         "models": {"A": {"name": scenarios.MODEL_A, "path": None, "sha256": None},
                    "B": {"name": scenarios.MODEL_B, "path": None, "sha256": None}},
         "server_args": {a: scenarios.ARMS[a].server_args() for a in arms},
+        "server_env": dict(scenarios.SERVER_ENV),
         "environment": ENV,
-        "arms": {a: [{k: s[k] for k in ("repeat", "ok", "error", "exit_code", "seconds")}
-                     | {"environment_note": None} for s in statuses if s["arm"] == a] for a in arms},
+        "arms": {a: [dict(s, environment_note=None) for s in statuses if s["arm"] == a] for a in arms},
     }
 
 
@@ -174,5 +180,5 @@ def fabricate_run(results_dir, tables=(1,), repeat=1, run_id=None, fail=None, co
     arms = scenarios.arms_for(tables)
     statuses = [write_arm(run_dir, run_id, a, k, fail.get(a)) for a in arms for k in range(1, repeat + 1)]
     manifest = manifest_for(run_id, tables, arms, repeat, statuses, complete)
-    (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return run_dir
