@@ -204,20 +204,26 @@ def draw_bars(spec, title, path):
 
 
 def _memory_series(ax, points, key, per_model):
-    """Before/after pairs of each event; dotted connectors to the previous event of the same series
-    (one series for the GPU, one per model's server for RSS)."""
-    last = {}
+    """Before/after pairs of each event (whichever was measured); dotted connectors to the previous
+    event of the same series (one series for the GPU, one per model's server for RSS). Returns the
+    number of values drawn."""
+    last, drawn = {}, 0
     for i, p in enumerate(points):
-        ys = [p[f"{key}_before"], p[f"{key}_after"]]
-        if None in ys or (per_model and p["model"] is None):
+        if per_model and p["model"] is None:
+            continue
+        pairs = [(x, y) for x, y in ((i - 0.3, p[f"{key}_before"]), (i + 0.3, p[f"{key}_after"])) if y is not None]
+        if not pairs:
             continue
         series = p["model"] if per_model else None
-        style = "-" if series != "B" else "--"
-        ax.plot([i - 0.3, i + 0.3], ys, style, marker="o", color=KIND_COLOURS.get(p["kind"], "grey"), markersize=3)
+        ax.plot(*zip(*pairs), "--" if series == "B" else "-", marker="o",
+                color=KIND_COLOURS.get(p["kind"], "grey"), markersize=3)
         if series in last:
-            j, y = last[series]
-            ax.plot([j + 0.3, i - 0.3], [y, ys[0]], ":", color="grey", linewidth=0.8)
-        last[series] = (i, ys[1])
+            ax.plot([last[series][0], pairs[0][0]], [last[series][1], pairs[0][1]], ":", color="grey", linewidth=0.8)
+        last[series] = pairs[-1]
+        drawn += len(pairs)
+    if not drawn:
+        ax.text(0.5, 0.3, "not measured", transform=ax.transAxes, ha="center", color="grey", fontsize=11)
+    return drawn
 
 
 def draw_memory(spec, path):
