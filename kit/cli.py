@@ -4,6 +4,7 @@ Bad input gets one line on stderr and exit status 2.
 """
 import json
 import os
+import re
 import shlex
 import signal
 import sys
@@ -57,8 +58,9 @@ def parse_tables(tables, all_tables):
         t = t.lower().removeprefix("table")
         if t not in TABLE_NUMBERS:
             raise BadInput(f"unknown table {t!r}: the study has tables 1-5")
-        numbers.append(int(t))
-    return sorted(set(numbers))
+        if int(t) not in numbers:
+            numbers.append(int(t))
+    return numbers
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -85,6 +87,7 @@ def cli():
 @click.option("--model-b", default=scenarios.MODEL_B, show_default=True, help="Model B: HF name or local dir.")
 @click.option("--repeat", default=1, show_default=True, type=int, help="Repeats of every arm.")
 @results_option
+@click.option("--run-id", help="Name the run (default: the UTC time and tables, e.g. 20261128-031024-t1).")
 @click.option("--resume", "resume_id", metavar="RUN_ID", help="Finish an interrupted run (skips complete arms).")
 @click.option("--dry-run", is_flag=True, help="Print the plan and the server commands; start nothing.")
 @click.option("--protocol", type=click.Choice(["corrected", "seed"]), default="corrected", show_default=True,
@@ -128,7 +131,11 @@ def run(tables, all_tables, **opts):
                     model_a=manifest["models"]["A"]["name"], model_b=manifest["models"]["B"]["name"],
                     tables=manifest["options"]["tables"])
     else:
-        run_id = runner.new_run_id(results, numbers)
+        run_id = opts["run_id"] or runner.new_run_id(results, numbers)
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", run_id):
+            raise BadInput(f"--run-id {run_id!r}: use letters, digits, '.', '_' and '-'")
+        if (results / run_id).exists():
+            raise BadInput(f"run {run_id!r} exists in {results}; runs are never overwritten (resume it with --resume)")
         run_dir = results / run_id
         run_dir.mkdir()
         manifest = runner.new_manifest(run_id, opts, arms, runtime)
@@ -160,7 +167,7 @@ def _sigterm(signum, frame):
 def make_runtime(opts):
     from kit.runtimes import get_runtime
     if opts["runtime"] == "local":
-        return get_runtime("local")
+        return get_runtime("local", cache=opts["cache"])
     return get_runtime("docker", image=opts["image"], gpus=opts["gpus"], hf_cache=opts["hf_cache"],
                        cache=opts["cache"])
 
@@ -200,6 +207,152 @@ def table(run_id, results_dir, tables, fmt):
         show_tables(run_dir, numbers, fmt)
     except SchemaError as e:
         raise BadInput(f"malformed events: {e}") from None
+
+
+@cli.command()
+@click.argument("run_id", required=False)
+@results_option
+@click.option("--table", "tables", multiple=True, help="Only these tables (default: the run's).")
+def plot(run_id, results_dir, tables):
+    """Draw a run's figures (timelines, switch/prompt bars, memory) as PNG under <run>/figures/."""
+    from kit import plot as plots
+    run_dir = pick_run(results_dir, run_id)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    numbers = parse_tables(tables, False) if tables else manifest["options"]["tables"]
+    for path in plots.plot_run(run_dir, numbers):
+        click.echo(str(path))
+
+
+@cli.command(context_settings={"ignore_unknown_options": False})
+@click.argument("args", nargs=-1, metavar="[RUN_ID] | verify FILE")
+@results_option
+@click.option("--allow-incomplete", is_flag=True, help="Bundle an interrupted run (the manifest says so).")
+def bundle(args, results_dir, allow_incomplete):
+    """Archive a run as results/<run-id>.tar.gz with SHA256SUMS, or check one.
+
+    \b
+      kit bundle               the latest run
+      kit bundle RUN_ID        that run
+      kit bundle verify FILE   checksums, schemas, tables re-rendered from the events
+    """
+    from kit import bundle as bundles
+    from kit import report
+    if args[:1] == ("verify",):
+        if len(args) != 2:
+            raise BadInput("kit bundle verify takes one FILE (a .tar.gz made by kit bundle)")
+        if not Path(args[1]).is_file():
+            raise BadInput(f"no bundle file {args[1]}")
+        problems = bundles.verify_bundle(args[1])
+        for problem in problems:
+            click.echo(f"{args[1]}: {problem}")
+        click.echo(f"{args[1]}: {'FAILED' if problems else 'ok'}")
+        sys.exit(1 if problems else 0)
+    if len(args) > 1:
+        raise BadInput("kit bundle takes at most one RUN_ID")
+    run_dir = pick_run(results_dir, args[0] if args else None)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    report.write_tables(run_dir, manifest["options"]["tables"])   # never bundle stale tables
+    try:
+        path = bundles.make_bundle(run_dir, allow_incomplete=allow_incomplete, render=bundles.render_all)
+    except bundles.BundleError as e:
+        raise BadInput(str(e)) from None
+    click.echo(str(path))
+
+
+@cli.command()
+@click.argument("first")
+@click.argument("second")
+@click.option("--table", "number", type=click.IntRange(1, 5), help="Which table (default: every table both have).")
+@click.option("--format", "fmt", type=click.Choice(["github", "plain", "json"]), default="github", show_default=True)
+def compare(first, second, number, fmt):
+    """Set one table from two runs side by side (run dirs or bundles; SECOND may be `published`)."""
+    from kit import report
+    from kit.events import SchemaError
+    try:
+        a = report.load_run_any(first)
+        b = "published" if second == "published" else report.load_run_any(second)
+    except (OSError, ValueError) as e:
+        raise BadInput(f"cannot read a run from {first!r} or {second!r}: {e}") from None
+    except SchemaError as e:
+        raise BadInput(f"malformed events: {e}") from None
+    numbers = [number] if number else report.tables_in(a)
+    for n in numbers:
+        click.echo(report.render_compare(report.compare(a, b, n), fmt))
+
+
+@cli.group()
+def models():
+    """Models for hosts without a model hub."""
+
+
+@models.command("twin")
+@click.argument("name", type=click.Choice(["qwen3-0.6b", "phi-3-mini"]))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="New folder for the model.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same bytes.")
+@click.option("--tiny", is_flag=True, help="Same architecture, tiny sizes (for tests).")
+def twin(name, out, seed, tiny):
+    """Write a shape twin: the real architecture and sizes, random weights (needs `pip install '.[twins]'`).
+
+    \b
+    qwen3-0.6b   Qwen/Qwen3-0.6B
+    phi-3-mini   the language model of microsoft/Phi-3-vision-128k-instruct (no vision tower)
+    """
+    from kit import twins
+    if Path(out).exists() and any(Path(out).iterdir()):
+        raise BadInput(f"{out} is not empty; remove it or give another --out")
+    try:
+        info = twins.make_twin(name, out, seed=seed, tiny=tiny, progress=click.echo)
+    except twins.TwinDependencyError as e:
+        raise BadInput(str(e)) from None
+    (Path(out) / "sleepkit-twin.json").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
+    click.echo(f"{out}: {info['params']:,} parameters, digest {info['digest']}")
+
+
+@cli.command()
+@click.option("--vllm-image", help="Base image (default: vllm/vllm-openai:v0.11.0, the study's).")
+@click.option("--vllm-version", help="Shorthand for --vllm-image vllm/vllm-openai:vX.Y.Z.")
+@click.option("--rebuild", is_flag=True, help="Build even if the tag exists.")
+def build(vllm_image, vllm_version, rebuild):
+    """Build the pinned vLLM image with the kit inside (skipped when its tag exists)."""
+    from kit import image
+    if vllm_image and vllm_version:
+        raise BadInput("give --vllm-image or --vllm-version, not both")
+    if vllm_version:
+        if not re.fullmatch(r"\d+\.\d+\.\d+", vllm_version):
+            raise BadInput(f"--vllm-version must look like 0.11.0 (got {vllm_version!r})")
+        vllm_image = f"vllm/vllm-openai:v{vllm_version}"
+    try:
+        info = image.build_image(vllm_image, vllm_version, rebuild=rebuild, on_line=click.echo)
+    except image.ImageError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"{info['tag']} ({'built' if info['built'] else 'exists, not rebuilt'}) {info['id']}")
+
+
+@cli.command()
+@results_option
+@click.option("--runtime", type=click.Choice(["docker", "local"]), default="docker", show_default=True)
+@click.option("--model-a", default=scenarios.MODEL_A, show_default=True)
+@click.option("--model-b", default=scenarios.MODEL_B, show_default=True)
+@click.option("--hf-cache", default="~/.cache/huggingface", show_default=True)
+def doctor(results_dir, runtime, model_a, model_b, hf_cache):
+    """Check that a run can start here; each failed check says what to do. Exit 0 only if it can."""
+    from kit.doctor import run_checks
+    checks = run_checks(results_dir, runtime=runtime, models=(model_a, model_b), hf_cache=hf_cache)
+    for check in checks:
+        click.echo(check.line())
+    sys.exit(0 if all(c.ok for c in checks) else 1)
+
+
+@cli.command()
+def clean():
+    """Stop and remove containers left over from earlier runs (by their sleepkit labels)."""
+    from kit.image import ImageError
+    from kit.runtimes.docker import DockerRuntime
+    try:
+        removed = DockerRuntime().clean()
+    except ImageError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"removed {len(removed)} container(s)" + (f": {', '.join(removed)}" if removed else ""))
 
 
 def main():

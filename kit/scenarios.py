@@ -72,9 +72,9 @@ TABLES = {t.number: t for t in [
 
 
 def arms_for(tables):
-    """The arms the given tables need, each once, in table order."""
+    """The arms the given tables need, each once, in the order the tables were asked for."""
     order = []
-    for n in sorted(set(tables)):
+    for n in tables:
         for arm in TABLES[n].arms:
             if arm not in order:
                 order.append(arm)
