@@ -81,6 +81,8 @@ def cli():
 @cli.command()
 @click.argument("tables", nargs=-1)
 @click.option("--all", "all_tables", is_flag=True, help="All five tables (each arm runs once).")
+@click.option("--arm", "only_arms", multiple=True, type=click.Choice(list(scenarios.ARMS)),
+              help="Run only this arm (repeatable) instead of whole tables; tables show the others as missing.")
 @click.option("--runtime", type=click.Choice(["docker", "local"]), default="docker", show_default=True,
               help="docker: one fresh GPU container per arm; local: the workload runs on this host.")
 @click.option("--model-a", default=scenarios.MODEL_A, show_default=True, help="Model A: HF name or local dir.")
@@ -102,16 +104,21 @@ def cli():
 @click.option("--image", help="docker: use this existing image, skip the build.")
 @click.option("--gpus", default="all", show_default=True, help="docker: GPUs for the containers: all, none, or 0,1.")
 @click.option("--hf-cache", default="~/.cache/huggingface", show_default=True, help="docker: host HF cache to mount.")
-def run(tables, all_tables, **opts):
+def run(tables, all_tables, only_arms, **opts):
     """Run the arms that TABLES need (1-5, or --all) and print the tables."""
     from kit import run as runner
-    if opts["resume_id"] and (tables or all_tables):
+    if opts["resume_id"] and (tables or all_tables or only_arms):
         raise BadInput("--resume takes the tables of the run it finishes; give no table numbers")
-    numbers = [] if opts["resume_id"] else parse_tables(tables, all_tables)
+    if only_arms and (tables or all_tables):
+        raise BadInput("give tables or --arm, not both")
+    if only_arms:
+        numbers = [n for n, t in scenarios.TABLES.items() if set(t.arms) & set(only_arms)]
+    else:
+        numbers = [] if opts["resume_id"] else parse_tables(tables, all_tables)
     if opts["repeat"] < 1:
         raise BadInput(f"--repeat must be at least 1 (got {opts['repeat']})")
     opts["tables"] = numbers
-    arms = scenarios.arms_for(numbers)
+    arms = list(dict.fromkeys(only_arms)) or scenarios.arms_for(numbers)
     if opts["dry_run"]:
         return print_plan(numbers, arms, opts)
     results = Path(opts["results_dir"])
