@@ -51,6 +51,9 @@ def server_commands(opts, arm):
 
 
 def git_commit():
+    """The kit's commit; SLEEPKIT_GIT_COMMIT names it for a copy without .git (e.g. carried offline)."""
+    if os.environ.get("SLEEPKIT_GIT_COMMIT"):
+        return os.environ["SLEEPKIT_GIT_COMMIT"]
     try:
         head = subprocess.run(["git", "-C", str(KIT_ROOT), "rev-parse", "HEAD"], capture_output=True,
                               text=True, timeout=10)
