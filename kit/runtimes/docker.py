@@ -1,0 +1,248 @@
+"""Docker runtime: one fresh GPU container per arm and repeat (docker-py).
+
+The container runs `python3 -m kit.workload <job.workload_args> --out /sleepkit/out` on host networking
+(servers bind 127.0.0.1) with the host's IPC namespace. Its output streams live to on_line and into
+out_dir/workload.log; when it exits, /sleepkit/out is copied out through the engine (get_archive; the
+results are never bind-mounted) and the container is removed, also on errors.
+compose.yaml describes the same containers; container_spec() is the single source for both.
+"""
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+from kit import image as images
+
+OUT = "/sleepkit/out"
+HF_CACHE_TARGET = "/root/.cache/huggingface"
+COMPILE_CACHE_VOLUME = "sleepkit-compile-cache"
+COMPILE_CACHE_TARGET = "/root/.cache/vllm"
+PASS_ENV = ["HF_TOKEN"]      # taken from the host environment when set; never written anywhere
+LABEL_RUN, LABEL_ARM, LABEL_REPEAT = "sleepkit.run", "sleepkit.arm", "sleepkit.repeat"
+START_FAILED = 125           # like `docker run`: the container could not be created or started
+
+
+def container_spec(job, image, gpus="all", hf_cache="~/.cache/huggingface", cache="cold"):
+    """What the arm's container is, without secrets: safe to log, compare (compose test) and record."""
+    if cache not in ("cold", "shared"):
+        raise ValueError(f"cache must be 'cold' or 'shared', not {cache!r}")
+    env = {"VLLM_SERVER_DEV_MODE": "1", **job.env}
+    mounts = [{"type": "bind", "source": str(Path(hf_cache).expanduser().resolve()),
+               "target": HF_CACHE_TARGET, "read_only": False}]
+    mounts += [{"type": "bind", "source": str(Path(p).resolve()), "target": str(Path(p).resolve()),
+                "read_only": True} for p in job.model_paths]
+    if cache == "shared":   # cold: nothing mounted, a fresh container starts with empty compile caches
+        mounts.append({"type": "volume", "source": COMPILE_CACHE_VOLUME, "target": COMPILE_CACHE_TARGET,
+                       "read_only": False})
+        env.update(TORCHINDUCTOR_CACHE_DIR=f"{COMPILE_CACHE_TARGET}/torchinductor",
+                   TRITON_CACHE_DIR=f"{COMPILE_CACHE_TARGET}/triton")
+    return {"image": image, "command": list(job.workload_args) + ["--out", OUT], "environment": env,
+            "pass_env": list(PASS_ENV), "mounts": mounts, "ipc_mode": "host", "network_mode": "host",
+            "init": True, "gpus": parse_gpus(gpus),
+            "labels": {LABEL_RUN: job.run_id, LABEL_ARM: job.arm, LABEL_REPEAT: str(job.repeat)},
+            "name": re.sub(r"[^A-Za-z0-9_.-]", "_", f"sleepkit-{job.run_id}-{job.arm}-r{job.repeat}")}
+
+
+def parse_gpus(gpus):
+    """'all' | 'none' | '0,1' (or a list) -> 'all', 'none' or a list of device ids."""
+    if isinstance(gpus, (list, tuple)):
+        return [str(g) for g in gpus]
+    gpus = str(gpus).strip()
+    if gpus in ("all", "none"):
+        return gpus
+    ids = [g.strip() for g in gpus.split(",") if g.strip()]
+    if not ids:
+        raise ValueError(f"gpus must be 'all', 'none' or device ids like '0,1', not {gpus!r}")
+    return ids
+
+
+def run_kwargs(spec, host_env=os.environ):
+    """docker-py containers.create() arguments for a spec; the pass-through secrets are added here."""
+    import docker
+    env = dict(spec["environment"])
+    env.update({k: host_env[k] for k in spec["pass_env"] if host_env.get(k)})
+    mounts = [docker.types.Mount(m["target"], m["source"], type=m["type"], read_only=m["read_only"])
+              for m in spec["mounts"]]
+    gpus = spec["gpus"]
+    requests = [] if gpus == "none" else [docker.types.DeviceRequest(
+        count=-1 if gpus == "all" else None, device_ids=None if gpus == "all" else gpus,
+        capabilities=[["gpu"]])]
+    return dict(image=spec["image"], command=spec["command"], environment=env, mounts=mounts,
+                ipc_mode=spec["ipc_mode"], network_mode=spec["network_mode"], init=spec["init"],
+                device_requests=requests, labels=spec["labels"], name=spec["name"], detach=True)
+
+
+def extract_archive(chunks, out_dir, top="out"):
+    """Unpack a get_archive tar stream into out_dir, without its top folder; regular files and folders only."""
+    out_dir = Path(out_dir).resolve()
+    with tempfile.TemporaryFile() as buf:
+        for chunk in chunks:
+            buf.write(chunk)
+        buf.seek(0)
+        with tarfile.open(fileobj=buf) as tar:
+            for member in tar:
+                parts = Path(member.name).parts
+                if not parts or parts[0] != top or len(parts) == 1 or ".." in parts:
+                    continue
+                dest = out_dir.joinpath(*parts[1:])
+                if member.isdir():
+                    dest.mkdir(parents=True, exist_ok=True)
+                elif member.isfile() and parts[1:] != ("workload.log",):   # the host's copy is complete
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    with tar.extractfile(member) as src, open(dest, "wb") as dst:
+                        shutil.copyfileobj(src, dst)
+
+
+def stream_lines(chunks):
+    """Byte chunks (not aligned to lines) -> text lines without the newline."""
+    pending = b""
+    for chunk in chunks:
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            yield line.decode("utf-8", "replace")
+    if pending:
+        yield pending.decode("utf-8", "replace")
+
+
+class DockerRuntime:
+    name = "docker"
+
+    def __init__(self, image=None, gpus="all", hf_cache="~/.cache/huggingface", cache="cold",
+                 vllm_image=None, stop_timeout=10, client=None, on_build_line=print):
+        """image None: build (or reuse) the kit image on vllm_image (default: the study's) when first needed."""
+        self.image, self.vllm_image, self.on_build_line = image, vllm_image, on_build_line
+        self.gpus, self.hf_cache, self.cache = parse_gpus(gpus), hf_cache, cache
+        self.stop_timeout = stop_timeout
+        self._client = client
+        self._active = {}     # container id -> Event set once run_arm has removed it
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = images.connect()
+        return self._client
+
+    def image_tag(self):
+        if self.image is None:
+            self.image = images.build_image(self.vllm_image, client=self.client, on_line=self.on_build_line)["tag"]
+        return self.image
+
+    def spec(self, job):
+        return container_spec(job, self.image_tag(), self.gpus, self.hf_cache, self.cache)
+
+    def run_arm(self, job, out_dir, on_line):
+        import docker
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        spec = self.spec(job)
+        Path(spec["mounts"][0]["source"]).mkdir(parents=True, exist_ok=True)   # the HF cache
+        self.remove_leftover(spec["name"])
+        with open(out_dir / "workload.log", "a", encoding="utf-8") as log:
+            def say(line):
+                log.write(line + "\n")
+                log.flush()
+                on_line(line)
+            try:
+                container = self.client.containers.create(**run_kwargs(spec))
+            except docker.errors.APIError as e:
+                say(f"arm failed: docker could not create the container: {explain(e)}")
+                return START_FAILED
+            done = self._active[container.id] = threading.Event()
+            try:
+                return self._run(container, out_dir, say)
+            finally:
+                self._remove(container)
+                del self._active[container.id]
+                done.set()
+
+    def _run(self, container, out_dir, say):
+        import docker
+        try:
+            container.start()
+        except docker.errors.APIError as e:
+            say(f"arm failed: docker could not start the container: {explain(e)}")
+            return START_FAILED
+        for line in stream_lines(container.logs(stream=True, follow=True)):
+            say(line)
+        try:
+            code = container.wait()["StatusCode"]
+            chunks, _ = container.get_archive(OUT)
+            extract_archive(chunks, out_dir, top=Path(OUT).name)
+        except docker.errors.APIError as e:
+            say(f"arm failed: could not copy the results out of the container: {explain(e)}")
+            return START_FAILED
+        return code
+
+    def _stop(self, container):
+        with tolerate_gone():
+            container.reload()
+            if container.status == "running":
+                container.stop(timeout=self.stop_timeout)
+
+    def _remove(self, container):
+        self._stop(container)
+        with tolerate_gone():
+            container.remove(force=True)
+
+    def remove_leftover(self, name):
+        """The container of an interrupted earlier attempt at the same run, arm and repeat."""
+        with tolerate_gone():
+            self._remove(self.client.containers.get(name))
+
+    def remove_containers(self, **filters):
+        """Stop and remove the containers matching docker filters; returns their names.
+
+        A container that run_arm (in another thread) is following is only stopped: run_arm copies its
+        results out and removes it; this waits for that."""
+        names = []
+        for c in self.client.containers.list(all=True, filters=filters):
+            done = self._active.get(c.id)
+            if done:
+                self._stop(c)
+                done.wait(self.stop_timeout + 60)
+            else:
+                self._remove(c)
+            names.append(c.name)
+        return names
+
+    def stop_run(self, run_id):
+        """Stop (SIGTERM, then SIGKILL after stop_timeout) and remove every container of the run."""
+        return self.remove_containers(label=f"{LABEL_RUN}={run_id}")
+
+    def clean(self):
+        """Remove every sleepkit container (any run), for `kit clean`."""
+        return self.remove_containers(label=LABEL_RUN)
+
+    def describe(self):
+        version = self.client.version()
+        return {"name": self.name, "image": images.image_info(self.image_tag(), self.client),
+                "engine": {"version": version.get("Version"), "api_version": version.get("ApiVersion")},
+                "gpus": self.gpus, "cache": self.cache,
+                "compile_cache_volume": COMPILE_CACHE_VOLUME if self.cache == "shared" else None,
+                "hf_cache": str(Path(self.hf_cache).expanduser()), "ipc_mode": "host", "network_mode": "host"}
+
+
+@contextmanager
+def tolerate_gone():
+    """A container that is gone, or that another thread is removing (409), needs nothing more."""
+    import docker
+    try:
+        yield
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as e:
+        if e.status_code != 409:
+            raise
+
+
+def explain(error):
+    """One line for an engine error, with the fix for the common GPU case."""
+    text = str(getattr(error, "explanation", None) or error)
+    if "capabilities: [[gpu]]" in text or "nvidia" in text.lower():
+        text += " (is the NVIDIA Container Toolkit installed and configured? run `kit doctor`)"
+    return text

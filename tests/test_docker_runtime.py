@@ -1,0 +1,279 @@
+"""The Docker runtime against a real engine: image build, one container per arm, results through
+get_archive, labels, cleanup, exit statuses, stop_run; and compose.yaml kept in step with the SDK path.
+
+Needs `bash .ci/docker-up.sh` (engine + sleepkit-testbase:bookworm); with CI set, no engine is a failure.
+"""
+import copy
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+import yaml
+
+from conftest import MODEL_A, MODEL_B, ROOT, double_config, kit, kit_cmd, only_run
+from docker_fixtures import DOUBLE_IN_IMAGE, TESTBASE, docker_client, double_image, kit_image, run_id, testbase  # noqa: F401 (fixtures)
+from kit import events, image, run as runner, scenarios
+from kit.runtimes import ArmJob
+from kit.runtimes.docker import COMPILE_CACHE_TARGET, HF_CACHE_TARGET, OUT, DockerRuntime, container_spec
+
+SECRET = "hf_sleepkit_test_not_a_real_token"
+
+
+def double_cmd(config):
+    return f"python3 {DOUBLE_IN_IMAGE} --config {shlex.quote(json.dumps(config))}"
+
+
+def job_for(rid, arm="l1", server_cmd="python3 -m vllm.entrypoints.openai.api_server", **extra):
+    opts = dict(model_a=MODEL_A, model_b=MODEL_B, server_cmd=server_cmd, protocol="corrected",
+                ready_timeout=60.0, call_timeout=30.0, fixed_output=False) | extra
+    return ArmJob(run_id=rid, arm=arm, repeat=1, workload_args=runner.workload_args(opts, arm, 1, rid, False))
+
+
+def labelled(client, rid):
+    return client.containers.list(all=True, filters={"label": f"sleepkit.run={rid}"})
+
+
+# -- image ---------------------------------------------------------------------------------------
+
+def test_image_tag_follows_the_container_code(tmp_path):
+    (tmp_path / "docker").mkdir()
+    shutil.copy(ROOT / "docker" / "Dockerfile", tmp_path / "docker" / "Dockerfile")
+    shutil.copytree(ROOT / "kit", tmp_path / "kit", ignore=shutil.ignore_patterns("__pycache__"))
+    tag = image.image_tag("vllm/vllm-openai:v0.11.0", root=tmp_path)
+    assert re.fullmatch(r"sleepkit:vllm0\.11\.0-kit[\w.]+-[0-9a-f]{12}", tag), tag
+    assert image.image_tag("vllm/vllm-openai:v0.11.0", root=tmp_path) == tag
+    (tmp_path / "kit" / "__pycache__").mkdir(exist_ok=True)
+    (tmp_path / "kit" / "__pycache__" / "x.pyc").write_bytes(b"bytecode does not count")
+    assert image.image_tag("vllm/vllm-openai:v0.11.0", root=tmp_path) == tag
+    with open(tmp_path / "kit" / "workload.py", "a") as f:
+        f.write("\n# changed\n")
+    assert image.image_tag("vllm/vllm-openai:v0.11.0", root=tmp_path) != tag
+    assert image.image_tag("vllm/vllm-openai:v0.10.2", root=tmp_path).startswith("sleepkit:vllm0.10.2-")
+
+
+def test_build_reuses_the_tag_and_records_the_base(docker_client, kit_image):
+    first = image.build_image(TESTBASE, client=docker_client, on_line=lambda line: None)   # kit/ may change
+    again = image.build_image(TESTBASE, client=docker_client, on_line=lambda line: None)
+    assert again["tag"] == first["tag"] and again["built"] is False and again["id"] == first["id"]
+    info = image.image_info(again["tag"], docker_client)
+    assert info["id"] == again["id"] and info["base_image"] == TESTBASE
+    assert info["base_repo_digest"] is None           # a local `docker import` has no repo digest
+    config = docker_client.images.get(again["tag"]).attrs["Config"]
+    assert config["Entrypoint"] == ["python3", "-m", "kit.workload"]
+    assert config["WorkingDir"] == "/sleepkit"
+    assert "PYTHONPATH=/opt/sleepkit" in config["Env"]
+    assert config["Labels"]["org.opencontainers.image.title"] == "sleepkit"
+
+
+def test_build_errors_are_clear_and_never_pull(docker_client, testbase, tmp_path):
+    with pytest.raises(image.ImageError, match="sleepkit-no-such-base:never is not present"):
+        image.build_image("sleepkit-no-such-base:never", client=docker_client, pull=False, on_line=lambda l: None)
+    (tmp_path / "docker").mkdir()
+    (tmp_path / "kit").mkdir()
+    (tmp_path / "kit" / "__init__.py").write_text("")
+    (tmp_path / "docker" / "Dockerfile").write_text("ARG VLLM_IMAGE\nFROM ${VLLM_IMAGE}\nCOPY no-such-file /x\n")
+    with pytest.raises(image.ImageError, match="failed: .*no-such-file"):
+        image.build_image(testbase, client=docker_client, root=tmp_path, on_line=lambda l: None)
+
+
+def test_image_holds_only_the_kit_package(docker_client, kit_image):
+    out = docker_client.containers.run(kit_image, entrypoint=["sh", "-c"], network_mode="host", remove=True,
+                                       command=["ls -A /opt/sleepkit /opt/sleepkit/kit /sleepkit"])
+    listing = out.decode()
+    assert "workload.py" in listing and "engine.py" in listing
+    for absent in ("tests", "results", ".git", "README.md", "pyproject.toml", "Makefile", "__pycache__"):
+        assert absent not in listing, listing
+
+
+# -- one arm through the SDK -------------------------------------------------------------------------
+
+def test_run_arm_collects_results_and_removes_the_container(docker_client, double_image, run_id, tmp_path,
+                                                             monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    models = tmp_path / "models"
+    models.mkdir()
+    job = job_for(run_id, "l1", double_cmd(double_config(marker=run_id)))
+    job.model_paths = [str(models)]
+    rt = DockerRuntime(double_image, gpus="none", hf_cache=tmp_path / "hf", client=docker_client)
+    seen, lines = [], []
+
+    def on_line(line):
+        lines.append(line)
+        if not seen:
+            seen.extend(c.attrs for c in labelled(docker_client, run_id))
+    out = tmp_path / "out"
+    assert rt.run_arm(job, out, on_line) == 0, "\n".join(lines)
+
+    assert {"events.jsonl", "env.json", "server-A.log", "server-B.log", "workload.log"} <= set(os.listdir(out))
+    kinds = [e["kind"] for e in events.read(out / "events.jsonl")]
+    assert kinds.count("prompt") == 6 and kinds[-1] == "total"
+    assert (out / "workload.log").read_text().splitlines() == lines
+    assert not labelled(docker_client, run_id)                    # removed
+
+    (attrs,) = seen
+    assert {"sleepkit.run": run_id, "sleepkit.arm": "l1", "sleepkit.repeat": "1"}.items() <= attrs["Config"]["Labels"].items()
+    assert attrs["HostConfig"]["NetworkMode"] == "host" and attrs["HostConfig"]["IpcMode"] == "host"
+    assert attrs["Config"]["Cmd"] == job.workload_args + ["--out", OUT]
+    env = dict(v.split("=", 1) for v in attrs["Config"]["Env"])
+    assert env["VLLM_SERVER_DEV_MODE"] == "1" and env["HF_TOKEN"] == SECRET
+    mounts = {m["Destination"]: m for m in attrs["Mounts"]}
+    assert mounts[str(models)]["RW"] is False and mounts[HF_CACHE_TARGET]["RW"] is True
+    assert OUT not in mounts and COMPILE_CACHE_TARGET not in mounts    # results copied out; cold caches
+    assert not attrs["HostConfig"].get("DeviceRequests")                # --gpus none
+    for f in out.iterdir():
+        assert SECRET not in f.read_text(errors="replace"), f
+
+
+def test_shared_cache_mounts_one_volume(run_id):
+    spec = container_spec(job_for(run_id), "img", cache="shared")
+    (vol,) = [m for m in spec["mounts"] if m["type"] == "volume"]
+    assert (vol["source"], vol["target"]) == ("sleepkit-compile-cache", COMPILE_CACHE_TARGET)
+    assert spec["environment"]["TORCHINDUCTOR_CACHE_DIR"].startswith(COMPILE_CACHE_TARGET + "/")
+    assert "HF_TOKEN" not in spec["environment"] and spec["pass_env"] == ["HF_TOKEN"]
+
+
+def test_failing_workload_returns_its_status_with_the_log_tail(docker_client, double_image, run_id, tmp_path):
+    rt = DockerRuntime(double_image, gpus="none", hf_cache=tmp_path / "hf", client=docker_client)
+    job = job_for(run_id, "nosleep", "python3 -c 'import sys; print(\"no such model\"); sys.exit(3)'")
+    out = tmp_path / "out"
+    assert rt.run_arm(job, out, lambda line: None) == 1
+    assert "exited with status 3" in runner.last_error(out)
+    assert "no such model" in runner.tail(out / "workload.log")
+    assert (out / "events.jsonl").exists()
+    bad = ArmJob(run_id=run_id, arm="nosleep", repeat=2, workload_args=["--arm", "no-such-arm"])
+    assert rt.run_arm(bad, tmp_path / "bad", lambda line: None) == 2          # argparse usage error
+    assert "invalid choice" in (tmp_path / "bad" / "workload.log").read_text()
+    assert not labelled(docker_client, run_id)
+
+
+def test_stop_run_stops_a_running_arm(docker_client, double_image, run_id, tmp_path):
+    rt = DockerRuntime(double_image, gpus="none", hf_cache=tmp_path / "hf", client=docker_client)
+    job = job_for(run_id, "l1", "python3 -c 'import time; time.sleep(600)'", ready_timeout=600.0)
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(code=rt.run_arm(job, tmp_path / "out", print)))
+    worker.start()
+    deadline = time.monotonic() + 60
+    while not any(c.status == "running" for c in labelled(docker_client, run_id)):
+        assert time.monotonic() < deadline, "the arm's container never ran"
+        time.sleep(0.2)
+    t0 = time.monotonic()
+    rt.stop_run(run_id)
+    worker.join(30)
+    assert not worker.is_alive()
+    assert time.monotonic() - t0 < 15
+    assert result["code"] != 0
+    assert (tmp_path / "out" / "workload.log").exists()
+    assert not labelled(docker_client, run_id)
+
+
+def test_stop_run_removes_only_that_runs_containers(docker_client, testbase, run_id):
+    other = run_id + "-other"
+    start = lambda rid, n: docker_client.containers.run(
+        testbase, ["sleep", "300"], detach=True, init=True, network_mode="host",
+        labels={"sleepkit.run": rid, "sleepkit.arm": "l1", "sleepkit.repeat": str(n)})
+    mine = [start(run_id, 1), start(run_id, 2)]
+    theirs = start(other, 1)
+    try:
+        removed = DockerRuntime("unused", client=docker_client).stop_run(run_id)
+        assert sorted(removed) == sorted(c.name for c in mine)
+        assert not labelled(docker_client, run_id)
+        assert [c.id for c in labelled(docker_client, other)] == [theirs.id]
+    finally:
+        theirs.remove(force=True)
+
+
+# -- whole arms through `kit run --runtime docker` -------------------------------------------------
+
+def docker_run_args(results, image_tag, config, tmp_path):
+    return ["--runtime", "docker", "--gpus", "none", "--image", image_tag, "--hf-cache", tmp_path / "hf",
+            "--results-dir", results, "--model-a", MODEL_A, "--model-b", MODEL_B,
+            "--server-cmd", double_cmd(config)]
+
+
+def test_kit_run_table1_in_docker(docker_client, double_image, results, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    r = kit("run", "1", *docker_run_args(results, double_image, double_config(marker="docker-t1"), tmp_path),
+            "--fixed-output", timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    run = only_run(results)
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["complete"] is True
+    assert manifest["runtime"]["name"] == "docker" and manifest["runtime"]["image"]["tag"] == double_image
+    assert manifest["runtime"]["image"]["base_image"] == TESTBASE
+    for arm in ("l1", "nosleep"):
+        evs = events.read(run / arm / "r1" / "events.jsonl")
+        assert all(e["ok"] for e in evs), arm
+        assert [e["output_tokens"] for e in evs if e["kind"] == "prompt"] == [scenarios.MAX_TOKENS] * 6
+        assert (run / arm / "r1" / "server-B.log").exists()
+    for f in run.rglob("*"):
+        if f.is_file():
+            assert SECRET not in f.read_text(errors="replace"), f
+    assert not docker_client.containers.list(all=True, filters={"label": f"sleepkit.run={run.name}"})
+
+
+def test_kit_run_ctrl_c_removes_the_container(docker_client, double_image, results, tmp_path):
+    config = copy.deepcopy(double_config(marker="docker-ctrl-c"))    # (it shares conftest.DELAYS)
+    config["models"][MODEL_A]["delays"]["startup"] = 600      # server A never gets ready in time
+    args = docker_run_args(results, double_image, config, tmp_path)
+    proc = subprocess.Popen(kit_cmd("run", "1", *args), cwd=ROOT, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    try:
+        deadline = time.monotonic() + 120
+        while not (results.exists() and any(results.iterdir())
+                   and labelled(docker_client, only_run(results).name)):
+            assert time.monotonic() < deadline and proc.poll() is None, proc.stdout.read() if proc.poll() else ""
+            time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, output
+    assert not labelled(docker_client, only_run(results).name)
+
+
+# -- compose.yaml == the SDK path --------------------------------------------------------------------
+
+def resolve_defaults(value):
+    """compose interpolation with no variables set: ${VAR:-default} -> default."""
+    return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", value) if isinstance(value, str) else value
+
+
+def as_options(argv):
+    """['--a', 'x', '--flag', ...] -> {'--a': 'x', '--flag': True}: order-insensitive comparison."""
+    opts, i = {}, 0
+    while i < len(argv):
+        if i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+            opts[argv[i]], i = argv[i + 1], i + 2
+        else:
+            opts[argv[i]], i = True, i + 1
+    return opts
+
+
+def test_compose_matches_the_sdk_containers():
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    assert list(compose["services"]) == list(scenarios.ARMS)
+    entrypoint = json.loads(re.search(r"^ENTRYPOINT (.+)$", (ROOT / "docker" / "Dockerfile").read_text(), re.M)[1])
+    for arm, svc in compose["services"].items():
+        argv = [resolve_defaults(a) for a in svc["entrypoint"]]
+        assert argv[:3] == entrypoint
+        spec = container_spec(ArmJob("compose", arm, 1, ["--arm", arm, "--run-id", "compose", "--model-a",
+                                                          scenarios.MODEL_A, "--model-b", scenarios.MODEL_B]),
+                              resolve_defaults(svc["image"]))
+        assert as_options(argv[3:] + svc["command"]) == as_options(spec["command"])
+        env = dict(e.split("=", 1) if "=" in e else (e, None) for e in svc["environment"])
+        assert env == {**spec["environment"], **{k: None for k in spec["pass_env"]}}
+        assert (svc["ipc"], svc["network_mode"], svc["init"]) == (spec["ipc_mode"], spec["network_mode"], spec["init"])
+        volumes = dict(reversed(resolve_defaults(v).split(":")) for v in svc["volumes"])
+        assert volumes.pop(OUT) == f"./results/compose/{arm}"
+        assert volumes == {HF_CACHE_TARGET: "~/.cache/huggingface"}
+        assert {m["target"] for m in spec["mounts"]} == set(volumes)
+        (device,) = svc["deploy"]["resources"]["reservations"]["devices"]
+        assert device == {"driver": "nvidia", "count": "all", "capabilities": ["gpu"]} and spec["gpus"] == "all"
