@@ -277,3 +277,27 @@ def test_compose_matches_the_sdk_containers():
         assert {m["target"] for m in spec["mounts"]} == set(volumes)
         (device,) = svc["deploy"]["resources"]["reservations"]["devices"]
         assert device == {"driver": "nvidia", "count": "all", "capabilities": ["gpu"]} and spec["gpus"] == "all"
+
+
+# -- kit doctor's checks -----------------------------------------------------------------------------
+
+def test_doctor_checks_say_what_to_do(docker_client, tmp_path):
+    from kit import doctor
+    hf = tmp_path / "hf"
+    checks = doctor.run_checks(tmp_path / "results", client=docker_client, hf_cache=hf, env={})
+    assert [c.name for c in checks] == ["docker engine", "nvidia container runtime", "disk for the image", "gpus",
+                                        "models", "results dir"]
+    by_name = {c.name: c for c in checks}
+    assert by_name["docker engine"].ok and by_name["results dir"].ok
+    assert not by_name["models"].ok and "HF_TOKEN" in by_name["models"].fix
+    for c in checks:
+        assert "\n" not in c.line() and (c.ok or c.fix), c
+    snapshot = hf / "hub" / "models--double--a" / "snapshots" / "abc"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    local = tmp_path / "model-b"
+    local.mkdir()
+    assert doctor.check_models(["double/a", str(local)], hf / "hub", env={}).ok
+    with_token = doctor.check_models(["other/x"], hf / "hub", env={"HF_TOKEN": SECRET})
+    assert with_token.ok and SECRET not in with_token.line()
+    assert not doctor.check_results_dir("/proc/no-such-dir").ok
