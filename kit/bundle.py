@@ -121,6 +121,7 @@ def write_targz(path, prefix, contents, check=None):
     """Deterministic tar.gz of {relative path: bytes} under prefix/, written via a temp file + rename.
     check(temp path) -> problems: when it finds any, BundleError and nothing is left behind."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.chmod(fd, 0o644)   # mkstemp makes it private; a bundle is meant to be shared
     try:
         with os.fdopen(fd, "wb") as raw:
             with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz:
