@@ -102,11 +102,13 @@ def cli():
 @click.option("--cache", type=click.Choice(["cold", "shared"]), default="cold", show_default=True,
               help="Compile caches: cold = empty per arm (fair); shared = one persistent cache.")
 @click.option("--image", help="docker: use this existing image, skip the build.")
+@click.option("--vllm-image", help="docker: build the kit image on this vLLM image (default: the study's v0.11.0).")
 @click.option("--gpus", default="all", show_default=True, help="docker: GPUs for the containers: all, none, or 0,1.")
 @click.option("--hf-cache", default="~/.cache/huggingface", show_default=True, help="docker: host HF cache to mount.")
 def run(tables, all_tables, only_arms, **opts):
     """Run the arms that TABLES need (1-5, or --all) and print the tables."""
     from kit import run as runner
+    from kit.image import ImageError
     if opts["resume_id"] and (tables or all_tables or only_arms):
         raise BadInput("--resume takes the tables of the run it finishes; give no table numbers")
     if only_arms and (tables or all_tables):
@@ -118,7 +120,8 @@ def run(tables, all_tables, only_arms, **opts):
     if opts["repeat"] < 1:
         raise BadInput(f"--repeat must be at least 1 (got {opts['repeat']})")
     opts["tables"] = numbers
-    arms = list(dict.fromkeys(only_arms)) or scenarios.arms_for(numbers)
+    opts["arms"] = list(dict.fromkeys(only_arms))
+    arms = opts["arms"] or scenarios.arms_for(numbers)
     if opts["dry_run"]:
         return print_plan(numbers, arms, opts)
     results = Path(opts["results_dir"])
@@ -129,24 +132,10 @@ def run(tables, all_tables, only_arms, **opts):
     if not os.access(results, os.W_OK):
         raise BadInput(f"results dir {results} is not writable; pass --results-dir DIR")
     runtime = make_runtime(opts)
-    if opts["resume_id"]:
-        run_dir = results / opts["resume_id"]
-        if not (run_dir / "manifest.json").exists():
-            raise BadInput(f"cannot resume {opts['resume_id']!r}: no such run in {results}")
-        manifest = json.loads((run_dir / "manifest.json").read_text())
-        opts.update({k: manifest["options"][k] for k in ("repeat", "protocol", "fixed_output", "server_cmd")},
-                    model_a=manifest["models"]["A"]["name"], model_b=manifest["models"]["B"]["name"],
-                    tables=manifest["options"]["tables"])
-    else:
-        run_id = opts["run_id"] or runner.new_run_id(results, numbers)
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", run_id):
-            raise BadInput(f"--run-id {run_id!r}: use letters, digits, '.', '_' and '-'")
-        if (results / run_id).exists():
-            raise BadInput(f"run {run_id!r} exists in {results}; runs are never overwritten (resume it with --resume)")
-        run_dir = results / run_id
-        run_dir.mkdir()
-        manifest = runner.new_manifest(run_id, opts, arms, runtime)
-        runner.write_json(run_dir / "manifest.json", manifest)
+    try:
+        run_dir, manifest = open_run(results, opts, numbers, arms, runtime)
+    except ImageError as e:
+        raise click.ClickException(str(e).splitlines()[0]) from None
     say = lambda line: click.echo(line)
     say(f"run {manifest['run_id']}: tables {', '.join(map(str, manifest['options']['tables']))}; "
         f"arms {', '.join(manifest['options']['arms'])}; runtime {runtime.name}; results in {run_dir}")
@@ -167,6 +156,32 @@ def run(tables, all_tables, only_arms, **opts):
     sys.exit(1 if failed else 0)
 
 
+def open_run(results, opts, numbers, arms, runtime):
+    """A new run directory with its manifest, or the manifest of the run to resume (options taken from it)."""
+    from kit import run as runner
+    if opts["resume_id"]:
+        run_dir = results / opts["resume_id"]
+        if not (run_dir / "manifest.json").exists():
+            raise BadInput(f"cannot resume {opts['resume_id']!r}: no such run in {results}")
+        manifest = json.loads((run_dir / "manifest.json").read_text())
+        opts.update({k: manifest["options"][k] for k in ("repeat", "protocol", "fixed_output", "server_cmd")},
+                    model_a=manifest["models"]["A"]["name"], model_b=manifest["models"]["B"]["name"],
+                    tables=manifest["options"]["tables"])
+        # the manifest says where and how the rest of the run happened
+        manifest.setdefault("resumes", []).append(
+            {"at": runner.now(), "command": ["kit"] + sys.argv[1:], "runtime": runtime.describe()})
+        return run_dir, manifest
+    run_id = opts["run_id"] or runner.new_run_id(results, numbers)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", run_id):
+        raise BadInput(f"--run-id {run_id!r}: use letters, digits, '.', '_' and '-'")
+    if (results / run_id).exists():
+        raise BadInput(f"run {run_id!r} exists in {results}; runs are never overwritten (resume it with --resume)")
+    manifest = runner.new_manifest(run_id, opts, arms, runtime)
+    (results / run_id).mkdir()
+    runner.write_json(results / run_id / "manifest.json", manifest)
+    return results / run_id, manifest
+
+
 def _sigterm(signum, frame):
     raise KeyboardInterrupt
 
@@ -175,8 +190,11 @@ def make_runtime(opts):
     from kit.runtimes import get_runtime
     if opts["runtime"] == "local":
         return get_runtime("local", cache=opts["cache"])
-    return get_runtime("docker", image=opts["image"], gpus=opts["gpus"], hf_cache=opts["hf_cache"],
-                       cache=opts["cache"])
+    try:
+        return get_runtime("docker", image=opts["image"], vllm_image=opts["vllm_image"], gpus=opts["gpus"],
+                           hf_cache=opts["hf_cache"], cache=opts["cache"])
+    except ValueError as e:
+        raise BadInput(str(e)) from None
 
 
 def print_plan(numbers, arms, opts):

@@ -24,7 +24,7 @@ MODEL_A, MODEL_B = "double-model-a", "double-model-b"
 
 def double_config(faults=(), marker="sleepkit-test", weights_mib=64):
     return {"marker": marker, "weights_mib": weights_mib, "faults": list(faults),
-            "models": {MODEL_A: {"delays": DELAYS["A"]}, MODEL_B: {"delays": DELAYS["B"]}}}
+            "models": {MODEL_A: {"delays": dict(DELAYS["A"])}, MODEL_B: {"delays": dict(DELAYS["B"])}}}
 
 
 def server_cmd(config):

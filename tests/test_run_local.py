@@ -165,6 +165,7 @@ def test_interrupt_stops_everything_and_resume_finishes(results):
     assert r.returncode == 0, r.stdout + r.stderr
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["complete"] is True
+    assert len(manifest["resumes"]) == 1 and "--resume" in manifest["resumes"][0]["command"]
     assert [(e["kind"], e["model"], e["round"]) for e in arm_events(run, "l1")] == sleep_arm_sequence(True)
     assert (run / "tables" / "table1.md").exists()
 
