@@ -11,6 +11,7 @@ Data flows one way: the report reads only a run's files (manifest.json, <arm>/r<
 status.json, env.json) and kit/published.json. Output is deterministic: the same files give the same bytes.
 """
 import json
+import re
 import statistics
 import tarfile
 import tempfile
@@ -37,8 +38,8 @@ MEMORY = [("gpu_freed_by_sleep", "GPU MiB freed by sleep", "MiB"),
           ("gpu_taken_by_wake", "GPU MiB taken back by wake", "MiB"),
           ("rss_first_sleep", "host RSS MiB added by first sleep", "MiB"),
           ("rss_peak", "peak host RSS MiB", "MiB"),
-          ("wake_gbps", "wake GB/s (pinned backup / wake s)", "GB/s"),
-          ("h2d_gbps", "host->GPU GB/s (env.json)", "GB/s"),
+          ("wake_gbps", "wake GB/s (backed-up bytes / wake s)", "GB/s"),
+          ("h2d_gbps", "host->GPU GB/s (measured once per run)", "GB/s"),
           ("wake_vs_h2d", "wake GB/s / host->GPU GB/s", "ratio")]
 FACT_KEYS = ("gpu", "vllm", "torch", "cuda", "driver", "models", "protocol", "fixed_output", "cache",
              "repeat", "server_args")
@@ -84,6 +85,11 @@ def load_run(run_dir):
     on_disk = sorted(p.name for p in run_dir.iterdir() if p.is_dir() and any(p.glob("r[0-9]*")))
     for arm in list(dict.fromkeys([*planned, *on_disk])):
         run.arms[arm] = _load_arm(run_dir / arm, (manifest.get("options") or {}).get("repeat") or 1)
+    # host->GPU bandwidth is measured once per run (by its first arm); every arm is set against it
+    h2d = (manifest.get("environment") or {}).get("h2d_gbps")
+    for rep in (r for reps in run.arms.values() for r in reps):
+        if rep.env.get("h2d_gbps") is None and h2d is not None:
+            rep.env["h2d_gbps"] = h2d
     return run
 
 
@@ -207,18 +213,31 @@ def _diffs(events, kind, sign):
 
 
 def _first_sleep(events, arm_level):
-    """(RSS MiB added, level) of a server's first sleep, or None."""
+    """(RSS MiB added, level, MiB the engine backed up) of a server's first sleep, or None."""
     sleep = next((e for e in events if e["kind"] == "sleep"), None)
     if not sleep or sleep.get("rss_mib_before") is None or sleep.get("rss_mib_after") is None:
         return None
-    return sleep["rss_mib_after"] - sleep["rss_mib_before"], sleep.get("level") or arm_level
+    return sleep["rss_mib_after"] - sleep["rss_mib_before"], sleep.get("level") or arm_level, _backed_up_mib(sleep)
+
+
+def _backed_up_mib(sleep):
+    """What the engine said it copied to the CPU, from the kit's engine_log check (kit/sleepcheck.py)."""
+    for check in sleep.get("checks") or []:
+        found = re.fullmatch(r"engine: ([\d.]+) GiB backed up in CPU", check.get("detail") or "")
+        if check["check"] == "engine_log" and found:
+            return float(found.group(1)) * 1024
+    return None
 
 
 def _wake_gbps(events, first, arm_level):
-    """Effective wake bandwidth: the pinned backup (RSS added by the first level-1 sleep) / wake seconds."""
-    if not first or first[1] != 1 or first[0] <= 0:
+    """Effective wake bandwidth: bytes moved back / wake seconds. The bytes are what the engine backed up
+    on the first level-1 sleep (its log line); without that line, the host RSS that sleep added."""
+    if not first or first[1] != 1:
         return []
-    return [first[0] * 2**20 / 1e9 / e["duration_s"] for e in _select(events, "switch")
+    mib = first[2] if first[2] else first[0]
+    if mib <= 0:
+        return []
+    return [mib * 2**20 / 1e9 / e["duration_s"] for e in _select(events, "switch")
             if e["kind"] == "wake" and (e.get("level") or arm_level) == 1 and e["duration_s"] > 0]
 
 

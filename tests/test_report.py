@@ -375,3 +375,24 @@ def test_published_json_matches_reference():
     out = subprocess.run([sys.executable, str(REPO / "scripts" / "make_published.py"), str(ref), "--check"],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_wake_bandwidth_uses_what_the_engine_backed_up(tmp_path):
+    run_dir = make_run(tmp_path, (1,))
+    path = run_dir / "l1" / "r1" / "events.jsonl"
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    first_a = next(e for e in lines if e["kind"] == "sleep" and e["model"] == "A")
+    first_a["checks"] = [{"check": "engine_log", "ok": True, "detail": "engine: 1.00 GiB backed up in CPU"}]
+    path.write_text("".join(json.dumps(e) + "\n" for e in lines))
+    t = report.build_table(report.load_run(run_dir), 1)
+    gb = 1024 * 2**20 / 1e9      # 1.00 GiB, not the 1200 MiB of RSS that sleep added
+    assert mem(t, "wake_gbps", "A")["arms"]["l1"]["median"] == round(gb / 0.2, 6)
+
+
+def test_every_arm_is_set_against_the_runs_one_bandwidth_measurement(tmp_path):
+    run_dir = make_run(tmp_path, (1,), env=dict(ENV, h2d_gbps=None))
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    manifest["environment"] = dict(ENV, h2d_gbps=40.0)
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    t = report.build_table(report.load_run(run_dir), 1)
+    assert mem(t, "h2d_gbps", "A")["arms"]["l1"] == cell(40.0, 40.0, 40.0, 1)

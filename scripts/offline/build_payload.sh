@@ -13,8 +13,9 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$WHEELS"
 
-# vLLM and what it needs beyond the host's packages, pinned. The last four (httpcore2, truststore,
-# jiter, distro) only serve the `openai` client package; the server does not need them.
+# vLLM and what it needs beyond the host's packages, pinned. compressed-tensors (+ loguru) is imported
+# by any --quantization, fp8 included (found on the H100: without it the l1-fp8 arm cannot start).
+# The last four (httpcore2, truststore, jiter, distro) only serve the `openai` client package.
 PKGS=(
   vllm==0.24.0
   fastapi==0.136.3 starlette==1.10.0 uvicorn==0.54.0 watchfiles==1.3.0
@@ -23,6 +24,7 @@ PKGS=(
   openai-harmony==0.0.8 llguidance==1.7.6 xgrammar==0.2.3 apache-tvm-ffi==0.1.9
   partial-json-parser==0.2.1.1.post7 model-hosting-container-standards==0.1.16 jmespath==1.1.0
   prometheus-fastapi-instrumentator==8.1.0
+  compressed-tensors==0.17.0 loguru==0.7.3
   openai==3.57.0 httpx2==2.16.2 httpcore2==2.16.2 truststore==0.10.5 jiter==0.19.0 distro==1.9.0
 )
 # Wheels for CPython 3.12 on x86_64 Linux, whatever Python runs this script.
