@@ -148,20 +148,27 @@ class Server:
             return []
 
     # -- HTTP ----------------------------------------------------------------------------------
-    def call(self, method, path, body=None, timeout=None):
+    def _open(self, method, path, body=None, timeout=None):
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.url + path, data=data, method=method,
                                      headers={"Content-Type": "application/json"} if data else {})
-        try:
-            with urllib.request.urlopen(req, timeout=timeout or self.call_timeout) as r:
-                text = r.read().decode("utf-8", "replace")
-        except urllib.error.HTTPError as e:
+        return urllib.request.urlopen(req, timeout=timeout or self.call_timeout)
+
+    def _failure(self, what, e):
+        """The ServerError for a failed exchange: an HTTP error, a dead server, or no answer."""
+        if isinstance(e, urllib.error.HTTPError):
             detail = e.read().decode("utf-8", "replace")[:300]
-            raise self.error(f"answered {method} {path} with HTTP {e.code}: {detail}") from None
-        except (urllib.error.URLError, OSError) as e:
-            if self.exited():
-                raise self.error(f"exited with status {self.proc.returncode} during {method} {path}") from None
-            raise self.error(f"did not answer {method} {path}: {getattr(e, 'reason', e)}") from None
+            return self.error(f"answered {what} with HTTP {e.code}: {detail}")
+        if self.exited():
+            return self.error(f"exited with status {self.proc.returncode} during {what}")
+        return self.error(f"did not answer {what}: {getattr(e, 'reason', e)}")
+
+    def call(self, method, path, body=None, timeout=None):
+        try:
+            with self._open(method, path, body, timeout) as r:
+                text = r.read().decode("utf-8", "replace")
+        except (urllib.error.URLError, OSError) as e:   # HTTPError is a URLError
+            raise self._failure(f"{method} {path}", e) from None
         return json.loads(text) if text.strip().startswith(("{", "[")) else text
 
     def chat(self, content, max_tokens, system, stream=True, ignore_eos=False):
@@ -174,35 +181,29 @@ class Server:
             reply = self.call("POST", "/v1/chat/completions", body)
             return None, reply["usage"]["completion_tokens"]
         body["stream_options"] = {"include_usage": True}
-        return self._stream(body)
+        try:
+            return self._stream(body)
+        except (urllib.error.URLError, OSError) as e:
+            raise self._failure("a prompt (POST /v1/chat/completions)", e) from None
 
     def _stream(self, body):
-        req = urllib.request.Request(self.url + "/v1/chat/completions", data=json.dumps(body).encode(),
-                                     method="POST", headers={"Content-Type": "application/json"})
+        """Read the SSE stream: TTFT is the first chunk that carries a choice (vLLM sends it with the
+        first token); tokens come from the usage chunk, since twins' tokens may decode to empty text."""
         t0 = time.monotonic()
         ttft, chunks, usage = None, 0, None
-        try:
-            with urllib.request.urlopen(req, timeout=self.call_timeout) as r:
-                for raw in r:
-                    line = raw.strip()
-                    if not line.startswith(b"data:"):
-                        continue
-                    payload = line[5:].strip()
-                    if payload == b"[DONE]":
-                        break
-                    chunk = json.loads(payload)
-                    if "error" in chunk:
-                        raise self.error(f"streamed an error: {json.dumps(chunk['error'])[:300]}")
-                    if chunk.get("choices"):
-                        ttft = ttft if ttft is not None else time.monotonic() - t0
-                        chunks += 1
-                    usage = chunk.get("usage") or usage
-        except urllib.error.HTTPError as e:
-            detail = e.read().decode("utf-8", "replace")[:300]
-            raise self.error(f"answered POST /v1/chat/completions with HTTP {e.code}: {detail}") from None
-        except (urllib.error.URLError, OSError) as e:
-            if self.exited():
-                raise self.error(f"exited with status {self.proc.returncode} during a prompt") from None
-            raise self.error(f"did not answer a prompt: {getattr(e, 'reason', e)}") from None
-        # count tokens from usage: twin models' tokens may decode to empty text
+        with self._open("POST", "/v1/chat/completions", body) as r:
+            for raw in r:
+                line = raw.strip()
+                if not line.startswith(b"data:"):
+                    continue
+                payload = line[5:].strip()
+                if payload == b"[DONE]":
+                    break
+                chunk = json.loads(payload)
+                if "error" in chunk:
+                    raise self.error(f"streamed an error: {json.dumps(chunk['error'])[:300]}")
+                if chunk.get("choices"):
+                    ttft = ttft if ttft is not None else time.monotonic() - t0
+                    chunks += 1
+                usage = chunk.get("usage") or usage
         return ttft, usage["completion_tokens"] if usage else max(chunks - 1, 0)

@@ -218,3 +218,33 @@ def test_runs_are_never_overwritten(results):
     for _ in range(2):
         assert kit("run", "1", *run_args(results, double_config(marker="e2e-twice"))).returncode == 0
     assert len([p for p in results.iterdir() if p.is_dir()]) == 2
+
+
+def test_manifest_records_what_repeats_the_run(results):
+    r = kit("run", "4", *run_args(results, double_config(marker="e2e-manifest"), "--fixed-output"))
+    assert r.returncode == 0, r.stderr
+    m = json.loads((only_run(results) / "manifest.json").read_text())
+    assert m["command"][:3] == ["kit", "run", "4"] and "--fixed-output" in m["command"]
+    assert m["kit_version"] and m["git_commit"]
+    assert m["runtime"]["name"] == "local" and any(p.startswith("click==") for p in m["runtime"]["packages"])
+    assert m["models"]["A"] == {"name": MODEL_A, "path": None, "sha256": None}
+    assert m["server_args"]["l2"] == scenarios.ARMS["l2"].server_args()
+    assert "--enable-sleep-mode" in m["server_args"]["l1"]
+    assert m["options"] | {"server_cmd": None} == {
+        "tables": [4], "arms": ["l1", "l2"], "repeat": 1, "protocol": "corrected", "fixed_output": True,
+        "cache": "cold", "server_cmd": None, "ready_timeout": 900.0, "call_timeout": 300.0}
+    assert set(m["environment"]) >= {"vllm_version", "torch_version", "cuda_version", "driver", "gpus", "h2d_gbps"}
+    assert [e["repeat"] for e in m["arms"]["l1"]] == [1] and m["arms"]["l1"][0]["ok"] is True
+    assert m["complete"] is True and m["created"] <= m["ended"]
+
+
+def test_no_secret_reaches_the_run_directory(results):
+    token = "hf_" + "Zq3" * 12
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HF_TOKEN=token, MY_API_KEY="sk-secret-value-123")
+    r = subprocess.run(kit_cmd("run", "1", *run_args(results, double_config(marker="e2e-secret"))),
+                       capture_output=True, text=True, env=env, cwd=ROOT, timeout=240)
+    assert r.returncode == 0, r.stderr
+    for path in only_run(results).rglob("*"):
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            assert token not in text and "sk-secret-value-123" not in text, path
