@@ -1,9 +1,11 @@
 # sleepkit: `make table1` runs Table 1 on this machine's GPU, `make test` runs the tests.
 # RUNTIME=docker (default: one fresh GPU container per arm) or RUNTIME=local (workload on this host).
 # ARGS="..." passes more options to `kit run` (e.g. ARGS="--repeat 3 --model-a /models/a").
+# RESULTS=DIR keeps the runs somewhere else than results/.
 
 PYTHON  ?= python3
 RUNTIME ?= docker
+RESULTS ?= results
 ARGS    ?=
 VENV    := .venv
 KIT     := $(VENV)/bin/kit
@@ -26,19 +28,18 @@ $(VENV)/.test-installed: $(VENV)/.installed
 	touch $@
 
 table1 table2 table3 table4 table5: $(VENV)/.installed  ## run one table (RUNTIME=docker|local)
-	$(KIT) run $(@:table%=%) --runtime $(RUNTIME) $(ARGS)
+	$(KIT) run $(@:table%=%) --runtime $(RUNTIME) --results-dir $(RESULTS) $(ARGS)
 
 all: $(VENV)/.installed  ## every arm once, all five tables, figures, then a verified bundle
-	$(KIT) run --all --runtime $(RUNTIME) $(ARGS)
-	$(KIT) plot
-	$(KIT) bundle
-	$(KIT) bundle verify "$$(ls -t results/*.tar.gz | head -1)"
+	$(KIT) run --all --runtime $(RUNTIME) --results-dir $(RESULTS) $(ARGS)
+	$(KIT) plot --results-dir $(RESULTS)
+	$(KIT) bundle verify "$$($(KIT) bundle --results-dir $(RESULTS))"
 
 image: $(VENV)/.installed  ## build the pinned vLLM image with the kit inside
 	$(KIT) build $(ARGS)
 
 doctor: $(VENV)/.installed  ## can a run start here?
-	$(KIT) doctor --runtime $(RUNTIME)
+	$(KIT) doctor --runtime $(RUNTIME) --results-dir $(RESULTS)
 
 clean: $(VENV)/.installed  ## remove leftover containers of earlier runs
 	$(KIT) clean
