@@ -4,7 +4,6 @@ Each figure is built in two steps: a *spec* function turns events.jsonl files in
 (lists/dicts, testable without pixels) and a *draw* function turns the spec into a PNG.
 PNGs carry no software/date metadata, so re-plotting the same run gives the same bytes.
 """
-import json
 import statistics
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from kit import events, scenarios  # noqa: E402
+from kit import report, scenarios  # noqa: E402
 
 KIND_COLOURS = {"load": "#4c72b0", "warmup": "#dd8452", "wake": "#55a868", "prompt": "#c44e52",
                 "sleep": "#8172b3", "stop": "#937860", "reload": "#da8bc3"}
@@ -27,54 +26,26 @@ DPI = 100
 
 # ---------------------------------------------------------------- reading
 
-def arm_repeats(run_dir, arm):
-    """[(repeat, events or None, status dict or None)] for every r<k> folder of an arm, by k."""
-    out = []
-    folders = sorted(Path(run_dir, arm).glob("r*"), key=lambda p: int(p.name[1:]) if p.name[1:].isdigit() else 0)
-    for folder in folders:
-        if not folder.name[1:].isdigit():
-            continue
-        status = _read_json(folder / "status.json")
-        evs = events.read(folder / "events.jsonl") if (folder / "events.jsonl").exists() else None
-        out.append((int(folder.name[1:]), evs, status))
-    return out
+def _run(run):
+    """A run as the tables read it (kit.report), from a Run or a run directory."""
+    return run if isinstance(run, report.Run) else report.load_run(run)
 
 
-def _read_json(path):
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def _failure(evs, status):
-    """Error text when a repeat failed (status not ok, no events, or a failed event), else None."""
-    if status is not None and not status.get("ok", False):
-        return status.get("error") or f"exit code {status.get('exit_code')}"
-    if not evs:
-        return "no events"
-    bad = [e for e in evs if not e["ok"]]
-    if bad:
-        return bad[0]["error"] or f"{bad[0]['kind']} {bad[0]['model']} failed"
-    return None
-
-
-def _first_repeat(run_dir, arm):
-    reps = arm_repeats(run_dir, arm)
+def _first_repeat(run, arm):
+    reps = _run(run).arms.get(arm) or []
     if not reps:
         return None, [], "arm did not run"
-    repeat, evs, status = reps[0]
-    return repeat, evs or [], _failure(evs, status)
+    return reps[0].repeat, reps[0].events, reps[0].error
 
 
 # ---------------------------------------------------------------- specs
 
-def timeline_spec(run_dir, arms):
+def timeline_spec(run, arms):
     """One row per arm (first repeat): {"arm", "repeat", "failed": error text or None,
     "segments": [{"kind", "model", "round", "start", "duration", "ok"}]} ("total" events left out)."""
     rows = []
     for arm in arms:
-        repeat, evs, failed = _first_repeat(run_dir, arm)
+        repeat, evs, failed = _first_repeat(run, arm)
         segments = [{"kind": e["kind"], "model": e["model"], "round": e["round"], "start": e["start_s"],
                      "duration": e["duration_s"], "ok": e["ok"]} for e in evs if e["kind"] != "total"]
         rows.append({"arm": arm, "repeat": repeat, "failed": failed, "segments": segments})
@@ -87,17 +58,16 @@ def _stats(values):
     return {"mean": statistics.fmean(values), "min": min(values), "max": max(values), "n": len(values)}
 
 
-def bars_spec(run_dir, arms):
+def bars_spec(run, arms):
     """{"switch"|"prompt": {arm: {model: {"mean","min","max","n"} or None}}, "failed": {arm: text}}.
     Switch = wake (sleep arms) or load (no-sleep arm) of rounds 1..3; prompt = prompt events of
     rounds 1..3; every repeat that did not fail (a failed repeat is left out whole, as in the tables)."""
     spec = {"switch": {}, "prompt": {}, "failed": {}}
     for arm in arms:
         switch_kind = "wake" if scenarios.ARMS[arm].sleep_level else "load"
-        reps = arm_repeats(run_dir, arm)
-        errors = [_failure(es, st) for _, es, st in reps]
-        good = [es for (_, es, _), err in zip(reps, errors) if err is None]   # as the tables: whole repeats
-        evs = [e for es in good for e in es if e["round"] >= 1]
+        reps = _run(run).arms.get(arm) or []
+        errors = [r.error for r in reps]
+        evs = [e for r in reps if r.error is None for e in r.events if e["round"] >= 1]  # whole repeats
         for metric, kind in (("switch", switch_kind), ("prompt", "prompt")):
             spec[metric][arm] = {m: _stats([e["duration_s"] for e in evs if e["kind"] == kind and e["model"] == m])
                                  for m in ("A", "B")}
@@ -107,11 +77,11 @@ def bars_spec(run_dir, arms):
     return spec
 
 
-def memory_spec(run_dir, arm):
+def memory_spec(run, arm):
     """{"arm", "repeat", "failed", "points": [{"label", "kind", "model", "gpu_before", "gpu_after",
     "rss_before", "rss_after"}]}
     for the first repeat of an arm, one point per event (before/after of GPU MiB used and server RSS MiB)."""
-    repeat, evs, failed = _first_repeat(run_dir, arm)
+    repeat, evs, failed = _first_repeat(run, arm)
     points = [{"label": f"{e['kind']} {e['model'] or ''}".strip(), "kind": e["kind"], "model": e["model"],
                "gpu_before": e.get("gpu_mib_before"), "gpu_after": e.get("gpu_mib_after"),
                "rss_before": e.get("rss_mib_before"), "rss_after": e.get("rss_mib_after")}
@@ -259,15 +229,16 @@ def plot_run(run_dir, numbers):
     """Write figures/table<N>-timeline.png and table<N>-bars.png per table and memory-<arm>.png per
     arm of those tables; return the paths written."""
     run_dir = Path(run_dir)
+    run = report.load_run(run_dir)
     figures = run_dir / "figures"
     paths = []
     for n in sorted(set(int(x) for x in numbers)):
         table = scenarios.TABLES[n]
         title = f"Table {n}: {table.title}"
-        paths.append(draw_timeline(timeline_spec(run_dir, table.arms), title, figures / f"table{n}-timeline.png"))
-        paths.append(draw_bars(bars_spec(run_dir, table.arms), title, figures / f"table{n}-bars.png"))
+        paths.append(draw_timeline(timeline_spec(run, table.arms), title, figures / f"table{n}-timeline.png"))
+        paths.append(draw_bars(bars_spec(run, table.arms), title, figures / f"table{n}-bars.png"))
     for arm in scenarios.arms_for(numbers):
-        paths.append(draw_memory(memory_spec(run_dir, arm), figures / f"memory-{arm}.png"))
+        paths.append(draw_memory(memory_spec(run, arm), figures / f"memory-{arm}.png"))
     return paths
 
 

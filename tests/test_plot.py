@@ -101,12 +101,12 @@ def test_failed_and_missing_arms_are_drawn_not_dropped(tmp_path):
     assert rows["l1-fp8"]["failed"] == "fabricated failure"
     assert [s["kind"] for s in rows["l1-fp8"]["segments"]] == ["load", "warmup", "sleep", "load", "warmup"]
     assert rows["l1-fp8"]["segments"][-1]["ok"] is False
-    assert rows["l2"]["failed"] == "arm did not run" and rows["l2"]["segments"] == []
+    assert rows["l2"]["failed"] == "no results (r1 missing)" and rows["l2"]["segments"] == []
 
     bars = plot.bars_spec(run_dir, ("l1", "l1-fp8", "l2"))
     assert set(bars["failed"]) == {"l1-fp8", "l2"}
     assert bars["switch"]["l2"] == {"A": None, "B": None}
-    assert plot.memory_spec(run_dir, "l2")["failed"] == "arm did not run"
+    assert plot.memory_spec(run_dir, "l2")["failed"] == "no results (r1 missing)"
 
 
 def test_a_failed_repeat_is_left_out_of_the_bars_whole(tmp_path):
