@@ -13,7 +13,7 @@ KIT     := $(VENV)/bin/kit
 .PHONY: help table1 table2 table3 table4 table5 all image doctor clean bench test
 
 help:            ## this list
-	@grep -E '^[a-z0-9]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 12
+	@grep -E '^[a-z0-9 ]+:.*## ' $(MAKEFILE_LIST) | sed -e 's/:.*## /\t/' -e 's/^table1 table2 table3 table4 table5/table1..5/' | expand -t 12
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -93,7 +93,8 @@ def cli():
 @click.option("--resume", "resume_id", metavar="RUN_ID", help="Finish an interrupted run (skips complete arms).")
 @click.option("--dry-run", is_flag=True, help="Print the plan and the server commands; start nothing.")
 @click.option("--protocol", type=click.Choice(["corrected", "seed"]), default="corrected", show_default=True,
-              help="seed: replay the original scripts' requests (JSON-body sleep level, 5 s readiness polling).")
+              help="seed: replay the original scripts' requests (JSON-body sleep level, 5 s readiness polling, "
+                   "prefix-cache reset inside the prompt time, A put to sleep twice in level-2 runs).")
 @click.option("--fixed-output", is_flag=True, help="Send ignore_eos so every prompt yields exactly max_tokens.")
 @click.option("--server-cmd", default="python3 -m vllm.entrypoints.openai.api_server", show_default=True,
               help="Server command; the kit appends --model, --host, --port and the study's arguments.")
