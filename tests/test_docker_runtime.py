@@ -189,6 +189,22 @@ def test_stop_run_removes_only_that_runs_containers(docker_client, testbase, run
         theirs.remove(force=True)
 
 
+def test_kit_clean_removes_leftovers_of_any_run_and_nothing_else(docker_client, testbase, run_id):
+    leftover = docker_client.containers.run(testbase, ["sleep", "300"], detach=True, init=True,
+                                            network_mode="host", labels={"sleepkit.run": run_id + "-old"})
+    stranger = docker_client.containers.run(testbase, ["sleep", "300"], detach=True, init=True,
+                                            network_mode="host", labels={"other.app": "1"})
+    try:
+        r = kit("clean")
+        assert r.returncode == 0, r.stderr
+        assert leftover.name in r.stdout
+        assert not labelled(docker_client, run_id + "-old")
+        stranger.reload()
+        assert stranger.status == "running"
+    finally:
+        stranger.remove(force=True)
+
+
 # -- whole arms through `kit run --runtime docker` -------------------------------------------------
 
 def docker_run_args(results, image_tag, config, tmp_path):
