@@ -191,6 +191,16 @@ def read_members(path):
     return (sorted(tops) or [""])[0], contents, problems
 
 
+def unpack(contents, dest, skip=()):
+    """Write {relative path: bytes} (from read_members) under dest, leaving out paths starting with skip."""
+    for rel, data in contents.items():
+        if rel.startswith(tuple(skip)):
+            continue
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        (dest / rel).write_bytes(data)
+    return dest
+
+
 def check_sums(contents):
     if SUMS not in contents:
         return [f"{SUMS} missing"]
@@ -295,12 +305,7 @@ def verify_bundle(path):
     manifest, manifest_problems = check_manifest(contents, top)
     problems += manifest_problems
     with tempfile.TemporaryDirectory(prefix="kit-verify-") as tmp:
-        run_copy = Path(tmp) / (top or "run")
-        for rel, data in contents.items():
-            if rel.startswith("tables/"):
-                continue   # re-rendered below, never read back
-            (run_copy / rel).parent.mkdir(parents=True, exist_ok=True)
-            (run_copy / rel).write_bytes(data)
+        run_copy = unpack(contents, Path(tmp) / (top or "run"), skip=("tables/",))  # tables: re-rendered below
         problems += check_events(run_copy, contents)
         if manifest is not None:
             problems += check_tables(run_copy, contents, manifest)

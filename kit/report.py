@@ -13,7 +13,6 @@ status.json, env.json) and kit/published.json. Output is deterministic: the same
 import json
 import re
 import statistics
-import tarfile
 import tempfile
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from kit import bundle
 from kit import events as ev
 from kit import scenarios
 
@@ -127,24 +127,15 @@ def load_run_any(source):
     path = Path(source)
     if not path.name.endswith((".tar.gz", ".tgz")):
         return load_run(path)
-    with tempfile.TemporaryDirectory(prefix="sleepkit-") as tmp, tarfile.open(path, "r:gz") as tar:
-        _safe_extract(tar, Path(tmp))
-        found = sorted(Path(tmp).rglob("manifest.json"), key=lambda p: len(p.parts))
-        if not found:
-            raise FileNotFoundError(f"{path}: no manifest.json in the bundle")
-        run = load_run(found[0].parent)   # everything is read into memory here
+    top, contents, problems = bundle.read_members(path)   # the one reader that knows a safe member
+    if problems:
+        raise ValueError(f"{path}: {problems[0]}")
+    if "manifest.json" not in contents:
+        raise FileNotFoundError(f"{path}: no manifest.json in the bundle")
+    with tempfile.TemporaryDirectory(prefix="sleepkit-") as tmp:
+        run = load_run(bundle.unpack(contents, Path(tmp) / (top or "run")))   # read into memory here
     run.run_dir = path
     return run
-
-
-def _safe_extract(tar, dest):
-    for m in tar.getmembers():
-        if m.name.startswith("/") or ".." in Path(m.name).parts or not (m.isfile() or m.isdir()):
-            raise ValueError(f"refusing bundle member {m.name!r}")
-    if hasattr(tarfile, "data_filter"):
-        tar.extractall(dest, filter="data")
-    else:
-        tar.extractall(dest)
 
 
 # -- numbers ---------------------------------------------------------------------------------------
