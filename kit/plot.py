@@ -17,7 +17,7 @@ from matplotlib.patches import Patch  # noqa: E402
 from kit import report, scenarios  # noqa: E402
 
 KIND_COLOURS = {"load": "#4c72b0", "warmup": "#dd8452", "wake": "#55a868", "prompt": "#c44e52",
-                "sleep": "#8172b3", "stop": "#937860", "reload": "#da8bc3"}
+                "sleep": "#8172b3", "stop": "#937860"}
 MODEL_HATCH = {"A": "", "B": "///", None: ".."}
 ARM_COLOURS = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3"]
 PNG_METADATA = {"Software": None}  # no matplotlib version in the file; Agg PNGs carry no date
