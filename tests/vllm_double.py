@@ -5,58 +5,112 @@ Launch exactly like the real server, with double options in front:
   python3 tests/vllm_double.py [--config JSON_OR_PATH] --model M --host H --port P
       [--enable-sleep-mode] [--max-model-len N] [--max-num-seqs N] [...ignored vLLM args]
 
-vLLM facts this double follows (read from github vllm-project/vllm; commit
-prefixes in brackets because the index holds many versions):
- F1 Dev routes (/sleep /wake_up /is_sleeping /collective_rpc /reset_prefix_cache)
-    exist only with env VLLM_SERVER_DEV_MODE=1, else 404 {"detail":"Not Found"}:
-    vllm/entrypoints/openai/api_server.py build_app() [0001948b]
-    ("if envs.VLLM_SERVER_DEV_MODE: register_vllm_dev_api_routers(app)").
- F2 /sleep: level = query_params.get("level", "1"), mode = query "mode" default
-    "abort"; the body is never read; answers 200 with an empty body:
-    vllm/entrypoints/serve/dev/sleep/api_router.py L21-29 [e7a47b82].
-    /wake_up: tags = query_params.getlist("tags"), [] -> None (all): L32-42.
-    /is_sleeping: {"is_sleeping": bool}: L45-48.
- F3 EngineCore.sleep() pauses the scheduler first ("All pause modes queue new
-    adds"); mode "abort" aborts in-flight requests (finish_reason "abort"),
-    "wait" lets them drain, "keep" freezes them; wake_up() resumes only when all
-    tags are awake; is_sleeping = paused or executor sleeping:
-    vllm/v1/engine/core.py pause_scheduler/sleep/wake_up/is_sleeping [00080ee1].
-    => a chat request sent while asleep is NOT answered 503: it waits (no
-    response; streaming gets 200 headers only) and is served after /wake_up.
-    The 503 "ModelSleepingError" exists only in docs/source/features/
-    sleep_mode.md [39a39ca8], an unmerged doc; no server code implements it.
- F4 Worker.sleep offloads tag "weights" at level 1, nothing at level 2; it has
-    no --enable-sleep-mode check. Without the flag the CuMem pool is unused
-    (_maybe_get_memory_pool_context) so /sleep still answers 200, is_sleeping
-    turns true and "sleep freed 0.00 GiB": vllm/v1/worker/gpu_worker.py
-    sleep/_maybe_get_memory_pool_context [35d5cda1].
- F5 Log lines: vllm/device_allocator/cumem.py CuMemAllocator.sleep ("sleep freed
-    %.2f GiB memory in total, of which %.2f GiB is backed up in CPU and the rest
-    %.2f GiB is discarded directly."); executor: "It took %.6f seconds to fall
-    asleep." / "to wake up tags %s." / "Executor is already sleeping." / "is not
-    sleeping." (vllm/v1/executor/abstract.py, seen in issue #37860 log).
- F6 /collective_rpc: JSON body "method" required (400), answers
-    {"results": [...]} (reload_weights -> [null]):
-    vllm/entrypoints/serve/dev/rpc/api_router.py [cd20a578].
-    /reset_prefix_cache -> 200 empty: serve/dev/cache/api_router.py [b35f7c2b].
- F7 /health -> 200 empty body, 503 only on EngineDeadError:
-    serve/instrumentator/health.py [98b137c6]. Sleeping does not change it.
- F8 Errors (newest shape): {"error": {"message", "type", "param", "code": <http
-    status int>}}: serve/engine/protocol.py ErrorInfo, serve/exception_handling/
-    error_response.py [ba638200], handlers/http.py (type = HTTP phrase).
- F9 Chat stream: serving.py chat_completion_stream_generator [5e918640]: the
-    first engine output yields a chunk with delta {"role":"assistant",
-    "content":""}, then one chunk per output; the last content chunk carries
-    finish_reason (+stop_reason); with stream_options.include_usage a chunk with
-    "choices": [] and usage; then "data: [DONE]\\n\\n". Chunks: id, object
-    "chat.completion.chunk", created, model, choices. Streaming response
-    headers go out before any engine output (StreamingResponse,
-    chat_completion/api_router.py [c0bc5965]).
+Config key "vllm_version": "0.24.0" (default) or "0.11.0" (the study's version) picks whose
+behaviour to follow where the two differ (docs/vllm-versions.md has the item-by-item table).
+Sources: the release sdists vllm-0.24.0.tar.gz (git ee0da84ab) and vllm-0.11.0.tar.gz (git
+f71952c1c, the v0.11.0 tag), whose files and line numbers are those of the tags. Older
+facts carry the commit prefix they were first read at, in brackets; all were re-checked
+against the 0.24.0 sdist.
 
-Double-only behaviour: one stdout line "DOUBLE-REQUEST <METHOD> <path?query>
-<compact json body or ->" per request before handling; "DOUBLE-NOTE ..." and
-"DOUBLE-FAULT ..." lines; garbage output ("!" tokens, never EOS) after a level-2
-sleep + wake until collective_rpc reload_weights.
+ F1 Dev routes (/sleep /wake_up /is_sleeping /collective_rpc /reset_prefix_cache) exist
+    only with env VLLM_SERVER_DEV_MODE=1, else 404 {"detail":"Not Found"} (the path is not
+    registered; FastAPI's default): 0.24.0 openai/api_server.py:197 build_app() ->
+    serve/__init__.py:35 register_vllm_dev_api_routers; 0.11.0 openai/api_server.py:965
+    (routes defined at import under "if envs.VLLM_SERVER_DEV_MODE:"). Wrong method: 405.
+ F2 /sleep: level = query_params.get("level", "1"); the body is never read; 200 with an
+    empty body. 0.24.0 serve/dev/sleep/api_router.py:21-29 also reads mode (default
+    "abort"); 0.11.0 api_server.py:1001-1008 has no mode. A non-integer level: 0.24.0 ->
+    400 JSON (ValueError via the Exception handler, serve/utils/server_utils.py:381);
+    0.11.0 -> 500 text/plain "Internal Server Error" (no handler for ValueError).
+    /wake_up: tags = query_params.getlist("tags"), [] -> None (all): 0.24.0 L32-42,
+    0.11.0 api_server.py:1010-1020. /is_sleeping -> {"is_sleeping": bool}: 0.24.0 L45-48;
+    0.11.0 api_server.py:1022-1026 also logs "check whether the engine is sleeping".
+ F3 0.24.0: EngineCore.sleep() pauses the scheduler first ("All pause modes queue new
+    adds"); mode "abort" aborts in-flight requests (finish_reason "abort"), "wait" lets
+    them drain, "keep" freezes them; wake_up() resumes only when all tags are awake;
+    is_sleeping = paused or executor sleeping: v1/engine/core.py:722-819 [00080ee1].
+    => a chat request sent while asleep is NOT answered 503: it waits (no response;
+    streaming gets 200 headers only) and is served after /wake_up. The 503
+    "ModelSleepingError" exists only in an unmerged doc [39a39ca8].
+    0.11.0 has no pause: EngineCore.sleep() = model_executor.sleep(level)
+    (v1/engine/core.py:377-384), AsyncLLM.sleep() resets the prefix cache first
+    (v1/engine/async_llm.py:635-637), nothing stops the scheduler. A request that reaches
+    the model while the CuMem pool is unmapped faults ("CUDA error: an illegal memory
+    access", vLLM issues #15483, #28714); the engine core logs "EngineCore encountered a
+    fatal error." (core.py:710) and dies (EngineDeadError, v1/engine/exceptions.py:8-13).
+    A streamed request (200 already sent) gets `data: {"error": {"message": "EngineCore
+    encountered an issue. ...", "type": "BadRequestError", "code": 400}}` + `data: [DONE]`
+    (serving_chat.py:1143-1149); a non-streamed one, and any chat request after the death
+    (serving_chat.py:184), gets 500 {"error": {..., "type": "Internal Server Error",
+    "code": 500}} (api_server.py:609-613 turns every exception into HTTPException). The
+    watchdog (launcher.py:105-127, every 5 s) then shuts the server down (exit 0); until
+    then /health is 503 (api_server.py:345-352) and an engine call (/sleep, /wake_up, ...)
+    gets 500 with an empty body and makes the server exit at once (launcher.py:155-164).
+    Without --enable-sleep-mode nothing is unmapped, so 0.11.0 serves the request.
+ F4 Worker.sleep offloads tag "weights" at level 1, nothing at other levels; no
+    --enable-sleep-mode check. Without the flag the CuMem pool is unused
+    (_maybe_get_memory_pool_context) so /sleep still answers 200, is_sleeping turns true
+    and "sleep freed 0.00 GiB": 0.24.0 v1/worker/gpu_worker.py:165-185, 0.11.0
+    gpu_worker.py:98-149. 0.24.0 level 0 = pause only; 0.11.0 level 0 reaches the
+    executor and discards everything.
+ F5 Log lines (INFO unless said; file:line as vLLM prints it):
+    "CuMemAllocator: sleep freed %.2f GiB memory in total, of which %.2f GiB is backed up
+    in CPU and the rest %.2f GiB is discarded directly." same wording, cumem.py:206
+    (0.24.0) / cumem.py:228 (0.11.0), from the EngineCore process. Worker: "Sleep mode
+    freed %s GiB memory, %s GiB memory is still in use." gpu_worker.py:181 (0.24.0,
+    format_gib = str(round(x, 2))) / "%.2f ... %.2f" gpu_worker.py:117 (0.11.0).
+    Executor: "It took %.6f seconds to fall asleep." / "... to wake up tags %s." /
+    WARNING "Executor is already sleeping." / "Executor is not sleeping.":
+    v1/executor/abstract.py:327/345/320/333 (0.24.0), executor/executor_base.py:
+    189/205/182/194 (0.11.0). "Model loading took %s GiB and %.6f seconds"
+    v1/worker/gpu/model_runner.py:302 (0.24.0, the V2 runner used for Qwen3/Llama; the
+    V1 runner says "... %s GiB memory and ..." at gpu_model_runner.py:5255) / "Model
+    loading took %.4f GiB and %.6f seconds" v1/worker/gpu_model_runner.py:2653 (0.11.0).
+    "Resetting prefix cache..." serve/dev/cache/api_router.py:38 / "Resetting prefix
+    cache with specific None..." api_server.py:996. "Successfully reset prefix cache"
+    block_pool.py:685 / :378 (WARNING "Failed to reset prefix cache because some blocks
+    (%d) are not freed yet" when requests hold blocks). Version: 0.11.0 "vLLM API server
+    version 0.11.0" api_server.py:1839; 0.24.0 prints it in an ASCII banner
+    (serve/utils/api_utils.py:339 "... version 0.24.0"); the double prints the 0.11.0
+    wording for both.
+ F6 /collective_rpc: JSON body "method" required (400 via HTTPException: {"error":
+    {"message": "Missing 'method' in request body", "type": "Bad Request", ...}}), "args",
+    "kwargs", "timeout" optional; answers {"results": [...]} (reload_weights on TP=1 ->
+    [null]): 0.24.0 serve/dev/rpc/api_router.py:23-54, 0.11.0 api_server.py:1028-1054
+    (same code). An engine-side failure (unknown method): 0.24.0 -> 500 JSON error;
+    0.11.0 -> 500 text/plain. /reload_weights exists in neither. /reset_prefix_cache:
+    POST -> 200 empty in both (0.24.0 cache/api_router.py:20-43, query
+    reset_running_requests/reset_external; 0.11.0 api_server.py:987-999, query device).
+ F7 /health -> 200 empty body, 503 only on EngineDeadError: 0.24.0 serve/instrumentator/
+    health.py:22-33, 0.11.0 api_server.py:345-352. Sleeping does not change it.
+ F8 Errors: {"error": {"message", "type", "param", "code": <http status int>}} in both
+    (0.24.0 openai/engine/protocol.py:60-68, 0.11.0 openai/protocol.py:101-109).
+    Unknown model: 404 NotFoundError, param "model" (0.24.0 serve/engine/serving.py:61)
+    / param null (0.11.0 serving_engine.py:484). max_tokens too large: 0.24.0
+    renderers/params.py:208-219 ("max_tokens=N cannot be greater than ...", param
+    "max_tokens") and :420-433 (prompt + max_tokens > max_model_len, param
+    "input_tokens"); 0.11.0 serving_engine.py:681-688 ("'max_tokens' or
+    'max_completion_tokens' is too large: ...", param null).
+ F9 Chat stream (0.24.0 openai/chat_completion/serving.py:409-816, 0.11.0
+    openai/serving_chat.py:478-1149, same structure): the first engine output yields a
+    chunk with delta {"role":"assistant","content":""} and "prompt_token_ids": null
+    (0.24.0 also "prompt_text": null); then one chunk per output (choice with
+    "token_ids": null); the last content chunk carries finish_reason + stop_reason; with
+    stream_options.include_usage a chunk with "choices": [] and usage (0.24.0 also
+    "system_fingerprint": "vllm-0.24.0-<hash8>", serve/utils/fingerprint.py; without
+    include_usage 0.24.0 puts it on the finishing chunk; 0.11.0 never sends it); then
+    "data: [DONE]\\n\\n". Headers go out before any engine output (StreamingResponse).
+    Non-streamed: ChatCompletionResponse.model_dump(), all fields (0.11.0
+    protocol.py:1830-1888; 0.24.0 chat_completion/protocol.py:57-135, where an empty
+    tool_calls is dropped and reasoning_content became reasoning).
+ F10 GET /version -> {"version": "<vllm version>"}: both.
+
+Double-only behaviour: one stdout line "DOUBLE-REQUEST <METHOD> <path?query> <compact json
+body or ->" per request before handling; "DOUBLE-NOTE CUDA_VISIBLE_DEVICES=<value or unset>"
+at start-up; other "DOUBLE-NOTE ..." and "DOUBLE-FAULT ..." lines; "DOUBLE-TIMING ..." lines;
+garbage output ("!" tokens, never EOS) after a level-2 sleep + wake until collective_rpc
+reload_weights. Delay "watchdog" (default 5 s, 0.11.0 launcher.py:111) is how long a 0.11.0
+double lives on after its engine died, unless an engine call ends it sooner.
 """
 import argparse
 import json
@@ -66,17 +120,42 @@ import sys
 import threading
 import time
 import uuid
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 T0 = time.monotonic()
-VERSION = "0.24.0"
+VERSIONS = ("0.11.0", "0.24.0")
+DEFAULT_VERSION = "0.24.0"
 NATURAL_LEN = 17  # tokens a reply has when EOS is honoured (the last one is EOS)
 DEFAULT_DELAYS = {"startup": 0.2, "first_token": 0.02, "token": 0.002,
                   "sleep_1": 0.05, "sleep_2": 0.03, "wake": 0.03,
-                  "reload": 0.05, "reset": 0.01, "shutdown": 0.05}
+                  "reload": 0.05, "reset": 0.01, "shutdown": 0.05, "watchdog": 5.0}
 EVENTS = ("startup", "sleep", "wake", "reload", "reset", "prompt")
 ACTIONS = ("exit", "hang", "error500", "never_ready")
+ENGINE_DEAD = ("EngineCore encountered an issue. See stack trace (above) for the "
+               "root cause.")  # 0.11.0 v1/engine/exceptions.py:12
+# where each log line comes from, as vLLM prints it ([file:line]), per version (F5)
+SRC = {
+    "0.11.0": {"load": "gpu_model_runner.py:2653", "cumem": "cumem.py:228",
+               "worker": "gpu_worker.py:117", "asleep": "executor_base.py:189",
+               "awake": "executor_base.py:205", "already": "executor_base.py:182",
+               "not_sleeping": "executor_base.py:194", "tag": "executor_base.py:199",
+               "wake_api": "api_server.py:1015", "reset_api": "api_server.py:996",
+               "is_sleeping_api": "api_server.py:1024", "dev": "api_server.py:966",
+               "reset_ok": "block_pool.py:378", "reset_fail": "block_pool.py:366",
+               "reload": "gpu_model_runner.py:2705", "version": "api_server.py:1839",
+               "start": "api_server.py:1912"},
+    "0.24.0": {"load": "model_runner.py:302", "cumem": "cumem.py:206",
+               "worker": "gpu_worker.py:181", "asleep": "abstract.py:327",
+               "awake": "abstract.py:345", "already": "abstract.py:320",
+               "not_sleeping": "abstract.py:333", "tag": "abstract.py:338",
+               "wake_api": "api_router.py:38", "reset_api": "api_router.py:38",
+               "is_sleeping_api": None, "dev": "__init__.py:36",
+               "reset_ok": "block_pool.py:685", "reset_fail": "block_pool.py:667",
+               "reload": "gpu_model_runner.py:5433", "version": "api_utils.py:339",
+               "start": "api_server.py:581"},
+}
 _print_lock = threading.Lock()
 
 
@@ -90,8 +169,22 @@ def info(src, msg, level="INFO"):
     log(f"{level} {time.strftime('%m-%d %H:%M:%S')} [{src}] {msg}")
 
 
+def vinfo(key, msg, level="INFO"):
+    """A log line whose [file:line] depends on the vLLM version followed."""
+    info(SRC[OPTS.version][key], msg, level)
+
+
+def v11():
+    return OPTS.version == "0.11.0"
+
+
 def gib(mib):
     return f"{mib / 1024:.2f}"
+
+
+def format_gib(mib):
+    """0.24.0 vllm/utils/mem_utils.py:30: str(round(GiB, 2)); 0.11.0 uses %.2f."""
+    return gib(mib) if v11() else f"{round(mib / 1024, 2)}"
 
 
 # ---------------------------------------------------------------- config ---
@@ -130,7 +223,10 @@ def resolve(cfg, model):
     faults = [f for f in cfg.get("faults", []) if f.get("model", "") in model]
     for f in faults:
         check_fault(f)
-    return delays, weights, kv, faults
+    version = cfg.get("vllm_version", DEFAULT_VERSION)
+    if version not in VERSIONS:
+        raise ValueError(f"vllm_version {version!r}: one of {VERSIONS}")
+    return delays, weights, kv, faults, version
 
 
 def parse_args(argv):
@@ -149,10 +245,14 @@ def parse_args(argv):
     opts.name = (opts.served_model_name or [opts.model])[0]
     try:
         cfg = load_config(opts.config)
-        opts.delays, opts.weights_mib, opts.kv_mib, faults = resolve(cfg, opts.model)
+        opts.delays, opts.weights_mib, opts.kv_mib, faults, opts.version = \
+            resolve(cfg, opts.model)
     except (ValueError, OSError) as e:
         p.error(f"--config: {e}")
     opts.faults = Faults(faults)
+    # 0.24.0 system_fingerprint "vllm-<version>-<hash8 of the config>" (F9)
+    key = repr((opts.model, opts.max_model_len, opts.quantization, opts.enable_sleep_mode))
+    opts.fingerprint = f"vllm-{opts.version}-{zlib.crc32(key.encode()):08x}"
     return opts
 
 
@@ -184,7 +284,7 @@ def die_or_hang(action, event, delay):
 
 # ---------------------------------------------------------------- engine ---
 class Engine:
-    """Scheduler pause + executor sleep state, mirroring F3/F4."""
+    """Scheduler pause + executor sleep state, mirroring F3/F4 (0.11.0: no pause)."""
 
     def __init__(self, opts):
         self.o, self.d = opts, opts.delays
@@ -193,6 +293,7 @@ class Engine:
         self.paused, self.mode, self.tags = False, "abort", set()
         self.abort_gen, self.active = 0, 0
         self.weights_valid = True
+        self.dead = False  # 0.11.0 only: the engine core faulted (F3)
         self.backup = None  # pinned CPU backup buffer: kept once allocated
         self.seats = threading.Semaphore(opts.max_num_seqs)
 
@@ -202,19 +303,31 @@ class Engine:
 
     def sleep(self, level, mode):
         with self.op_lock:
+            if v11():  # AsyncLLM.sleep: reset the prefix cache, then the executor (F3)
+                self._reset_prefix_cache_log()
+                return self._executor_sleep(level)
             with self.cv:
                 self.abort_gen += mode == "abort"
                 self.paused, self.mode = True, mode
                 self.cv.notify_all()
                 while mode == "wait" and self.active:
                     self.cv.wait()
-            info("block_pool.py", "Successfully reset prefix cache")
+            vinfo("reset_ok", "Successfully reset prefix cache")
             if level >= 1:
                 self._executor_sleep(level)
 
+    def _reset_prefix_cache_log(self):
+        with self.cv:
+            busy = self.active
+        if busy:
+            vinfo("reset_fail", "Failed to reset prefix cache because some blocks "
+                  f"({busy}) are not freed yet", "WARNING")
+        else:
+            vinfo("reset_ok", "Successfully reset prefix cache")
+
     def _executor_sleep(self, level):
         if self.tags:
-            return info("abstract.py", "Executor is already sleeping.", "WARNING")
+            return vinfo("already", "Executor is already sleeping.", "WARNING")
         t0 = time.perf_counter()
         time.sleep(self.d["sleep_1" if level == 1 else "sleep_2"])
         on = self.o.enable_sleep_mode
@@ -224,16 +337,18 @@ class Engine:
             self.backup = touch(bytearray(self.o.weights_mib << 20))
         if level != 1 and on:
             self.weights_valid = False
-        info("cumem.py:213", f"CuMemAllocator: sleep freed {gib(weights + kv)} GiB "
-             f"memory in total, of which {gib(backed)} GiB is backed up in CPU and "
-             f"the rest {gib(weights + kv - backed)} GiB is discarded directly.")
-        info("abstract.py:312",
-             f"It took {time.perf_counter() - t0:.6f} seconds to fall asleep.")
-        self.tags = {"weights", "kv_cache"}
+        vinfo("cumem", f"CuMemAllocator: sleep freed {gib(weights + kv)} GiB "
+              f"memory in total, of which {gib(backed)} GiB is backed up in CPU and "
+              f"the rest {gib(weights + kv - backed)} GiB is discarded directly.")
+        vinfo("worker", f"Sleep mode freed {format_gib(weights + kv)} GiB memory, "
+              f"{format_gib(512)} GiB memory is still in use.")
+        vinfo("asleep", f"It took {time.perf_counter() - t0:.6f} seconds to fall asleep.")
+        with self.cv:
+            self.tags = {"weights", "kv_cache"}
 
     def wake(self, tags):
         with self.op_lock:
-            if tags is not None and "scheduling" in tags:
+            if not v11() and tags is not None and "scheduling" in tags:
                 tags = [t for t in tags if t != "scheduling"]
             if tags is None or tags:
                 self._executor_wake(tags)
@@ -244,27 +359,36 @@ class Engine:
 
     def _executor_wake(self, tags):
         if not self.tags:
-            return info("abstract.py", "Executor is not sleeping.", "WARNING")
+            return vinfo("not_sleeping", "Executor is not sleeping.", "WARNING")
+        for tag in tags or []:
+            if tag not in self.tags:
+                return vinfo("tag", f"Tag {tag} is not in sleeping tags "
+                             f"{self.tags}", "WARNING")
         t0 = time.perf_counter()
         time.sleep(self.d["wake"])
         shown = tags if tags is not None else self.tags
-        info("abstract.py", f"It took {time.perf_counter() - t0:.6f} seconds "
-             f"to wake up tags {shown}.")
-        self.tags = self.tags - set(tags) if tags else set()
+        vinfo("awake", f"It took {time.perf_counter() - t0:.6f} seconds "
+              f"to wake up tags {shown}.")
+        with self.cv:
+            self.tags = self.tags - set(tags) if tags else set()
 
     def reload(self):
         with self.op_lock:
+            vinfo("reload", "Reloading weights inplace...")
             time.sleep(self.d["reload"])
             self.weights_valid = True
             log("DOUBLE-NOTE weights reloaded")
 
     def reset(self):
         with self.op_lock:
-            info("api_router.py", "Resetting prefix cache...")
+            if v11():
+                vinfo("reset_api", "Resetting prefix cache with specific None...")
+            else:
+                vinfo("reset_api", "Resetting prefix cache...")
             time.sleep(self.d["reset"])
 
     def admit(self):
-        """Queue while paused (F3), then take a seat (max_num_seqs)."""
+        """Queue while paused (F3; 0.11.0 never pauses), then take a seat (max_num_seqs)."""
         with self.cv:
             while self.paused:
                 self.cv.wait()
@@ -279,12 +403,41 @@ class Engine:
             self.active -= 1
             self.cv.notify_all()
 
-    def may_step(self, gen):
-        """False once aborted by a sleep; blocks while paused in mode keep."""
+    def step(self, gen):
+        """Before one engine step: None to go on, "abort" (a sleep aborted the request,
+        0.24.0) or "dead" (0.11.0: the step ran on unmapped memory and killed the engine).
+        Blocks while paused in mode keep."""
         with self.cv:
             while self.paused and self.mode == "keep" and self.abort_gen == gen:
                 self.cv.wait()
-            return self.abort_gen == gen
+            if self.dead:
+                return "dead"
+            if v11() and self.tags and self.o.enable_sleep_mode:
+                self._die()
+                return "dead"
+            return None if self.abort_gen == gen else "abort"
+
+    def _die(self):
+        """0.11.0: a forward pass on the unmapped CuMem pool (F3); caller holds cv."""
+        self.dead = True
+        self.cv.notify_all()
+        info("core.py:710", "EngineCore encountered a fatal error.", "ERROR")
+        log("RuntimeError: CUDA error: an illegal memory access was encountered")
+        info("async_llm.py:480", "AsyncLLM output_handler failed.", "ERROR")
+        info("core_client.py:565", "Engine core proc EngineCore_DP0 died unexpectedly, "
+             "shutting down client.", "ERROR")
+
+
+def shut_down_after(delay, why):
+    """0.11.0 launcher: an errored engine makes uvicorn exit (status 0) (F3)."""
+    def run():
+        time.sleep(delay)
+        log(f"DOUBLE-NOTE shutting down: {why}")
+        log("INFO:     Shutting down")
+        log("INFO:     Application shutdown complete.")
+        log("INFO:     Finished server process")
+        os._exit(0)
+    threading.Thread(target=run, daemon=True).start()
 
 
 def touch(buf):
@@ -293,14 +446,16 @@ def touch(buf):
 
 
 def generate(engine, gen, max_tokens, ignore_eos):
-    """Yield (token_text, finish_reason_or_None) one engine output at a time."""
+    """Yield (token_text, finish_reason_or_None) one engine output at a time;
+    finish "abort" or "dead" ends it without a token."""
     garbage = not engine.weights_valid
     stops = not (ignore_eos or garbage) and max_tokens >= NATURAL_LEN
     n = NATURAL_LEN if stops else max_tokens
     for i in range(n):
         time.sleep(engine.d["first_token" if i == 0 else "token"])
-        if not engine.may_step(gen):
-            yield "", "abort"
+        stop = engine.step(gen)
+        if stop:
+            yield "", stop
             return
         last = i == n - 1
         text = "!" if garbage else ("" if last and stops else f" t{i}")
@@ -349,6 +504,13 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(404, {"detail": "Not Found"})
         if route[0] != method:
             return self.send_json(405, {"detail": "Method Not Allowed"})
+        if ENGINE.dead and route[3]:  # 0.11.0 engine dead: EngineDeadError (F3)
+            if url.path == "/health":
+                return self.send_empty(503)
+            if url.path == "/v1/chat/completions":  # route's except -> HTTPException
+                return self.send_json(500, error_body(ENGINE_DEAD, "Internal Server Error", 500))
+            self.send_empty(500)  # launcher.py runtime_exception_handler: and exit now
+            return shut_down_after(0.05, "engine dead (EngineDeadError handler)")
         t0 = time.perf_counter()
         route[1](self, parse_qs(url.query), body)
         # the server-side duration: `make bench` sets the kit's measurement against it
@@ -366,6 +528,15 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Length", "0")
         self.end_headers()
+
+    def send_server_error_text(self):
+        """Starlette's ServerErrorMiddleware answer to an unhandled exception (0.11.0)."""
+        data = b"Internal Server Error"
+        self.send_response(500)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def start_sse(self):
         self.send_response(200)
@@ -403,7 +574,7 @@ def r_health(h, q, body):
 
 
 def r_version(h, q, body):
-    h.send_json(200, {"version": VERSION})
+    h.send_json(200, {"version": OPTS.version})
 
 
 def r_models(h, q, body):
@@ -419,8 +590,10 @@ def r_sleep(h, q, body):
     try:
         level = int(q.get("level", ["1"])[0])  # the body is ignored (F2)
     except ValueError as e:
+        if v11():
+            return h.send_server_error_text()
         return h.send_json(400, error_body(str(e), "BadRequestError", 400))
-    mode = q.get("mode", ["abort"])[0]
+    mode = "abort" if v11() else q.get("mode", ["abort"])[0]  # 0.11.0 has no mode
     if mode not in ("abort", "wait", "keep"):
         return h.send_json(400, error_body(f"Invalid pause mode: {mode}",
                                            "BadRequestError", 400))
@@ -432,13 +605,15 @@ def r_sleep(h, q, body):
 
 def r_wake(h, q, body):
     tags = q.get("tags") or None
-    info("api_router.py", f"wake up the engine with tags: {tags}")
+    vinfo("wake_api", f"wake up the engine with tags: {tags}")
     if not h.fault("wake", OPTS.delays["wake"]):
         ENGINE.wake(tags)
         h.send_empty(200)
 
 
 def r_is_sleeping(h, q, body):
+    if v11():
+        vinfo("is_sleeping_api", "check whether the engine is sleeping")
     h.send_json(200, {"is_sleeping": ENGINE.is_sleeping()})
 
 
@@ -451,6 +626,8 @@ def r_rpc(h, q, body):
     if method == "reload_weights" and h.fault("reload", OPTS.delays["reload"]):
         return
     if method != "reload_weights":
+        if v11():
+            return h.send_server_error_text()
         return h.send_json(500, error_body(f"vllm_double does not implement "
                                            f"collective_rpc method {method!r}",
                                            "InternalServerError", 500))
@@ -479,18 +656,32 @@ def chat_error(body):
         return 400, error_body("Field required: messages", "BadRequestError", 400)
     if body.get("model") not in (None, "", OPTS.name):
         return 404, error_body(f"The model `{body['model']}` does not exist.",
-                               "NotFoundError", 404, "model")
+                               "NotFoundError", 404, None if v11() else "model")
     if body.get("stream_options") and not body.get("stream"):
         return 400, error_body("Stream options can only be defined when "
                                "`stream=True`.", "BadRequestError", 400)
-    n_in, mt = prompt_words(body["messages"]), max_tokens_of(body)
-    if not isinstance(mt, int) or mt < 1 or n_in + mt > OPTS.max_model_len:
+    n_in, mt, limit = prompt_words(body["messages"]), max_tokens_of(body), OPTS.max_model_len
+    if not isinstance(mt, int) or mt < 1:
+        return 400, error_body(f"max_tokens must be at least 1, got {mt}.",
+                               "BadRequestError", 400, None if v11() else "max_tokens")
+    if n_in + mt <= limit:
+        return None
+    if v11():  # 0.11.0 serving_engine.py:681-688
         return 400, error_body(
             f"'max_tokens' or 'max_completion_tokens' is too large: {mt}. This "
-            f"model's maximum context length is {OPTS.max_model_len} tokens and "
-            f"your request has {n_in} input tokens.", "BadRequestError", 400,
+            f"model's maximum context length is {limit} tokens and your request has "
+            f"{n_in} input tokens ({mt} > {limit} - {n_in}).", "BadRequestError", 400)
+    if mt > limit:  # 0.24.0 renderers/params.py:208-219
+        return 400, error_body(
+            f"max_tokens={mt} cannot be greater than max_model_len=max_total_tokens="
+            f"{limit}. Please request fewer output tokens.", "BadRequestError", 400,
             "max_tokens")
-    return None
+    return 400, error_body(  # 0.24.0 renderers/params.py:420-433
+        f"This model's maximum context length is {limit} tokens. However, you "
+        f"requested {mt} output tokens and your prompt contains {n_in} input tokens, "
+        f"for a total of {n_in + mt} tokens. Please reduce the length of the input "
+        f"prompt or the number of requested output tokens.", "BadRequestError", 400,
+        "input_tokens")
 
 
 def max_tokens_of(body):
@@ -537,9 +728,16 @@ def usage(req, n_out):
 def stream_chat(h, req, gen, include_usage):
     n_out = 0
     for text, finish in generate(ENGINE, gen, req["max"], req["ignore_eos"]):
+        if finish == "dead":  # 0.11.0: the error as the next chunk (F3)
+            h.send_sse(json.dumps(error_body(ENGINE_DEAD, "BadRequestError", 400)))
+            h.end_sse()
+            return shut_down_after(OPTS.delays["watchdog"], "engine dead (watchdog)")
         if n_out == 0 and finish != "abort":
+            first = {"prompt_token_ids": None}
+            if not v11():
+                first["prompt_text"] = None
             h.send_sse(chunk(req, [{"index": 0, "delta": {"role": "assistant",
-                       "content": ""}, "logprobs": None, "finish_reason": None}]))
+                       "content": ""}, "logprobs": None, "finish_reason": None}], **first))
         if finish == "abort" and n_out == 0:
             break  # vLLM skips the empty first output of an aborted request
         n_out += finish != "abort"
@@ -547,38 +745,56 @@ def stream_chat(h, req, gen, include_usage):
                   "logprobs": None, "finish_reason": finish}
         if finish:
             choice["stop_reason"] = None
-        h.send_sse(chunk(req, [choice]))
+        choice["token_ids"] = None
+        extra = {}
+        if finish and not include_usage and not v11():
+            extra["system_fingerprint"] = OPTS.fingerprint
+        h.send_sse(chunk(req, [choice], **extra))
     if include_usage:
-        h.send_sse(chunk(req, [], usage=usage(req, n_out)))
+        extra = {} if v11() else {"system_fingerprint": OPTS.fingerprint}
+        h.send_sse(chunk(req, [], usage=usage(req, n_out), **extra))
     h.end_sse()
 
 
 def full_chat(h, req, gen):
     text, n_out, finish = "", 0, "length"
     for piece, fin in generate(ENGINE, gen, req["max"], req["ignore_eos"]):
+        if fin == "dead":  # 0.11.0: EngineDeadError -> HTTPException 500 (F3)
+            h.send_json(500, error_body(ENGINE_DEAD, "Internal Server Error", 500))
+            return shut_down_after(OPTS.delays["watchdog"], "engine dead (watchdog)")
         text += piece
         n_out += fin != "abort"
         finish = fin or finish
-    h.send_json(200, {
-        "id": req["id"], "object": "chat.completion", "created": req["created"],
-        "model": OPTS.name,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text,
-                                             "tool_calls": []},
-                     "logprobs": None, "finish_reason": finish, "stop_reason": None}],
-        "usage": dict(usage(req, n_out), prompt_tokens_details=None),
-        "prompt_logprobs": None, "kv_transfer_params": None})
+    message = {"role": "assistant", "content": text, "refusal": None, "annotations": None,
+               "audio": None, "function_call": None}
+    if v11():  # 0.11.0 openai/protocol.py:1830-1888, model_dump() of every field
+        message.update(tool_calls=[], reasoning_content=None)
+        extra = {"system_fingerprint": None}
+    else:      # 0.24.0 chat_completion/protocol.py:57-135 (empty tool_calls dropped)
+        message.update(reasoning=None)
+        extra = {"system_fingerprint": OPTS.fingerprint, "prompt_text": None}
+    choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish,
+              "stop_reason": None, "token_ids": None}
+    if not v11():
+        choice["routed_experts"] = None
+    out = {"id": req["id"], "object": "chat.completion", "created": req["created"],
+           "model": OPTS.name, "choices": [choice], "service_tier": None,
+           "usage": dict(usage(req, n_out), prompt_tokens_details=None),
+           "prompt_logprobs": None, "prompt_token_ids": None, "kv_transfer_params": None}
+    out.update(extra)
+    h.send_json(200, out)
 
 
-ROUTES = {  # path -> (method, handler, dev-mode only)
-    "/health": ("GET", r_health, False),
-    "/version": ("GET", r_version, False),
-    "/v1/models": ("GET", r_models, False),
-    "/v1/chat/completions": ("POST", r_chat, False),
-    "/sleep": ("POST", r_sleep, True),
-    "/wake_up": ("POST", r_wake, True),
-    "/is_sleeping": ("GET", r_is_sleeping, True),
-    "/collective_rpc": ("POST", r_rpc, True),
-    "/reset_prefix_cache": ("POST", r_reset, True),
+ROUTES = {  # path -> (method, handler, dev-mode only, answers EngineDeadError)
+    "/health": ("GET", r_health, False, True),
+    "/version": ("GET", r_version, False, False),
+    "/v1/models": ("GET", r_models, False, False),
+    "/v1/chat/completions": ("POST", r_chat, False, True),
+    "/sleep": ("POST", r_sleep, True, True),
+    "/wake_up": ("POST", r_wake, True, True),
+    "/is_sleeping": ("GET", r_is_sleeping, True, True),
+    "/collective_rpc": ("POST", r_rpc, True, True),
+    "/reset_prefix_cache": ("POST", r_reset, True, True),
 }
 OPTS = ENGINE = None
 
@@ -603,13 +819,15 @@ def seconds_since_process_start():
 
 
 def banner():
-    info("utils.py", f"vLLM API server version {VERSION} (vllm_double)")
+    # the arms run on separate GPUs through CUDA_VISIBLE_DEVICES: say which this one got
+    log(f"DOUBLE-NOTE CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}")
+    vinfo("version", f"vLLM API server version {OPTS.version} (vllm_double)")
     info("utils.py", f"non-default args: model={OPTS.model!r} "
          f"enable_sleep_mode={OPTS.enable_sleep_mode} "
          f"quantization={OPTS.quantization} ignored={OPTS.unknown}")
     if os.environ.get("VLLM_SERVER_DEV_MODE") == "1":
-        info("__init__.py", "SECURITY WARNING: Development endpoints are enabled! "
-             "This should NOT be used in production!", "WARNING")
+        vinfo("dev", "SECURITY WARNING: Development endpoints are enabled! "
+              "This should NOT be used in production!", "WARNING")
 
 
 def wait_startup():
@@ -633,11 +851,15 @@ def main(argv=None):
     banner()
     wait_startup()
     # vLLM's wording: the kit reads the weight size from this line for its sleep-level checks
-    info("model_runner.py:302", f"Model loading took {gib(OPTS.weights_mib)} GiB and 0.01 seconds")
+    size = f"{OPTS.weights_mib / 1024:.4f}" if v11() else format_gib(OPTS.weights_mib)
+    vinfo("load", f"Model loading took {size} GiB and 0.012345 seconds")
     server = ThreadingHTTPServer((OPTS.host, OPTS.port), Handler)
     server.daemon_threads = True
     log(f"DOUBLE-TIMING startup - {seconds_since_process_start():.6f}")
-    info("api_server.py", f"Starting vLLM API server 0 on http://{OPTS.host}:{OPTS.port}")
+    if v11():
+        vinfo("start", f"Starting vLLM API server 0 on http://{OPTS.host}:{OPTS.port}")
+    else:
+        vinfo("start", f"Starting vLLM server on http://{OPTS.host}:{OPTS.port}")
     log("INFO:     Application startup complete.")
     server.serve_forever()
 
