@@ -1,248 +1,549 @@
-"""Figures of a run: timelines, switch/prompt bars and memory traces (matplotlib, Agg).
+"""Figures of a run, one set per table: bars (switch, prompt, total), a timeline, and a memory trace per unit.
 
-Each figure is built in two steps: a *spec* function turns events.jsonl files into plain data
-(lists/dicts, testable without pixels) and a *draw* function turns the spec into a PNG.
-PNGs carry no software/date metadata, so re-plotting the same run gives the same bytes.
+Each figure is built in two steps: a *spec* function turns a run (kit.results) into plain data
+(dicts and lists, testable without pixels) and a *draw* function turns the spec into
+figures/<name>.png (200 dpi) and figures/<name>.svg.
+
+- Bars are the table's numbers: the median and min..max of kit.results.build_table's cells, so a figure
+  and its table never disagree; the table's published references are drawn beside them (hatched).
+- Every figure carries its provenance (run id, GPU, vLLM, models or twins, protocol, output length,
+  repeats, compile cache), and names each arm that failed, did not run or is unfinished.
+- Memory axes start at zero and each sleep and wake is annotated with its change in MiB/GiB.
+- The files carry no date or software version: re-plotting the same run gives the same bytes.
 """
-import statistics
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.colors import to_rgb  # noqa: E402
+from matplotlib.gridspec import GridSpec  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from kit import report, scenarios  # noqa: E402
+from kit import layout, results  # noqa: E402
+from kit.errors import BadInput  # noqa: E402
+from kit.results import published, tables  # noqa: E402
+from kit.workload import scenarios  # noqa: E402
+from kit.workload.steps import base_arm  # noqa: E402
 
+DPI = 200
+FORMATS = ("png", "svg")
+PNG_METADATA = {"Software": None}                  # Agg PNGs carry no date
+SVG_METADATA = {"Date": None, "Creator": None}     # no date, no matplotlib version
+SVG_RC = {"svg.hashsalt": "sleepkit", "svg.fonttype": "path"}
+ARM_COLOURS = {"l1": "#4c72b0", "nosleep": "#c44e52", "l1-fp8": "#55a868", "l1-nowarm": "#8172b3", "l2": "#dd8452"}
 KIND_COLOURS = {"load": "#4c72b0", "warmup": "#dd8452", "wake": "#55a868", "prompt": "#c44e52",
                 "sleep": "#8172b3", "stop": "#937860"}
-MODEL_HATCH = {"A": "", "B": "///", None: ".."}
-ARM_COLOURS = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3"]
-PNG_METADATA = {"Software": None}  # no matplotlib version in the file; Agg PNGs carry no date
-DPI = 100
+KIND_LETTER = {"load": "L", "warmup": "W", "wake": "w", "prompt": "P", "sleep": "S", "stop": "x"}
+MODEL_HATCH = {"A": "", "B": "//", None: ""}
+PUBLISHED_HATCH = ["///", "xxx", "..."]
+STATE_NOTE = {"failed": "FAILED", "not run": "not run", "unfinished": "unfinished (not run yet)", "suspect": "SUSPECT"}
+PANELS = [("switch", "Switch, rounds 1-3: wake (sleep) or restart load (no sleep)", ("A", "B")),
+          ("prompt", "Prompt, rounds 1-3", ("A", "B")),
+          ("total", "Total time of the arm\n(published: no set-up sleeps, no stops)", (None,))]
 
 
-# ---------------------------------------------------------------- reading
+# ---------------------------------------------------------------- reading and text
 
 def _run(run):
-    """A run as the tables read it (kit.report), from a Run or a run directory."""
-    return run if isinstance(run, report.Run) else report.load_run(run)
+    """A Run (kit.results), from a Run or a run directory."""
+    return run if isinstance(run, results.Run) else results.load_run(run)
 
 
-def _first_repeat(run, arm):
-    reps = _run(run).arms.get(arm) or []
-    if not reps:
-        return None, [], "arm did not run"
-    return reps[0].repeat, reps[0].events, reps[0].error
+def _arm_colour(unit):
+    return ARM_COLOURS.get(base_arm(unit), "grey")
 
 
-# ---------------------------------------------------------------- specs
-
-def timeline_spec(run, arms):
-    """One row per arm (first repeat): {"arm", "repeat", "failed": error text or None,
-    "segments": [{"kind", "model", "round", "start", "duration", "ok"}]} ("total" events left out)."""
-    rows = []
-    for arm in arms:
-        repeat, evs, failed = _first_repeat(run, arm)
-        segments = [{"kind": e["kind"], "model": e["model"], "round": e["round"], "start": e["start_s"],
-                     "duration": e["duration_s"], "ok": e["ok"]} for e in evs if e["kind"] != "total"]
-        rows.append({"arm": arm, "repeat": repeat, "failed": failed, "segments": segments})
-    return rows
+def _light(colour, amount=0.55):
+    return tuple(c + (1 - c) * amount for c in to_rgb(colour))
 
 
-def _stats(values):
-    if not values:
-        return None
-    return {"mean": statistics.fmean(values), "min": min(values), "max": max(values), "n": len(values)}
+def pick_repeat(run, unit, state):
+    """The repeat a timeline or memory figure shows: of a failed arm, its first failed repeat (what went
+    wrong); else the first usable one; else the first there is. None when the unit has no repeat."""
+    reps = run.units.get(unit) or []
+    if state == "failed":
+        bad = [r for r in reps if not r.ok and not r.pending]
+        if bad:
+            return bad[0]
+    return next((r for r in reps if r.ok), reps[0] if reps else None)
 
 
-def bars_spec(run, arms):
-    """{"switch"|"prompt": {arm: {model: {"mean","min","max","n"} or None}}, "failed": {arm: text}}.
-    Switch = wake (sleep arms) or load (no-sleep arm) of rounds 1..3; prompt = prompt events of
-    rounds 1..3; every repeat that did not fail (a failed repeat is left out whole, as in the tables)."""
-    spec = {"switch": {}, "prompt": {}, "failed": {}}
-    for arm in arms:
-        switch_kind = "wake" if scenarios.ARMS[arm].sleep_level else "load"
-        reps = _run(run).arms.get(arm) or []
-        errors = [r.error for r in reps]
-        evs = [e for r in reps if r.error is None for e in r.events if e["round"] >= 1]  # whole repeats
-        for metric, kind in (("switch", switch_kind), ("prompt", "prompt")):
-            spec[metric][arm] = {m: _stats([e["duration_s"] for e in evs if e["kind"] == kind and e["model"] == m])
-                                 for m in ("A", "B")}
-        errors = [e for e in errors if e] or (["arm did not run"] if not reps else [])
-        if errors:
-            spec["failed"][arm] = errors[0]
-    return spec
+def state_note(arm_state):
+    """Text for an arm that is not plainly ok (None when it is)."""
+    s = arm_state["state"]
+    if s in ("failed", "unfinished"):
+        return f"{STATE_NOTE[s]}: " + "; ".join(arm_state["errors"])
+    if s == "not run":
+        return "not run (not part of this run)"
+    if s == "suspect":
+        return f"SUSPECT: {len(arm_state['failed_checks'])} sleep check(s) failed"
+    return None
 
 
-def memory_spec(run, arm):
-    """{"arm", "repeat", "failed", "points": [{"label", "kind", "model", "gpu_before", "gpu_after",
-    "rss_before", "rss_after"}]}
-    for the first repeat of an arm, one point per event (before/after of GPU MiB used and server RSS MiB)."""
-    repeat, evs, failed = _first_repeat(run, arm)
-    points = [{"label": f"{e['kind']} {e['model'] or ''}".strip(), "kind": e["kind"], "model": e["model"],
-               "gpu_before": e.get("gpu_mib_before"), "gpu_after": e.get("gpu_mib_after"),
-               "rss_before": e.get("rss_mib_before"), "rss_after": e.get("rss_mib_after")}
-              for e in evs if e["kind"] != "total"]
-    return {"arm": arm, "repeat": repeat, "failed": failed, "points": points}
+def fmt_mib(delta):
+    """A memory change as people read it: '+10 MiB', '-22.6 GiB'."""
+    if delta is None:
+        return ""
+    if abs(delta) < 1024:
+        return f"{delta:+.0f} MiB"
+    return f"{delta / 1024:+.1f} GiB"
 
 
-def use_log_scale(spec_metric):
-    values = [s[k] for per_model in spec_metric.values() for s in per_model.values() if s for k in ("min", "max")]
-    values = [v for v in values if v > 0]
-    return bool(values) and max(values) / min(values) > 20
+def provenance(facts):
+    """Lines that say where a figure's numbers come from (facts: kit.results.tables.run_facts)."""
+    na = lambda k: facts.get(k) if facts.get(k) not in (None, "") else "n/a"
+    output = (f"output fixed at {scenarios.MAX_TOKENS} tokens (ignore_eos)" if facts.get("fixed_output")
+              else f"output not fixed (stops at EOS or {scenarios.MAX_TOKENS} tokens)")
+    models = [f"{k} = {v['name']}" + (f" (twin of {v['twin']}: random weights, the real model's shape)"
+                                       if v.get("twin") else "") for k, v in facts["models"].items()]
+    return [f"run {facts['run_id']}" + ("" if facts.get("complete") else " (incomplete)")
+            + f"  |  GPU: {na('gpu')}  |  vLLM {na('vllm')}  |  protocol: {na('protocol')}  |  {output}"
+            + f"  |  repeats: {na('repeat')}  |  compile cache: {na('cache')}",
+            "models: " + ("; ".join(models) or "n/a")]
 
 
-# ---------------------------------------------------------------- drawing
+# ---------------------------------------------------------------- bars
 
-def _save(fig, path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, metadata=PNG_METADATA)
-    plt.close(fig)
-    return path
-
-
-def draw_timeline(rows, title, path):
-    fig, ax = plt.subplots(figsize=(14, 1.6 + 1.1 * len(rows)))
-    end = max([s["start"] + s["duration"] for r in rows for s in r["segments"]] or [1.0])
-    for y, row in enumerate(rows):
-        for s in row["segments"]:
-            ax.barh(y, s["duration"], left=s["start"], height=0.6, color=KIND_COLOURS.get(s["kind"], "grey"),
-                    hatch=MODEL_HATCH.get(s["model"], ""), edgecolor="red" if not s["ok"] else "black",
-                    linewidth=2 if not s["ok"] else 0.4)
-        if row["failed"]:
-            ax.text(end * 1.01 if row["segments"] else end / 2, y, f"FAILED: {row['failed']}"[:70],
-                    color="red", va="center", ha="left" if row["segments"] else "center", fontsize=9,
-                    fontweight="bold")
-    ax.set_yticks(range(len(rows)))
-    ax.set_yticklabels([f"{r['arm']}\n{scenarios.ARMS[r['arm']].title}" + (f" (r{r['repeat']})" if r["repeat"] else "")
-                        for r in rows], fontsize=8)
-    ax.set_ylim(len(rows) - 0.4, -0.6)
-    ax.set_xlim(0, end * 1.25)
-    ax.set_xlabel("seconds since arm start")
-    ax.set_title(title)
-    kinds = [k for k in KIND_COLOURS if any(s["kind"] == k for r in rows for s in r["segments"])]
-    handles = [Patch(facecolor=KIND_COLOURS[k], label=k) for k in kinds]
-    handles += [Patch(facecolor="white", edgecolor="black", hatch=MODEL_HATCH[m], label=f"model {m}")
-                for m in ("A", "B")]
-    ax.legend(handles=handles, loc="upper right", fontsize=8, ncol=2)
-    ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    return _save(fig, path)
+def _bar(group, arm_state, source, cell, numbers):
+    bar = {"group": group, "arm": arm_state["arm"], "unit": arm_state["unit"], "source": source,
+           "median": None, "min": None, "max": None, "n": 0, "note": None}
+    if not numbers:
+        bar["note"] = STATE_NOTE[arm_state["state"]]
+    elif not cell:
+        bar["note"] = "no data"
+    else:
+        bar.update(median=cell["median"], min=cell["min"], max=cell["max"], n=cell["n"])
+    return bar
 
 
-def _draw_metric(ax, per_arm, failed, ylabel):
-    arms = list(per_arm)
-    width = 0.8 / max(len(arms), 1)
-    for i, arm in enumerate(arms):
-        for j, model in enumerate(("A", "B")):
-            x = j + (i - (len(arms) - 1) / 2) * width
-            s = per_arm[arm][model]
-            if s is None:
-                ax.text(x, 0.5, f"{arm}: " + ("FAILED" if arm in failed else "no data"),
-                        transform=ax.get_xaxis_transform(),
-                        rotation=90, ha="center", va="center", color="red", fontsize=9, fontweight="bold")
-                continue
-            err = [[s["mean"] - s["min"]], [s["max"] - s["mean"]]]
-            label = arm + (" (some repeats FAILED)" if arm in failed else "")
-            ax.bar(x, s["mean"], width * 0.9, yerr=err, capsize=4, color=ARM_COLOURS[i % len(ARM_COLOURS)],
-                   label=label if j == 0 or per_arm[arm]["A"] is None else None, edgecolor="black", linewidth=0.5)
-            ax.annotate(f"{s['mean']:.2f}", (x, s["max"]), xytext=(0, 3), textcoords="offset points",
-                        ha="center", fontsize=7)
-    ax.set_xticks([0, 1])
-    ax.set_xticklabels(["model A", "model B"])
-    ax.set_xlim(-0.5, 1.5)
-    ax.set_ylabel(ylabel)
-    if use_log_scale(per_arm):
-        ax.set_yscale("log")
-        ax.set_ylabel(ylabel + " (log scale)")
-    ax.legend(fontsize=8)
+def bars_spec(run, number, table=None):
+    """{"table", "title", "provenance", "arms": [{arm, unit, title, state, note}], "sources": [{key, label}],
+    "panels": [{metric, title, unit, groups, bars: [{group, arm, unit, source, median, min, max, n, note}]}]}.
+    Every number is a cell of build_table(run, number): source "measured" or a published reference's GPU."""
+    table = table or results.build_table(_run(run), number)
+    facts = table["run"]
+    sources = [{"key": "measured", "label": f"measured: {facts['gpu'] or 'GPU n/a'}, vLLM {facts['vllm'] or 'n/a'}"}]
+    sources += [{"key": r["gpu"], "label": f"published: {r['label']} (blog figure {r['figure']})"}
+                for r in table["published"]]
+    rows = {(r["metric"], r["model"]): r for r in table["rows"]}
+    panels = []
+    for metric, title, groups in PANELS:
+        bars = []
+        for group in groups:
+            row = rows.get((metric, group))
+            for s in table["arms"]:
+                numbers = s["state"] not in tables.NO_NUMBERS
+                bars.append(_bar(group, s, "measured", row and row["arms"][s["arm"]], numbers))
+                for i, src in enumerate(sources[1:]):
+                    bars.append(_bar(group, s, src["key"], row and row["published"][i]["arms"][s["arm"]], True))
+        panels.append({"metric": metric, "title": title, "unit": "s", "groups": list(groups), "bars": bars})
+    arms = [{"arm": s["arm"], "unit": s["unit"], "title": s["title"], "state": s["state"], "note": state_note(s)}
+            for s in table["arms"]]
+    return {"table": number, "title": f"Table {number}: {table['title']}", "provenance": provenance(facts),
+            "repeat": facts.get("repeat"), "arms": arms, "sources": sources, "panels": panels}
+
+
+def _draw_bar(ax, x, width, bar, colour, style):
+    if bar["median"] is None:
+        ax.text(x, 0.02, bar["note"], transform=ax.get_xaxis_transform(), rotation=90, ha="center",
+                va="bottom", fontsize=7, fontweight="bold", color="red" if bar["note"] != "no data" else "grey")
+        return
+    face = colour if style is None else _light(colour)
+    err = [[bar["median"] - bar["min"]], [bar["max"] - bar["median"]]]
+    ax.bar(x, bar["median"], width * 0.92, yerr=err, capsize=2, color=face, hatch=style or "",
+           edgecolor=colour if style else "black", linewidth=0.6, error_kw={"elinewidth": 0.8})
+    ax.annotate(f"{bar['median']:.3g}", (x, bar["max"]), xytext=(0, 2), textcoords="offset points",
+                ha="center", va="bottom", fontsize=6.5, rotation=90)
+
+
+def _draw_panel(ax, panel, styles):
+    per_group = len(panel["bars"]) // len(panel["groups"])
+    width = 0.86 / per_group
+    for j in range(len(panel["groups"])):
+        for k, bar in enumerate(panel["bars"][j * per_group:(j + 1) * per_group]):
+            x = j + (k - (per_group - 1) / 2) * width
+            _draw_bar(ax, x, width, bar, _arm_colour(bar["unit"]), styles[bar["source"]])
+    ax.set_xticks(range(len(panel["groups"])))
+    ax.set_xticklabels(["all" if g is None else f"model {g}" for g in panel["groups"]])
+    ax.set_xlim(-0.5, len(panel["groups"]) - 0.5)
+    tops = [b["max"] for b in panel["bars"] if b["max"] is not None]
+    ax.set_ylim(0, max(tops or [1]) * 1.22)
+    ax.set_ylabel("seconds (linear, from 0)")
+    ax.set_title(panel["title"], fontsize=10)
     ax.grid(axis="y", alpha=0.3)
 
 
-def draw_bars(spec, title, path):
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 5))
-    _draw_metric(ax1, spec["switch"], spec["failed"], "switch time, s (wake, or load when no sleep)")
-    _draw_metric(ax2, spec["prompt"], spec["failed"], "first prompt time, s")
-    ax1.set_title("Switch time, rounds 1-3")
-    ax2.set_title("Prompt time, rounds 1-3")
-    fig.suptitle(title + "\nmean, error bars min-max over rounds and repeats")
-    fig.tight_layout()
-    return _save(fig, path)
+def _legend_handles(spec, styles):
+    """Arms in the first column, sources in the second."""
+    arms = [Patch(facecolor=_arm_colour(a["unit"]), edgecolor="black",
+                  label=f"{a['unit']}: {a['title']}" + (f"  [{a['note'][:70]}]" if a["note"] else ""))
+            for a in spec["arms"]]
+    sources = [Patch(facecolor="grey" if styles[s["key"]] is None else _light("grey"), hatch=styles[s["key"]] or "",
+                     edgecolor="black" if styles[s["key"]] is None else "grey", label=s["label"])
+               for s in spec["sources"]]
+    blank = Patch(facecolor="none", edgecolor="none", label=" ")
+    rows = max(len(arms), len(sources))
+    return arms + [blank] * (rows - len(arms)) + sources + [blank] * (rows - len(sources))
 
 
-def _memory_series(ax, points, key, per_model):
-    """Before/after pairs of each event (whichever was measured); dotted connectors to the previous
-    event of the same series (one series for the GPU, one per model's server for RSS). Returns the
-    number of values drawn."""
-    last, drawn = {}, 0
-    for i, p in enumerate(points):
-        if per_model and p["model"] is None:
+def draw_bars(spec, stem):
+    """figures/<stem>.png and .svg of bars_figure; returns the paths."""
+    return _save(bars_figure(spec), stem)
+
+
+def bars_figure(spec):
+    """One panel per metric (switch, prompt, total), the measured bars beside the published ones."""
+    styles = {s["key"]: (None if i == 0 else PUBLISHED_HATCH[(i - 1) % len(PUBLISHED_HATCH)])
+              for i, s in enumerate(spec["sources"])}
+    fig = plt.figure(figsize=(15, 7.2))
+    grid = GridSpec(1, 3, figure=fig, width_ratios=[2, 2, 1.2], left=0.05, right=0.99, top=0.78, bottom=0.15,
+                    wspace=0.22)
+    for i, panel in enumerate(spec["panels"]):
+        _draw_panel(fig.add_subplot(grid[0, i]), panel, styles)
+    fig.legend(handles=_legend_handles(spec, styles), loc="upper left", bbox_to_anchor=(0.045, 0.915),
+               ncol=2, fontsize=8, frameon=False)
+    reps = spec["repeat"] or 1
+    _frame(fig, spec["title"], spec["provenance"] + [
+        f"bars: median; whiskers: min..max. Measured: rounds 1-3 x {reps} repeat(s) (the table's cells; "
+        "a failed arm has no bars, as in the table). Published: the blog figure's 3 rounds (the blog drew means)."])
+    return fig
+
+
+# ---------------------------------------------------------------- timeline
+
+def _segments(events):
+    return [{"kind": e["kind"], "model": e["model"], "round": e["round"], "start": e["start_s"],
+             "duration": e["duration_s"], "ok": e["ok"]} for e in events if e["kind"] != "total"]
+
+
+def _published_segments(ref, arm):
+    out, t = [], 0.0
+    for e in ref["arms"][arm]["events"]:
+        out.append({"kind": e["kind"], "model": e["model"], "round": e["round"], "start": round(t, 6),
+                    "duration": e["duration_s"], "ok": True})
+        t += e["duration_s"]
+    return out
+
+
+def switches(segments):
+    """Rounds 1-3 cut into switches: consecutive events of one (round, model), each with its offset from the
+    switch's start. A sleep arm's final stops are not part of a switch."""
+    sleep_arm = any(s["kind"] == "wake" for s in segments)
+    out = []
+    for s in segments:
+        if s["round"] < 1 or (sleep_arm and s["kind"] == "stop"):
             continue
+        if not out or (out[-1]["round"], out[-1]["model"]) != (s["round"], s["model"]):
+            out.append({"round": s["round"], "model": s["model"], "start": s["start"], "segments": []})
+        out[-1]["segments"].append(dict(s, offset=round(s["start"] - out[-1]["start"], 6)))
+    return out
+
+
+def timeline_spec(run, number, table=None):
+    """{"table", "title", "provenance", "end", "rows": [{label, unit, source, repeat, note, total, segments}],
+    "zooms": [{unit, label, switches: {source: [switch]}}]}: the measured arms (one repeat each, see
+    pick_repeat) with the table's published series beside them; zooms: the switch rounds, per switch."""
+    run = _run(run)
+    table = table or results.build_table(run, number)
+    refs = published.references(number)
+    rows, zooms = [], []
+    for s in table["arms"]:
+        rep = pick_repeat(run, s["unit"], s["state"])
+        segs = _segments(rep.events) if rep else []
+        ends = [x["start"] + x["duration"] for x in segs]
+        total = next((e["duration_s"] for e in (rep.events if rep else []) if e["kind"] == "total"),
+                     max(ends) if ends else None)
+        rows.append({"label": f"{s['unit']} measured" + (f" r{rep.repeat}" if rep else ""), "unit": s["unit"],
+                     "source": "measured", "repeat": rep.repeat if rep else None, "note": state_note(s),
+                     "total": total if total is None else round(total, 6), "segments": segs})
+        pub = {r["gpu"]: _published_segments(r, s["arm"]) for r in refs}
+        rows += [{"label": f"{s['arm']} published {g}", "unit": s["unit"], "source": g, "repeat": None,
+                  "note": None, "total": round(sum(x["duration"] for x in p), 6), "segments": p}
+                 for g, p in pub.items()]
+        zooms.append({"unit": s["unit"], "label": f"{s['unit']}: {s['title']}", "note": state_note(s),
+                      "switches": {"measured": switches(segs), **{g: switches(p) for g, p in pub.items()}}})
+    end = max([x["start"] + x["duration"] for r in rows for x in r["segments"]] or [1.0])
+    return {"table": number, "title": f"Table {number}: {table['title']} - timeline",
+            "provenance": provenance(table["run"]), "sources": ["measured", *[r["gpu"] for r in refs]],
+            "published": [r["label"] + f" (blog figure {r['figure']})" for r in refs],
+            "end": round(end, 6), "rows": rows, "zooms": zooms}
+
+
+def _segment_bars(ax, y, segments, height, light, labels_over=None):
+    for s in segments:
+        colour = KIND_COLOURS.get(s["kind"], "grey")
+        x = s.get("offset", s["start"])
+        ax.barh(y, s["duration"], left=x, height=height, color=_light(colour, 0.5) if light else colour,
+                hatch=MODEL_HATCH.get(s["model"], ""), edgecolor="red" if not s["ok"] else "black",
+                linewidth=2 if not s["ok"] else 0.3)
+        if labels_over is not None and s["duration"] >= labels_over:
+            ax.text(x + s["duration"] / 2, y, f"{KIND_LETTER.get(s['kind'], '?')} {s['duration']:.3g}",
+                    ha="center", va="center", fontsize=6.5,
+                    bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 0.8})
+
+
+def _draw_main(ax, spec):
+    end = spec["end"]
+    for y, row in enumerate(spec["rows"]):
+        light = row["source"] != "measured"
+        _segment_bars(ax, y, row["segments"], 0.62 if not light else 0.45, light, labels_over=end * 0.035)
+        if row["note"]:              # in the gap above its row, where no segment is
+            ax.text(end * 0.003, y - 0.34, row["note"][:150], color="red", ha="left", va="bottom", fontsize=7.5,
+                    fontweight="bold")
+    ax.set_yticks(range(len(spec["rows"])))
+    ax.set_yticklabels([f"{r['label']}\n" + ("no events" if r["total"] is None else f"total {r['total']:.1f} s")
+                        for r in spec["rows"]], fontsize=7.5)
+    for tick, row in zip(ax.get_yticklabels(), spec["rows"]):
+        tick.set_color("black" if row["source"] == "measured" else "#555555")
+    ax.set_ylim(len(spec["rows"]) - 0.5, -0.5)
+    ax.set_xlim(0, end)
+    ax.set_xlabel("seconds since the arm started (measured) / cumulative (published)", fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+
+
+def _switch_label(key, switch):
+    """'round 1 A' over the measured durations of that switch ('w 0.15  P 0.62  S 0.30')."""
+    segments = switch["segments"] if switch else []
+    parts = "  ".join(f"{KIND_LETTER.get(x['kind'], '?')} {x['duration']:.2f}" for x in segments)
+    return f"round {key[0]} {key[1]}\n{parts}"
+
+
+def _draw_zoom(ax, zoom, sources):
+    by = {g: {(sw["round"], sw["model"]): sw for sw in zoom["switches"].get(g) or []} for g in sources}
+    extra = [g for g in sources[1:] if by[g]]
+    keys = list(by["measured"] or (by[extra[0]] if extra else {}))
+    for y, key in enumerate(keys):
+        if key in by["measured"]:
+            _segment_bars(ax, y - 0.17, by["measured"][key]["segments"], 0.36, False)
+        for i, g in enumerate(extra):
+            if key in by[g]:
+                _segment_bars(ax, y + 0.12 + 0.2 * i, by[g][key]["segments"], 0.17, True)
+    ax.set_yticks(range(len(keys)))
+    ax.set_yticklabels([_switch_label(key, by["measured"].get(key)) for key in keys], fontsize=7)
+    ax.set_ylim(len(keys) - 0.45, -0.5)
+    ends = [sw["segments"][-1]["offset"] + sw["segments"][-1]["duration"] for d in by.values() for sw in d.values()]
+    ax.set_xlim(0, max(ends or [1.0]))
+    order = "measured (thick)" + (f", published {', '.join(extra)}" if extra else "")
+    ax.set_xlabel(f"seconds since the switch started  |  top to bottom: {order}", fontsize=7.5)
+    ax.set_title(f"{zoom['label']}: each switch, zoomed" + (f"\n{zoom['note'][:80]}" if zoom["note"] else ""),
+                 fontsize=9, color="red" if zoom["note"] else "black")
+    if not keys:
+        ax.text(0.5, 0.5, "no switch rounds to show", transform=ax.transAxes, ha="center", color="red")
+    ax.grid(axis="x", alpha=0.3)
+
+
+def draw_timeline(spec, stem):
+    """figures/<stem>.png and .svg of timeline_figure; returns the paths."""
+    return _save(timeline_figure(spec), stem)
+
+
+def timeline_figure(spec):
+    """Every event of one repeat per arm with the published series beside (x ends where the data ends), and
+    below, per arm, each switch of rounds 1-3 zoomed (its own x axis, measured above published)."""
+    n_rows, n_switch = len(spec["rows"]), max([len(z["switches"]["measured"]) for z in spec["zooms"]] + [6])
+    main_h, zoom_h = 0.5 * n_rows + 0.6, 0.42 * n_switch + 0.9
+    height = main_h + zoom_h + 2.3
+    fig = plt.figure(figsize=(15, height))
+    top, bottom = 1 - 0.95 / height, 1.0 / height
+    grid = GridSpec(2, len(spec["zooms"]), figure=fig, height_ratios=[main_h, zoom_h], left=0.12, right=0.99,
+                    top=top, bottom=bottom, hspace=0.9 / ((main_h + zoom_h) / 2), wspace=0.3)   # ~0.9 in apart
+    _draw_main(fig.add_subplot(grid[0, :]), spec)
+    for i, zoom in enumerate(spec["zooms"]):
+        _draw_zoom(fig.add_subplot(grid[1, i]), zoom, spec["sources"])
+    kinds = [k for k in KIND_COLOURS if any(s["kind"] == k for r in spec["rows"] for s in r["segments"])]
+    handles = [Patch(facecolor=KIND_COLOURS[k], label=f"{KIND_LETTER[k]} = {k}") for k in kinds]
+    handles += [Patch(facecolor="white", edgecolor="black", hatch=MODEL_HATCH[m], label=f"model {m}") for m in "AB"]
+    handles += [Patch(facecolor=_light("grey", 0.5), label="lighter, thinner: published")]
+    if any(not s["ok"] for r in spec["rows"] for s in r["segments"]):
+        handles.append(Patch(facecolor="white", edgecolor="red", linewidth=2, label="failed event"))
+    fig.legend(handles=handles, loc="upper right", bbox_to_anchor=(0.99, 1 - 0.25 / height), ncol=5, fontsize=8,
+               frameon=False)
+    _frame(fig, spec["title"], spec["provenance"] + [
+        "published: " + "; ".join(spec["published"]) + " - the blog's timelines have no set-up sleeps or stops"])
+    return fig
+
+
+# ---------------------------------------------------------------- memory
+
+def _delta(after, before):
+    return None if after is None or before is None else after - before
+
+
+def memory_spec(run, unit):
+    """{"unit", "title", "level", "repeat", "state", "note", "provenance", "first_sleep": {model: RSS MiB
+    added}, "points": [{label, kind, model, round, gpu_before, gpu_after, gpu_delta, rss_before, rss_after,
+    rss_delta}]}: one repeat of a unit (see pick_repeat), before and after every event."""
+    run = _run(run)
+    s = tables.arm_state(run, unit, "")
+    rep = pick_repeat(run, unit, s["state"])
+    points = []
+    for e in (rep.events if rep else []):
+        if e["kind"] == "total":
+            continue
+        g0, g1, r0, r1 = (e.get(k) for k in ("gpu_mib_before", "gpu_mib_after", "rss_mib_before", "rss_mib_after"))
+        points.append({"label": f"{e['kind']} {e['model']} r{e['round']}", "kind": e["kind"], "model": e["model"],
+                       "round": e["round"], "ok": e["ok"], "gpu_before": g0, "gpu_after": g1,
+                       "gpu_delta": _delta(g1, g0), "rss_before": r0, "rss_after": r1, "rss_delta": _delta(r1, r0)})
+    first = {}
+    for p in points:
+        if p["kind"] == "sleep" and p["model"] not in first:
+            first[p["model"]] = p["rss_delta"]
+    arm = scenarios.ARMS.get(base_arm(unit))
+    return {"unit": unit, "title": s["title"], "level": arm.sleep_level if arm else None,
+            "repeat": rep.repeat if rep else None, "state": s["state"], "note": state_note(s),
+            "provenance": provenance(tables.run_facts(run, [unit])), "first_sleep": first, "points": points}
+
+
+def _annotate(ax, x, y, delta, kind, bold):
+    ax.annotate(fmt_mib(delta), (x, y), xytext=(0, 4), textcoords="offset points", ha="center", va="bottom",
+                rotation=90, fontsize=6.5, color=KIND_COLOURS.get(kind, "black"),
+                fontweight="bold" if bold else "normal")
+
+
+def memory_limits(specs):
+    """{"gpu": MiB, "rss": MiB}: the tops of the axes every memory figure of a run shares (zero-based), so a
+    +10 MiB level-2 sleep in one figure looks as small as it is beside a +8 GiB level-1 sleep in another."""
+    tops = {}
+    for key in ("gpu", "rss"):
+        values = [p[f"{key}_{w}"] for spec in specs for p in spec["points"] for w in ("before", "after")]
+        tops[key] = max([v for v in values if v is not None] + [1]) * 1.45
+    return tops
+
+
+def _memory_series(ax, points, key, per_model, top_limit):
+    """Before/after of each event (o before, o after, joined), dotted between events of one series (the GPU;
+    for RSS each model's server); the change annotated on sleeps and wakes, and on other events that moved it."""
+    last, top, firsts = {}, 0, set()
+    for i, p in enumerate(points):
         pairs = [(x, y) for x, y in ((i - 0.3, p[f"{key}_before"]), (i + 0.3, p[f"{key}_after"])) if y is not None]
-        if not pairs:
+        if not pairs or (per_model and p["model"] is None):
             continue
         series = p["model"] if per_model else None
-        ax.plot(*zip(*pairs), "--" if series == "B" else "-", marker="o",
-                color=KIND_COLOURS.get(p["kind"], "grey"), markersize=3)
+        ax.plot(*zip(*pairs), "--" if series == "B" else "-", marker="o", color=KIND_COLOURS.get(p["kind"], "grey"),
+                markersize=3, linewidth=1.5)
         if series in last:
             ax.plot([last[series][0], pairs[0][0]], [last[series][1], pairs[0][1]], ":", color="grey", linewidth=0.8)
         last[series] = pairs[-1]
-        drawn += len(pairs)
-    if not drawn:
-        ax.text(0.5, 0.3, "not measured", transform=ax.transAxes, ha="center", color="grey", fontsize=11)
-    return drawn
+        top = max([top] + [y for _, y in pairs])
+        delta = p[f"{key}_delta"]
+        if delta is not None and (p["kind"] in ("sleep", "wake") or delta):
+            first = p["kind"] == "sleep" and (p["model"] not in firsts)
+            firsts |= {p["model"]} if p["kind"] == "sleep" else set()
+            _annotate(ax, i, max(y for _, y in pairs), delta, p["kind"], first)
+    ax.set_ylim(0, top_limit or max(top, 1) * 1.45)
+    if not last:
+        ax.text(0.5, 0.4, "not measured" if points else "no events", transform=ax.transAxes, ha="center",
+                color="grey", fontsize=11)
 
 
-def draw_memory(spec, path):
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(12, 7), sharex=True)
+def _memory_summary(spec):
+    level = spec["level"]
+    firsts = ", ".join(f"{m} {fmt_mib(d)}" for m, d in spec["first_sleep"].items() if d is not None) or "n/a"
+    if level is None:
+        return "no sleep mode: each switch stops one server and starts the other"
+    expect = ("level 1 keeps the weights in host RAM: RSS grows by about the weight size"
+              if level == 1 else "level 2 drops the weights: RSS should barely change")
+    return f"host RSS added by each server's first sleep (bold): {firsts}  -  {expect}"
+
+
+def draw_memory(spec, stem, limits=None):
+    """figures/<stem>.png and .svg of memory_figure; returns the paths."""
+    return _save(memory_figure(spec, limits), stem)
+
+
+def memory_figure(spec, limits=None):
+    """GPU MiB used and each server's host RSS before/after every event, on zero-based axes (limits:
+    memory_limits of the run, so all its memory figures share them), each change annotated."""
+    limits = limits or {}
+    fig = plt.figure(figsize=(15, 8))
+    grid = GridSpec(2, 1, figure=fig, left=0.07, right=0.87, top=0.89, bottom=0.2, hspace=0.08)
+    ax1, ax2 = fig.add_subplot(grid[0]), fig.add_subplot(grid[1])
     points = spec["points"]
-    _memory_series(ax1, points, "gpu", per_model=False)
-    _memory_series(ax2, points, "rss", per_model=True)
-    ax1.set_ylabel("GPU memory used, MiB\n(all devices)")
-    ax2.set_ylabel("server process-tree\nhost RSS, MiB")
+    _memory_series(ax1, points, "gpu", False, limits.get("gpu"))
+    _memory_series(ax2, points, "rss", True, limits.get("rss"))
+    scale = "from 0, shared" if limits else "from 0"
+    ax1.set_ylabel(f"GPU memory used, MiB\n(all devices, {scale})", fontsize=8)
+    ax2.set_ylabel(f"server process-tree host\nRSS, MiB ({scale})", fontsize=8)
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
-    if spec["failed"]:
-        ax1.text(0.5, 0.5, f"FAILED: {spec['failed']}"[:80], transform=ax1.transAxes, color="red",
-                 ha="center", va="center", fontsize=12, fontweight="bold")
-    ax2.set_xticks(range(len(points)))
+        ax.set_xlim(-0.6, max(len(points), 1) - 0.4)
+        ax.set_xticks(range(len(points)))
+    ax1.set_xticklabels([])
     ax2.set_xticklabels([p["label"] for p in points], rotation=90, fontsize=7)
+    if points:
+        ax2.text(0.005, 0.97, _memory_summary(spec), transform=ax2.transAxes, va="top", fontsize=8,
+                 bbox={"facecolor": "white", "alpha": 0.9, "edgecolor": "grey"})
+    if spec["note"]:
+        fig.text(0.01, 1 - 0.42 / fig.get_figheight(), spec["note"][:160], color="red", ha="left", va="top",
+                 fontsize=10, fontweight="bold")
     kinds = [k for k in KIND_COLOURS if any(p["kind"] == k for p in points)]
-    if kinds:
-        ax1.legend(handles=[Patch(color=KIND_COLOURS[k], label=k) for k in kinds], fontsize=8, loc="upper left",
-                   bbox_to_anchor=(1.005, 1.0))
-    ax2.legend(handles=[Line2D([], [], color="black", linestyle="-", label="model A server"),
-                        Line2D([], [], color="black", linestyle="--", label="model B server")],
-               fontsize=8, loc="upper left", bbox_to_anchor=(1.005, 1.0))
-    rep = f" (repeat {spec['repeat']})" if spec["repeat"] else ""
-    ax1.set_title(f"{spec['arm']}: {scenarios.ARMS[spec['arm']].title}{rep} - before/after each event")
-    fig.tight_layout()
-    return _save(fig, path)
+    handles = [Patch(color=KIND_COLOURS[k], label=k) for k in kinds]
+    handles += [Line2D([], [], color="black", linestyle="-", label="model A server (RSS)"),
+                Line2D([], [], color="black", linestyle="--", label="model B server (RSS)"),
+                Line2D([], [], color="grey", linestyle=":", label="between events")]
+    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.875, 0.88), fontsize=8, frameon=False)
+    rep = f", repeat r{spec['repeat']}" if spec["repeat"] else ""
+    _frame(fig, f"Memory of {spec['unit']}: {spec['title']}{rep} - before and after each event", spec["provenance"]
+           + ["o-o = before and after an event; labels = the change (MiB below 1 GiB, else GiB)"
+              + ("; every memory figure of this run has these axes" if limits else "")])
+    return fig
 
 
-# ---------------------------------------------------------------- entry point
+# ---------------------------------------------------------------- files
 
-def plot_run(run_dir, numbers):
-    """Write figures/table<N>-timeline.png and table<N>-bars.png per table and memory-<arm>.png per
-    arm of those tables; return the paths written."""
-    run_dir = Path(run_dir)
-    run = report.load_run(run_dir)
-    figures = run_dir / "figures"
-    paths = []
-    for n in sorted(set(int(x) for x in numbers)):
-        table = scenarios.TABLES[n]
-        title = f"Table {n}: {table.title}"
-        paths.append(draw_timeline(timeline_spec(run, table.arms), title, figures / f"table{n}-timeline.png"))
-        paths.append(draw_bars(bars_spec(run, table.arms), title, figures / f"table{n}-bars.png"))
-    for arm in scenarios.arms_for(numbers):
-        paths.append(draw_memory(memory_spec(run, arm), figures / f"memory-{arm}.png"))
+def _frame(fig, title, lines):
+    height = fig.get_figheight()
+    fig.text(0.01, 1 - 0.12 / height, title, ha="left", va="top", fontsize=13, fontweight="bold")
+    fig.text(0.01, 0.08 / height, "\n".join(lines), ha="left", va="bottom", fontsize=7.5, color="#333333",
+             linespacing=1.5)
+
+
+def _save(fig, stem):
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.parent / f"{stem.name}.{fmt}" for fmt in FORMATS]
+    with matplotlib.rc_context(SVG_RC):
+        fig.savefig(paths[0], dpi=DPI, metadata=PNG_METADATA)
+        fig.savefig(paths[1], metadata=SVG_METADATA)
+    plt.close(fig)
     return paths
 
 
-def expected_figures(numbers):
-    """File names plot_run writes for these tables (for bundle checks and tests)."""
-    names = [f"table{n}-{kind}.png" for n in sorted(set(int(x) for x in numbers)) for kind in ("timeline", "bars")]
-    return names + [f"memory-{arm}.png" for arm in scenarios.arms_for(numbers)]
+def _numbers(numbers):
+    return sorted(set(int(x) for x in numbers))
+
+
+def _units(run, numbers):
+    return list(dict.fromkeys(run.unit_for(n, a) for n in _numbers(numbers) for a in scenarios.TABLES[n].arms))
+
+
+def figure_stems(run, numbers):
+    """The figures' names (no extension): table<N>-bars, table<N>-timeline per table, memory-<unit> per unit."""
+    stems = [f"table{n}-{kind}" for n in _numbers(numbers) for kind in ("bars", "timeline")]
+    return stems + [f"memory-{unit}" for unit in _units(run, numbers)]
+
+
+def plot_run(run, numbers):
+    """Write every figure of these tables under <run>/figures/ (PNG and SVG); return the paths written."""
+    run = _run(run)
+    if Path(run.source).is_file():
+        raise BadInput(f"{run.source} is a bundle: figures are drawn into a run folder",
+                       "unpack it (tar xzf) and plot the folder")
+    figures = layout.RunDir(run.source).figures_dir
+    paths = []
+    for n in _numbers(numbers):
+        table = results.build_table(run, n)
+        paths += draw_bars(bars_spec(run, n, table), figures / f"table{n}-bars")
+        paths += draw_timeline(timeline_spec(run, n, table), figures / f"table{n}-timeline")
+    limits = memory_limits([memory_spec(run, unit) for unit in run.units])    # the same whichever tables
+    for unit in _units(run, numbers):
+        paths += draw_memory(memory_spec(run, unit), figures / f"memory-{unit}", limits)
+    return paths
+
+
+def expected_figures(run, numbers):
+    """File names plot_run writes for these tables of a run."""
+    return [f"{stem}.{fmt}" for stem in figure_stems(run, numbers) for fmt in FORMATS]

@@ -1,119 +1,243 @@
-"""kit.plot on fabricated runs: every figure exists and is a sane size, and the data each figure
-draws (its spec) holds every arm's events; failed arms are shown, not dropped."""
-import shutil
+"""kit.plot on fabricated runs: the bars are the tables' numbers (medians, min..max) with the published ones
+beside them; every figure carries its provenance, is written as PNG (200 dpi) and SVG, byte for byte the
+same when re-plotted; failed, unfinished and not-run arms are drawn as such; memory changes are shown at
+their size; the timeline ends where its data ends."""
+import json
 
-import matplotlib.image
+import matplotlib.text
 import pytest
+from PIL import Image
 
-from fabricate import fabricate_run
-from kit import plot, scenarios
+from fabricate import GPU_ASLEEP, GPU_SERVER, WEIGHTS_MIB, fabricate_run
+from kit import layout, plot, results
+from kit.workload import scenarios
+from kit.workload.steps import steps
 
-
-def sleep_sequence(warmup):
-    seq = [("load", "A"), *([("warmup", "A")] if warmup else []), ("sleep", "A"),
-           ("load", "B"), *([("warmup", "B")] if warmup else []), ("sleep", "B")]
-    for r in (1, 2, 3):
-        for m in "AB":
-            seq += [("wake", m), ("prompt", m)] + ([] if (r == 3 and m == "B") else [("sleep", m)])
-    return seq + [("stop", "A"), ("stop", "B")]
+ALL = [1, 2, 3, 4, 5]
 
 
-NOSLEEP_SEQUENCE = [(k, m) for r in (1, 2, 3) for m in "AB" for k in ("load", "prompt", "stop")]
+def texts(fig):
+    return [t.get_text() for t in fig.findobj(matplotlib.text.Text) if t.get_text()]
 
 
-def expected_sequence(arm):
-    a = scenarios.ARMS[arm]
-    return sleep_sequence(a.warmup) if a.sleep_level else NOSLEEP_SEQUENCE
+def close(fig):
+    import matplotlib.pyplot as plt
+    plt.close(fig)
 
 
 @pytest.fixture(scope="module")
-def all_tables(tmp_path_factory):
-    run_dir = fabricate_run(tmp_path_factory.mktemp("results"), tables=(1, 2, 3, 4, 5), repeat=2)
-    return run_dir, plot.plot_run(run_dir, [1, 2, 3, 4, 5])
+def five(tmp_path_factory):
+    """Tables 1-5, two repeats, l1-fp8 failed (its warm-up B, in every repeat), models A and B twins; every
+    figure plotted once, the tables written beside them."""
+    run_dir = fabricate_run(tmp_path_factory.mktemp("results"), tables=ALL, repeat=2,
+                            arm_opts={"l1-fp8": {"fail_at": 5}})
+    manifest = json.loads(layout.RunDir(run_dir).manifest_path.read_text())
+    manifest["models"]["A"]["twin"] = "qwen3-0.6b"
+    layout.RunDir(run_dir).write_manifest(manifest)
+    run = results.load_run(run_dir)
+    results.write_tables(run, ALL)
+    return run, plot.plot_run(run, ALL)
 
 
-def test_every_figure_for_every_table(all_tables):
-    run_dir, paths = all_tables
-    names = sorted(p.name for p in paths)
-    expected = sorted([f"table{n}-{k}.png" for n in range(1, 6) for k in ("timeline", "bars")]
-                      + [f"memory-{arm}.png" for arm in scenarios.ARMS])
-    assert names == expected == sorted(plot.expected_figures([1, 2, 3, 4, 5]))
+def test_plot_run_writes_every_expected_png_and_svg(five):
+    run, paths = five
+    names = [p.name for p in paths]
+    stems = [f"table{n}-{k}" for n in ALL for k in ("bars", "timeline")] + [f"memory-{a}" for a in scenarios.ARMS]
+    assert sorted(names) == sorted(plot.expected_figures(run, ALL)) == sorted(f"{s}.{x}" for s in stems
+                                                                               for x in ("png", "svg"))
+    figures = layout.RunDir(run.source).figures_dir
+    assert sorted(p.name for p in figures.iterdir()) == sorted(names)
     for p in paths:
-        assert p.parent == run_dir / "figures" and p.is_file()
-        height, width = matplotlib.image.imread(p).shape[:2]
-        assert width >= 800 and 300 <= height <= 2000, (p.name, width, height)
+        if p.suffix == ".png":
+            with Image.open(p) as im:
+                assert [round(d) for d in im.info["dpi"]] == [200, 200], p.name
+                assert im.size[0] == 3000 and 1200 <= im.size[1] <= 2400, (p.name, im.size)
+        else:
+            head = p.read_bytes()
+            assert head.startswith(b"<?xml") and b"<svg" in head[:2000], p.name
 
 
-def test_png_has_no_version_or_date_and_is_reproducible(all_tables):
-    run_dir, paths = all_tables
+def test_files_carry_no_date_or_version_and_replot_gives_the_same_bytes(five):
+    run, paths = five
     before = {p.name: p.read_bytes() for p in paths}
-    assert all(b"matplotlib" not in data.lower() for data in before.values())
-    again = plot.plot_run(run_dir, [1, 2, 3, 4, 5])
-    assert {p.name: p.read_bytes() for p in again} == before
+    for name, data in before.items():
+        assert b"matplotlib v" not in data.lower() and b"<dc:date>" not in data, name
+    again = plot.plot_run(run, [4])       # a subset: the memory axes are the run's, whatever is re-plotted
+    assert {p.name for p in again} == {f"table4-{k}.{x}" for k in ("bars", "timeline") for x in ("png", "svg")} | {
+        f"memory-{u}.{x}" for u in ("l1", "l2") for x in ("png", "svg")}
+    assert {p.name: p.read_bytes() for p in again} == {p.name: before[p.name] for p in again}
 
 
-@pytest.mark.parametrize("number", [1, 2, 3, 4, 5])
-def test_timeline_spec_has_every_event_of_each_arm(all_tables, number):
-    run_dir, _ = all_tables
-    rows = plot.timeline_spec(run_dir, scenarios.TABLES[number].arms)
-    assert [r["arm"] for r in rows] == list(scenarios.TABLES[number].arms)
-    for row in rows:
-        assert row["repeat"] == 1 and row["failed"] is None
-        assert [(s["kind"], s["model"]) for s in row["segments"]] == expected_sequence(row["arm"])
-        starts = [s["start"] for s in row["segments"]]
-        assert starts == sorted(starts) and all(s["duration"] > 0 for s in row["segments"])
+@pytest.mark.parametrize("number", ALL)
+def test_bar_values_are_the_table_json_medians(five, number):
+    run, _ = five
+    table = json.loads((layout.RunDir(run.source).tables_dir / f"table{number}.json").read_text())
+    rows = {(r["metric"], r["model"]): r for r in table["rows"]}
+    spec = plot.bars_spec(run, number)
+    keys = [s["key"] for s in spec["sources"]]
+    assert keys == ["measured", *[r["gpu"] for r in table["published"]]]
+    checked = 0
+    for panel in spec["panels"]:
+        for bar in panel["bars"]:
+            row = rows[panel["metric"], bar["group"]]
+            i = keys.index(bar["source"])
+            cell = row["arms"][bar["arm"]] if i == 0 else row["published"][i - 1]["arms"][bar["arm"]]
+            if cell is None:
+                assert bar["median"] is None and bar["note"], bar
+                continue
+            assert (bar["median"], bar["min"], bar["max"], bar["n"]) == (cell["median"], cell["min"], cell["max"],
+                                                                        cell["n"])
+            checked += 1
+    assert checked >= 2 * 5 * len(keys) - (2 * 5 if number == 2 else 0)   # l1-fp8 failed: no measured bars
 
 
-def test_bars_spec_switch_and_prompt(all_tables):
-    run_dir, _ = all_tables
-    spec = plot.bars_spec(run_dir, ("l1", "nosleep"))
-    assert spec["failed"] == {}
-    for arm in ("l1", "nosleep"):
-        for model in "AB":
-            for metric in ("switch", "prompt"):
-                s = spec[metric][arm][model]
-                assert s["n"] == 3 * 2                       # rounds 1..3 x 2 repeats
-                assert s["min"] <= s["mean"] <= s["max"]
-    # sleep arm: switch = wake (sub-second); no-sleep: switch = load (tens of seconds)
-    assert spec["switch"]["l1"]["A"]["max"] < 1 < 30 < spec["switch"]["nosleep"]["A"]["min"]
-    assert plot.use_log_scale(spec["switch"]) and not plot.use_log_scale(spec["prompt"])
+def test_published_numbers_beside_the_measured_ones(five):
+    run, _ = five
+    spec = plot.bars_spec(run, 1)
+    assert [s["label"] for s in spec["sources"][1:]] == [
+        "published: A100, vLLM 0.11.0 (blog figure plotly-sleep-levels-comparison)",
+        "published: A4000, vLLM 0.11.0 (blog figure plotly-sleep-mode-a4000)"]
+    switch = {(b["arm"], b["group"], b["source"]): b for b in spec["panels"][0]["bars"]}
+    # the blog's numbers (reference README): medians of the three rounds
+    assert switch["nosleep", "A", "A100"]["median"] == 38.15        # loads 38.53, 37.21, 38.15
+    assert switch["nosleep", "B", "A4000"]["median"] == 46.02       # loads 46.01, 46.02, 46.02
+    assert switch["l1", "A", "A100"]["median"] == 0.25              # wakes 0.25, 0.28, 0.25
+    for n in (2, 3, 4, 5):
+        assert [s["key"] for s in plot.bars_spec(run, n)["sources"]] == ["measured", "A100"]
+    fig = plot.bars_figure(spec)
+    assert {"published: A100, vLLM 0.11.0 (blog figure plotly-sleep-levels-comparison)", "38.1"} <= set(texts(fig))
+    close(fig)
 
 
-def test_memory_spec_before_after_per_event(all_tables):
-    run_dir, _ = all_tables
-    for arm in scenarios.ARMS:
-        spec = plot.memory_spec(run_dir, arm)
-        assert [(p["kind"], p["model"]) for p in spec["points"]] == expected_sequence(arm)
-        assert all(p[k] is not None for p in spec["points"]
-                   for k in ("gpu_before", "gpu_after", "rss_before", "rss_after"))
-    sleeps = [p for p in plot.memory_spec(run_dir, "l1")["points"] if p["kind"] == "sleep"]
-    assert all(p["gpu_after"] < p["gpu_before"] for p in sleeps)
+def test_provenance_on_every_figure(five):
+    run, _ = five
+    want = [run.run_id, "GPU: NVIDIA H100 80GB HBM3", "vLLM 0.11.0", "protocol: corrected", "output not fixed",
+            "repeats: 2", "compile cache: cold", "A = Qwen/Qwen3-0.6B (twin of qwen3-0.6b",
+            "B = microsoft/Phi-3-vision-128k-instruct"]
+    figures = [plot.bars_figure(plot.bars_spec(run, 1)), plot.timeline_figure(plot.timeline_spec(run, 4)),
+               plot.memory_figure(plot.memory_spec(run, "l2"))]
+    for fig in figures:
+        text = "\n".join(texts(fig))
+        assert all(w in text for w in want), [w for w in want if w not in text]
+        close(fig)
+    fixed = plot.provenance(dict(results.build_table(run, 1)["run"], fixed_output=True))
+    assert f"output fixed at {scenarios.MAX_TOKENS} tokens" in fixed[0]
 
 
-def test_failed_and_missing_arms_are_drawn_not_dropped(tmp_path):
-    run_dir = fabricate_run(tmp_path, tables=(2, 4), fail={"l1-fp8": 5})
-    shutil.rmtree(run_dir / "l2")                          # an arm that never ran at all
-    paths = plot.plot_run(run_dir, [2, 4])
-    assert sorted(p.name for p in paths) == sorted(plot.expected_figures([2, 4]))
+@pytest.mark.parametrize("number", ALL)
+def test_timeline_shows_every_event_and_ends_where_the_data_ends(five, number):
+    run, _ = five
+    spec = plot.timeline_spec(run, number)
+    measured = [r for r in spec["rows"] if r["source"] == "measured"]
+    assert [r["unit"] for r in measured] == list(scenarios.TABLES[number].arms)
+    for row in measured:
+        failed = row["unit"] == "l1-fp8"
+        expected = [(s.kind, s.model) for s in steps(row["unit"])][:5 if failed else None]
+        assert [(s["kind"], s["model"]) for s in row["segments"]] == expected
+        assert (row["note"] or "").startswith("FAILED") == failed
+        assert row["segments"][-1]["ok"] is not failed
+    published = [r for r in spec["rows"] if r["source"] != "measured"]
+    assert len(published) == 2 * (2 if number == 1 else 1) and all(r["segments"] for r in published)
+    ends = [s["start"] + s["duration"] for r in spec["rows"] for s in r["segments"]]
+    assert spec["end"] == pytest.approx(max(ends))
+    if number == 4:
+        fig = plot.timeline_figure(spec)
+        main, *zooms = fig.axes
+        assert main.get_xlim() == pytest.approx((0, spec["end"]))
+        for ax, zoom in zip(zooms, spec["zooms"]):
+            switch_ends = [sw["segments"][-1]["offset"] + sw["segments"][-1]["duration"]
+                           for sws in zoom["switches"].values() for sw in sws]
+            assert ax.get_xlim() == pytest.approx((0, max(switch_ends)))
+        close(fig)
 
-    rows = {r["arm"]: r for r in plot.timeline_spec(run_dir, ("l1", "l1-fp8", "l2"))}
-    assert rows["l1"]["failed"] is None
-    assert rows["l1-fp8"]["failed"] == "fabricated failure"
-    assert [s["kind"] for s in rows["l1-fp8"]["segments"]] == ["load", "warmup", "sleep", "load", "warmup"]
-    assert rows["l1-fp8"]["segments"][-1]["ok"] is False
-    assert rows["l2"]["failed"] == "no results (r1 missing)" and rows["l2"]["segments"] == []
 
-    bars = plot.bars_spec(run_dir, ("l1", "l1-fp8", "l2"))
-    assert set(bars["failed"]) == {"l1-fp8", "l2"}
-    assert bars["switch"]["l2"] == {"A": None, "B": None}
-    assert plot.memory_spec(run_dir, "l2")["failed"] == "no results (r1 missing)"
+def test_zoom_cuts_rounds_into_switches(five):
+    run, _ = five
+    zoom = plot.timeline_spec(run, 4)["zooms"][1]                  # l2
+    switches = zoom["switches"]["measured"]
+    assert [(s["round"], s["model"]) for s in switches] == [(r, m) for r in (1, 2, 3) for m in "AB"]
+    assert [s["kind"] for s in switches[0]["segments"]] == ["wake", "prompt", "sleep"]
+    assert [s["kind"] for s in switches[-1]["segments"]] == ["wake", "prompt"]          # no stop in a switch
+    assert switches[0]["segments"][0]["offset"] == 0
+    pub = zoom["switches"]["A100"]
+    assert [s["duration"] for s in pub[0]["segments"]] == [0.91, 0.68, 0.13]           # the blog's L2 round 1 A
 
 
-def test_a_failed_repeat_is_left_out_of_the_bars_whole(tmp_path):
+def test_memory_changes_are_shown_at_their_size(five):
+    run, _ = five
+    l1, l2 = plot.memory_spec(run, "l1"), plot.memory_spec(run, "l2")
+    assert l1["first_sleep"] == {m: WEIGHTS_MIB[m] + 700 for m in "AB"}          # fabricate: weights + 700 MiB
+    assert l2["first_sleep"] == {"A": 10, "B": 10}
+    assert (plot.fmt_mib(10), plot.fmt_mib(WEIGHTS_MIB["B"] + 700), plot.fmt_mib(-(GPU_SERVER - GPU_ASLEEP))) == (
+        "+10 MiB", "+8.4 GiB", "-22.6 GiB")
+    sleeps = [p for p in l1["points"] if p["kind"] == "sleep"]
+    assert all(p["gpu_delta"] == -(GPU_SERVER - GPU_ASLEEP) for p in sleeps)
+    limits = plot.memory_limits([plot.memory_spec(run, u) for u in run.units])
+    figs = {name: plot.memory_figure(spec, limits) for name, spec in (("l1", l1), ("l2", l2))}
+    for fig in figs.values():
+        gpu, rss = fig.axes
+        assert gpu.get_ylim() == (0, limits["gpu"]) and rss.get_ylim() == (0, limits["rss"])   # zero-based, shared
+    assert "+10 MiB" in texts(figs["l2"]) and "+10 MiB" not in texts(figs["l1"])
+    assert {"+1.8 GiB", "+8.4 GiB", "-22.6 GiB"} <= set(texts(figs["l1"]))
+    for fig in figs.values():
+        close(fig)
+
+
+def test_failed_unfinished_and_not_run_arms_are_drawn_as_such(five, tmp_path):
+    run, _ = five
+    bars = plot.bars_spec(run, 2)
+    fp8 = [b for p in bars["panels"] for b in p["bars"] if b["arm"] == "l1-fp8" and b["source"] == "measured"]
+    assert fp8 and all(b["median"] is None and b["note"] == "FAILED" for b in fp8)
+    fig = plot.bars_figure(bars)
+    assert texts(fig).count("FAILED") == len(fp8)
+    assert any("l1-fp8" in t and "FAILED: r1: fabricated failure" in t for t in texts(fig))
+    close(fig)
+    memory = plot.memory_spec(run, "l1-fp8")
+    assert memory["note"].startswith("FAILED") and [p["kind"] for p in memory["points"]][-1] == "warmup"
+
+    not_run = results.load_run(fabricate_run(tmp_path / "a", tables=(4,), arms=("l1",)))
+    unfinished = results.load_run(fabricate_run(tmp_path / "b", tables=(4,), complete=False,
+                                                arm_opts={"l2": {"skip": True}}))
+    for run2, state, word in ((not_run, "not run", "not run"), (unfinished, "unfinished", "unfinished")):
+        spec = plot.bars_spec(run2, 4)
+        assert [a["state"] for a in spec["arms"]] == ["ok", state]
+        l2 = [b for p in spec["panels"] for b in p["bars"] if b["arm"] == "l2" and b["source"] == "measured"]
+        assert {b["note"] for b in l2} == {plot.STATE_NOTE[state]} and all(b["median"] is None for b in l2)
+        timeline = plot.timeline_spec(run2, 4)
+        row = next(r for r in timeline["rows"] if r["unit"] == "l2" and r["source"] == "measured")
+        assert row["segments"] == [] and row["note"].startswith(word)
+        fig = plot.timeline_figure(timeline)
+        assert any(t.startswith(word) for t in texts(fig))
+        close(fig)
+        assert plot.memory_spec(run2, "l2")["note"].startswith(word)
+
+
+def test_a_failed_repeat_fails_the_arm_in_the_figure_as_in_the_table(tmp_path):
     run_dir = fabricate_run(tmp_path, tables=(1,), repeat=2)
     status = run_dir / "l1" / "r2" / "status.json"
-    status.write_text(status.read_text().replace('"ok": true', '"ok": false').replace('"error": null', '"error": "oom"'))
-    spec = plot.bars_spec(run_dir, ("l1", "nosleep"))
-    assert spec["failed"] == {"l1": "oom"}
-    assert spec["switch"]["l1"]["A"]["n"] == 3 and spec["switch"]["nosleep"]["A"]["n"] == 6
-    assert plot.draw_bars(spec, "t", tmp_path / "bars.png").is_file()
+    text = status.read_text()
+    status.write_text(text.replace('"ok": true', '"ok": false').replace('"error": null', '"error": "oom"'))
+    run = results.load_run(run_dir)
+    spec = plot.bars_spec(run, 1)
+    assert spec["arms"][0]["note"] == "FAILED: r2: oom"
+    l1 = [b for p in spec["panels"] for b in p["bars"] if b["arm"] == "l1" and b["source"] == "measured"]
+    assert all(b["median"] is None for b in l1)
+    assert plot.timeline_spec(run, 1)["rows"][0]["repeat"] == 2          # the timeline shows the failed repeat
+    nosleep = next(b for b in spec["panels"][0]["bars"] if b["arm"] == "nosleep" and b["source"] == "measured")
+    assert nosleep["n"] == 6
+
+
+def test_seed_units_get_their_own_memory_figure(tmp_path):
+    run = results.load_run(fabricate_run(tmp_path, tables=(4, 5), protocol="seed"))
+    names = plot.expected_figures(run, [4, 5])
+    assert {"memory-l2.png", "memory-l2@online_sleep2_nosleep.svg", "memory-nosleep.png"} <= set(names)
+    assert [r["unit"] for r in plot.timeline_spec(run, 5)["rows"] if r["source"] == "measured"] == [
+        "l2@online_sleep2_nosleep", "nosleep"]
+
+
+def test_a_suspect_arm_keeps_its_bars_and_says_so(tmp_path):
+    run = results.load_run(fabricate_run(tmp_path, tables=(4,), arm_opts={"l2": {"failed_check": True}}))
+    spec = plot.bars_spec(run, 4)
+    assert spec["arms"][1]["note"] == "SUSPECT: 1 sleep check(s) failed"
+    assert all(b["median"] is not None for p in spec["panels"] for b in p["bars"])
+    assert plot.timeline_spec(run, 4)["rows"][2]["note"].startswith("SUSPECT")
