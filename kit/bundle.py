@@ -2,20 +2,22 @@
 
 A bundle is deterministic (same run -> same bytes): members sorted, fixed mtime/owner/mode, gzip
 without name or date. Secrets found at bundle time are redacted in the bundle copy (never on disk).
-Standard library only, except that tables are re-rendered by kit.report when verifying.
+Verifying streams the members to a temporary folder (kit.results.archive), checks sums, the manifest,
+every events file (schema, and that it belongs to this run, arm and repeat), and re-renders the tables.
 """
-import gzip
 import hashlib
-import io
 import json
 import os
 import re
 import sys
-import tarfile
 import tempfile
 from pathlib import Path, PurePosixPath
 
-from kit import events
+from kit import layout, results
+from kit.errors import BadInput, BadRecord, KitError
+from kit.options import RunOptions
+from kit.results import archive
+from kit.workload import events
 
 SUMS = "SHA256SUMS"
 REDACTED = b"[REDACTED]"
@@ -24,13 +26,7 @@ HF_TOKEN_SHAPE = re.compile(rb"hf_[A-Za-z0-9]{30,}")
 MIN_SECRET_LEN = 8   # shorter values of secret-named variables are not worth (or safe) redacting
 MANIFEST_KEYS = {"run_id": str, "kit_version": str, "git_commit": (str, type(None)), "command": list,
                  "created": str, "ended": (str, type(None)), "complete": bool, "runtime": dict,
-                 "options": dict, "models": dict, "server_args": dict, "environment": (dict, type(None)),
-                 "arms": dict}
-OPTION_KEYS = ("tables", "arms", "repeat", "protocol", "fixed_output", "cache", "server_cmd", "ready_timeout")
-
-
-class BundleError(Exception):
-    pass
+                 "options": dict, "models": dict, "server_args": dict, "environment": (dict, type(None))}
 
 
 # ---------------------------------------------------------------- secrets
@@ -72,38 +68,13 @@ def run_files(run_dir):
     return sorted(out)
 
 
-def missing_outputs(run_dir, numbers):
-    """Table and figure files the run directory should hold but does not."""
-    from kit.plot import expected_figures
-    wanted = [f"tables/table{n}.{ext}" for n in numbers for ext in ("md", "json")]
-    wanted += [f"figures/{name}" for name in expected_figures(numbers)]
-    return [rel for rel in wanted if not (Path(run_dir) / rel).is_file()]
-
-
-def render_all(run_dir, numbers):
-    """The usual `render` callback: tables (kit.report) and figures (kit.plot)."""
-    from kit import plot, report
-    report.write_tables(run_dir, numbers)
-    plot.plot_run(run_dir, numbers)
-
-
-def read_manifest(run_dir):
-    path = Path(run_dir) / "manifest.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BundleError(f"{run_dir} is not a run directory (no manifest.json)") from None
-    except ValueError as e:
-        raise BundleError(f"{path}: not JSON ({e})") from None
-
-
 def bundle_contents(run_dir, manifest, incomplete):
     """{relative path: bytes} of everything that goes in, redacted, with SHA256SUMS."""
     secrets = secret_values()
     contents, redacted = {}, {}
     for rel in run_files(run_dir):
         data = (Path(run_dir) / rel).read_bytes()
-        if rel == "manifest.json" and incomplete:
+        if rel == layout.MANIFEST and incomplete:
             data = (json.dumps(dict(manifest, bundled_incomplete=True), indent=1, sort_keys=True) + "\n").encode()
         data, hits = redact(data, secrets)
         if hits:
@@ -117,95 +88,32 @@ def bundle_contents(run_dir, manifest, incomplete):
     return contents
 
 
-def write_targz(path, prefix, contents, check=None):
-    """Deterministic tar.gz of {relative path: bytes} under prefix/, written via a temp file + rename.
-    check(temp path) -> problems: when it finds any, BundleError and nothing is left behind."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.chmod(fd, 0o644)   # mkstemp makes it private; a bundle is meant to be shared
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz:
-                with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-                    for rel in sorted(contents):
-                        info = tarfile.TarInfo(f"{prefix}/{rel}")
-                        info.size, info.mtime, info.mode = len(contents[rel]), 0, 0o644
-                        info.uid = info.gid = 0
-                        info.uname = info.gname = ""
-                        tar.addfile(info, io.BytesIO(contents[rel]))
-            raw.flush()
-            os.fsync(raw.fileno())
-        problems = check(tmp) if check else []
-        if problems:
-            raise BundleError("the bundle would not verify:\n  " + "\n  ".join(problems))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def make_bundle(run_dir, allow_incomplete=False, render=None):
     """Write <results>/<run-id>.tar.gz next to the run directory and return its path.
-    render(run_dir, table_numbers) is called first when tables or figures are missing."""
-    run_dir = Path(run_dir).resolve()
-    manifest = read_manifest(run_dir)
+    render(run) is called first to write the run's tables and figures (they are never bundled stale)."""
+    run_dir = layout.RunDir(Path(run_dir).resolve())
+    manifest = run_dir.read_manifest()
     incomplete = manifest.get("complete") is not True
     if incomplete and not allow_incomplete:
-        raise BundleError(f"run {run_dir.name} is incomplete (manifest says complete: false); "
-                          "finish it with --resume, or bundle it anyway with --allow-incomplete")
-    numbers = sorted(int(n) for n in manifest.get("options", {}).get("tables", []))
-    if render is not None and missing_outputs(run_dir, numbers):
-        render(run_dir, numbers)
-    contents = bundle_contents(run_dir, manifest, incomplete)
-    return write_targz(run_dir.parent / f"{run_dir.name}.tar.gz", run_dir.name, contents, check=self_check)
-
-
-def self_check(path):
-    """verify_bundle before the rename; stale tables get a hint (they are only rendered when missing)."""
-    problems = verify_bundle(path)
-    if any(p.startswith("table differs") for p in problems):
-        problems.append("the run's tables are stale: re-render them (`kit table`) and bundle again")
-    return problems
+        raise BadInput(f"run {run_dir.run_id} is incomplete (manifest says complete: false)",
+                       "finish it with `kit run --resume`, or bundle it anyway with --allow-incomplete")
+    if render is not None:
+        render(results.load_run(run_dir.path))
+    contents = bundle_contents(run_dir.path, manifest, incomplete)
+    path = run_dir.path.parent / f"{run_dir.run_id}.tar.gz"
+    problems = archive.write_targz(path, run_dir.run_id, contents, check=verify_bundle)
+    if problems:
+        raise BadRecord("the bundle would not verify: " + "; ".join(problems[:3]))
+    return path
 
 
 # ---------------------------------------------------------------- verifying a bundle
 
-def read_members(path):
-    """(top folder, {relative path: bytes}, problems) of a bundle; unsafe or odd members are problems."""
-    problems, contents, tops = [], {}, set()
-    with tarfile.open(path, "r:gz") as tar:
-        for m in tar:
-            parts = PurePosixPath(m.name).parts
-            if m.isdir():
-                continue
-            if m.name.startswith("/") or ".." in parts or len(parts) < 2:
-                problems.append(f"unsafe member path: {m.name}")
-                continue
-            if not m.isfile():
-                problems.append(f"not a regular file: {m.name}")
-                continue
-            tops.add(parts[0])
-            contents[PurePosixPath(*parts[1:]).as_posix()] = tar.extractfile(m).read()
-    if len(tops) > 1:
-        problems.append(f"members under several top folders: {', '.join(sorted(tops))}")
-    return (sorted(tops) or [""])[0], contents, problems
-
-
-def unpack(contents, dest, skip=()):
-    """Write {relative path: bytes} (from read_members) under dest, leaving out paths starting with skip."""
-    for rel, data in contents.items():
-        if rel.startswith(tuple(skip)):
-            continue
-        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-        (dest / rel).write_bytes(data)
-    return dest
-
-
-def check_sums(contents):
-    if SUMS not in contents:
+def check_sums(unpacked):
+    if SUMS not in unpacked.sha256:
         return [f"{SUMS} missing"]
     problems, listed = [], {}
-    for number, line in enumerate(contents[SUMS].decode("utf-8", "replace").splitlines(), 1):
+    for number, line in enumerate(unpacked.read(SUMS).decode("utf-8", "replace").splitlines(), 1):
         m = re.fullmatch(r"([0-9a-f]{64}) [ *](.+)", line)
         if not m:
             problems.append(f"{SUMS}:{number}: malformed line")
@@ -214,81 +122,84 @@ def check_sums(contents):
         else:
             listed[m.group(2)] = m.group(1)
     for rel, digest in sorted(listed.items()):
-        if rel not in contents:
+        if rel not in unpacked.sha256:
             problems.append(f"missing file (listed in {SUMS}): {rel}")
-        elif hashlib.sha256(contents[rel]).hexdigest() != digest:
+        elif unpacked.sha256[rel] != digest:
             problems.append(f"checksum mismatch (file changed): {rel}")
-    for rel in sorted(set(contents) - set(listed) - {SUMS}):
+    for rel in sorted(set(unpacked.sha256) - set(listed) - {SUMS}):
         problems.append(f"extra file (not in {SUMS}): {rel}")
     return problems
 
 
-def check_manifest(contents, top):
-    try:
-        manifest = json.loads(contents["manifest.json"])
-    except KeyError:
+def check_manifest(unpacked):
+    if layout.MANIFEST not in unpacked.sha256:
         return None, ["manifest.json missing"]
-    except ValueError as e:
-        return None, [f"manifest.json: not JSON ({e})"]
-    if not isinstance(manifest, dict):
-        return None, ["manifest.json: not a JSON object"]
+    try:
+        manifest = layout.parse_manifest(unpacked.read(layout.MANIFEST), layout.MANIFEST)
+    except BadRecord as e:
+        return None, [e.line()]
     problems = [f"manifest.json: missing key {k!r}" for k in MANIFEST_KEYS if k not in manifest]
     problems += [f"manifest.json: {k!r} has the wrong type ({type(manifest[k]).__name__})"
                  for k, types in MANIFEST_KEYS.items() if k in manifest and not isinstance(manifest[k], types)]
     if problems:
         return None, problems
-    problems += [f"manifest.json: options lacks {k!r}" for k in OPTION_KEYS if k not in manifest["options"]]
+    try:
+        RunOptions.from_manifest(manifest).check()
+    except (TypeError, ValueError, KitError) as e:
+        problems.append(f"manifest.json: options do not read back ({getattr(e, 'message', e)})")
     problems += [f"manifest.json: models lacks {m!r}" for m in ("A", "B")
                  if not isinstance(manifest["models"].get(m), dict) or "name" not in manifest["models"][m]]
     if "name" not in manifest["runtime"]:
         problems.append("manifest.json: runtime lacks 'name'")
-    if manifest["run_id"] != top:
-        problems.append(f"manifest.json: run_id {manifest['run_id']!r} differs from the bundle folder {top!r}")
+    if manifest["run_id"] != unpacked.top:
+        problems.append(f"manifest.json: run_id {manifest['run_id']!r} differs from the bundle folder {unpacked.top!r}")
     if not manifest["complete"] and manifest.get("bundled_incomplete") is not True:
         problems.append("manifest.json: run is incomplete but not marked bundled_incomplete")
     return manifest, problems
 
 
-def check_events(run_copy, contents):
+def check_events(unpacked, run_id):
+    """Every events.jsonl follows the schema and belongs to its folder's unit and repeat, and to this run."""
     problems = []
-    for rel in sorted(r for r in contents if PurePosixPath(r).name == "events.jsonl"):
+    for rel in sorted(r for r in unpacked.sha256 if PurePosixPath(r).name == layout.EVENTS):
         try:
-            evs = events.read(run_copy / rel)
+            evs = events.read(unpacked.root / rel)
         except events.SchemaError as e:
-            problems.append(f"{rel}: bad events: {str(e).replace(str(run_copy / rel), rel)}")
+            problems.append(f"{rel}: bad events: {str(e).replace(str(unpacked.root / rel), rel)}")
             continue
         parts = PurePosixPath(rel).parts
         if len(parts) == 3:
-            arm, rep = parts[0], parts[1]
-            odd = [e["seq"] for e in evs if e["arm"] != arm or f"r{e['repeat']}" != rep]
+            odd = [e["seq"] for e in evs if e["arm"] != parts[0] or f"r{e['repeat']}" != parts[1]]
             if odd:
                 problems.append(f"{rel}: events of another arm/repeat (seq {odd[0]} ...)")
+        other = next((e for e in evs if e["run"] != run_id), None)
+        if run_id and other:
+            problems.append(f"{rel}: events of run {other['run']!r}, not {run_id!r} (a renamed copy?)")
     return problems
 
 
-def check_tables(run_copy, contents, manifest):
-    """Re-render every table from the bundled events (kit.report.write_tables: build_table + render,
-    github and json, into a copy without the bundled tables) and compare byte for byte."""
+def check_tables(unpacked, manifest):
+    """Re-render every table from the bundled events into a copy without the bundled tables, and
+    compare byte for byte."""
     table_file = re.compile(r"tables/table(\d+)\.(md|json)")
-    bundled = {r for r in contents if table_file.fullmatch(r)}
-    numbers = sorted({int(n) for n in manifest["options"].get("tables") or []}
+    bundled = {r for r in unpacked.sha256 if table_file.fullmatch(r)}
+    numbers = sorted({int(n) for n in (manifest.get("options") or {}).get("tables") or []}
                      | {int(table_file.fullmatch(r).group(1)) for r in bundled})
     if not numbers:
         return []
-    try:
-        from kit import report
-        written = report.write_tables(run_copy, numbers)
-        fresh = {f"tables/{Path(p).name}": Path(p).read_bytes() for p in written}
-    except Exception as e:  # noqa: BLE001 - any failure to re-render is a finding, not a crash
-        text = str(e).replace(f"{run_copy}/", "")
-        return [f"tables could not be re-rendered from the events: {type(e).__name__}: {text}"]
+    with tempfile.TemporaryDirectory(prefix="kit-verify-") as tmp:
+        copy = archive.copy_tree(unpacked.root, Path(tmp) / (unpacked.top or "run"), skip=("tables/",))
+        try:
+            fresh = {f"tables/{p.name}": p.read_bytes() for p in results.write_tables(results.load_run(copy), numbers)}
+        except KitError as e:
+            return [f"tables could not be re-rendered from the events: {e.line()}"]
     problems = []
     for rel in sorted(set(fresh) | bundled):
-        if rel not in contents:
+        if rel not in bundled:
             problems.append(f"table missing: {rel}")
         elif rel not in fresh:
             problems.append(f"table not re-rendered from the events (unexpected file): {rel}")
-        elif contents[rel] != fresh[rel]:
+        elif unpacked.read(rel) != fresh[rel]:
             problems.append(f"table differs from one re-rendered from the events: {rel}")
     return problems
 
@@ -296,17 +207,17 @@ def check_tables(run_copy, contents, manifest):
 def verify_bundle(path):
     """Problems found in a bundle, one line each; an empty list means it is good."""
     try:
-        top, contents, problems = read_members(path)
-    except (OSError, tarfile.TarError, EOFError, gzip.BadGzipFile) as e:
-        return [f"not a readable tar.gz: {e}"]
-    problems += check_sums(contents)
-    problems += [f"possible secret (hf_ token) in {rel}" for rel, data in sorted(contents.items())
-                 if HF_TOKEN_SHAPE.search(data)]
-    manifest, manifest_problems = check_manifest(contents, top)
-    problems += manifest_problems
-    with tempfile.TemporaryDirectory(prefix="kit-verify-") as tmp:
-        run_copy = unpack(contents, Path(tmp) / (top or "run"), skip=("tables/",))  # tables: re-rendered below
-        problems += check_events(run_copy, contents)
+        unpacked = archive.Unpacked(path)
+    except BadRecord as e:
+        return [e.line()]
+    with unpacked:
+        problems = list(unpacked.problems)
+        problems += check_sums(unpacked)
+        problems += [f"possible secret (hf_ token) in {rel}" for rel in sorted(unpacked.sha256)
+                     if HF_TOKEN_SHAPE.search(unpacked.read(rel))]
+        manifest, manifest_problems = check_manifest(unpacked)
+        problems += manifest_problems
+        problems += check_events(unpacked, manifest["run_id"] if manifest else None)
         if manifest is not None:
-            problems += check_tables(run_copy, contents, manifest)
+            problems += check_tables(unpacked, manifest)
     return problems

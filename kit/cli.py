@@ -1,69 +1,95 @@
 """kit: run the vLLM Sleep Mode study's five tables and keep the results.
 
-Bad input gets one line on stderr and exit status 2.
+A thin layer over the library: options come from kit.options.RunOptions, errors are kit.errors.KitError
+and become one line on stderr with their exit status in main(), the only place that translates them.
 """
 import json
-import os
 import re
-import shlex
-import signal
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import click
 
-from kit import __version__, scenarios
+from kit import __version__, layout
+from kit.errors import BadInput, KitError, NotFound, RunFailed
+from kit.options import RunOptions, flag
+from kit.workload import scenarios
 
 TABLE_NUMBERS = [str(n) for n in scenarios.TABLES]
+FORMATS = ("terminal", "github", "plain", "json")
 
 
-class BadInput(click.UsageError):
-    """Raised for anything the user can fix; printed as one line, exit 2."""
-
-
+# -- shared option groups -----------------------------------------------------------------------------
 def results_option(f):
-    return click.option("--results-dir", default="results", show_default=True, type=click.Path(file_okay=False),
-                        help="Where runs are kept.")(f)
+    return click.option("--results-dir", default=layout.default_results_dir, show_default="results, or $KIT_RESULTS_DIR",
+                        type=click.Path(file_okay=False), help="Where runs are kept.")(f)
 
 
-def readable_dir(path):
-    p = Path(path)
-    if not p.is_dir() or not os.access(p, os.R_OK | os.X_OK):
-        raise BadInput(f"results dir {path} is not a readable folder; pass --results-dir DIR")
-    return p
+def format_option(f):
+    return click.option("--format", "fmt", type=click.Choice(FORMATS), default="terminal", show_default=True,
+                        help="terminal: at most 120 columns; github: Markdown; json: one document.")(f)
 
 
-def pick_run(results_dir, run_id):
-    root = readable_dir(results_dir)
-    if run_id:
-        run = root / run_id
-        if not (run / "manifest.json").exists():
-            raise BadInput(f"no run {run_id!r} in {results_dir} (no manifest.json); list them with ls {results_dir}")
-        return run
-    runs = sorted(p for p in root.iterdir() if (p / "manifest.json").exists() and p.name != "reference")
-    if not runs:
-        raise BadInput(f"no runs in {results_dir}; start one with `kit run 1`")
-    return max(runs, key=lambda p: (json.loads((p / "manifest.json").read_text())["created"], p.name))
+def tables_option(f):
+    return click.option("--table", "tables", multiple=True, metavar="N[,N]",
+                        help="Only these tables, e.g. --table 1,2 (default: the run's).")(f)
 
 
-def parse_tables(tables, all_tables):
-    if all_tables and tables:
+def option_fields(*names):
+    """click options made from RunOptions fields: their help, default and choices in one place."""
+    by_name = {f.name: f for f in fields(RunOptions)}
+
+    def decorate(func):
+        for name in reversed(names):
+            f = by_name[name]
+            kind = f.type
+            kw = {"help": f.metadata["help"][:1].upper() + f.metadata["help"][1:] + ".", "show_default": True}
+            if kind is bool:
+                kw.update(is_flag=True, default=False, show_default=False)
+            else:
+                kw.update(default=f.default, type=click.Choice(f.metadata["choices"]) if "choices" in f.metadata
+                          else {int: int, float: float}.get(kind, str))
+                if f.default == "":
+                    kw["show_default"] = False
+            func = click.option("--" + flag(name), name, **kw)(func)
+        return func
+    return decorate
+
+
+RUN_FIELDS = ("runtime", "model_a", "model_b", "repeat", "protocol", "fixed_output", "server_cmd", "ready_timeout",
+              "call_timeout", "cache", "gpus", "gpu_access", "image", "vllm_image", "hf_cache", "slurm_partition",
+              "slurm_account", "slurm_time", "slurm_args", "slurm_python", "slurm_container")
+DOCTOR_FIELDS = ("runtime", "model_a", "model_b", "server_cmd", "gpus", "gpu_access", "image", "vllm_image",
+                 "hf_cache", "slurm_partition", "slurm_account", "slurm_time", "slurm_args", "slurm_python",
+                 "slurm_container")
+
+
+def parse_tables(values, all_tables=False):
+    """('1', '4') or ('1,2',) or --all -> [1, 4]."""
+    if all_tables and values:
         raise BadInput("give table numbers or --all, not both")
     if all_tables:
         return sorted(scenarios.TABLES)
-    if not tables:
-        raise BadInput("which tables? give numbers 1-5 (e.g. `kit run 1 4`) or --all")
     numbers = []
-    for t in tables:
-        t = t.lower().removeprefix("table")
-        if t not in TABLE_NUMBERS:
-            raise BadInput(f"unknown table {t!r}: the study has tables 1-5")
-        if int(t) not in numbers:
-            numbers.append(int(t))
+    for value in values:
+        for t in filter(None, value.split(",")):
+            t = t.strip().lower().removeprefix("table")
+            if t not in TABLE_NUMBERS:
+                raise BadInput(f"unknown table {t!r}: the study has tables 1-5")
+            if int(t) not in numbers:
+                numbers.append(int(t))
     return numbers
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def explicit(ctx, names):
+    """{name: value} of the options typed on the command line (or set in the environment)."""
+    sources = (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
+    return {n: ctx.params[n] for n in names if ctx.get_parameter_source(n) in sources}
+
+
+# -- the group ----------------------------------------------------------------------------------------
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, prog_name="kit")
 def cli():
     """Reproduce vLLM's Sleep Mode study (Tables 1-5) on your own GPU and keep the results.
@@ -72,180 +98,113 @@ def cli():
     Typical use:
       kit doctor                 can a run start here?
       kit run 1                  Table 1 (sleep L1 vs no sleep), in Docker
-      kit run --all              all five tables, every arm once
+      kit run --all --gpus 0,1   all five tables, two arms at a time on two GPUs
       kit table                  the latest run's tables, next to the published numbers
-      kit bundle                 archive the latest run (tar.gz + SHA256SUMS)
+      kit ls / kit show RUN      the runs, one of them
+      kit plot / kit bundle      figures / a verified archive of the latest run
     """
 
 
 @cli.command()
 @click.argument("tables", nargs=-1)
-@click.option("--all", "all_tables", is_flag=True, help="All five tables (each arm runs once).")
-@click.option("--arm", "only_arms", multiple=True, type=click.Choice(list(scenarios.ARMS)),
-              help="Run only this arm (repeatable) instead of whole tables; tables show the others as missing.")
-@click.option("--runtime", type=click.Choice(["docker", "local"]), default="docker", show_default=True,
-              help="docker: one fresh GPU container per arm; local: the workload runs on this host.")
-@click.option("--model-a", default=scenarios.MODEL_A, show_default=True, help="Model A: HF name or local dir.")
-@click.option("--model-b", default=scenarios.MODEL_B, show_default=True, help="Model B: HF name or local dir.")
-@click.option("--repeat", default=1, show_default=True, type=int, help="Repeats of every arm.")
+@click.option("--all", "all_tables", is_flag=True, help="All five tables (each arm runs once per repeat).")
+@click.option("--arm", "arms", multiple=True, type=click.Choice(list(scenarios.ARMS)),
+              help="Run only this arm (repeatable) instead of whole tables; tables show the others as not run.")
+@option_fields(*RUN_FIELDS)
 @results_option
 @click.option("--run-id", help="Name the run (default: the UTC time and tables, e.g. 20261128-031024-t1).")
-@click.option("--resume", "resume_id", metavar="RUN_ID", help="Finish an interrupted run (skips complete arms).")
+@click.option("--resume", "resume_id", metavar="RUN_ID",
+              help="Finish an interrupted run with its own options (complete jobs are skipped).")
 @click.option("--dry-run", is_flag=True, help="Print the plan and the server commands; start nothing.")
-@click.option("--protocol", type=click.Choice(["corrected", "seed"]), default="corrected", show_default=True,
-              help="seed: replay the original scripts' requests (JSON-body sleep level, 5 s readiness polling, "
-                   "prefix-cache reset inside the prompt time, A put to sleep twice in level-2 runs).")
-@click.option("--fixed-output", is_flag=True, help="Send ignore_eos so every prompt yields exactly max_tokens.")
-@click.option("--server-cmd", default="python3 -m vllm.entrypoints.openai.api_server", show_default=True,
-              help="Server command; the kit appends --model, --host, --port and the study's arguments.")
-@click.option("--ready-timeout", default=900.0, show_default=True, type=float, help="Seconds a server may take to start.")
-@click.option("--call-timeout", default=300.0, show_default=True, type=float, help="Seconds one HTTP call may take.")
-@click.option("--cache", type=click.Choice(["cold", "shared"]), default="cold", show_default=True,
-              help="Compile caches: cold = empty per arm (fair); shared = one persistent cache.")
-@click.option("--image", help="docker: use this existing image, skip the build.")
-@click.option("--vllm-image", help="docker: build the kit image on this vLLM image (default: the study's v0.11.0).")
-@click.option("--gpus", default="all", show_default=True, help="docker: GPUs for the containers: all, none, or 0,1.")
-@click.option("--hf-cache", default="~/.cache/huggingface", show_default=True, help="docker: host HF cache to mount.")
-def run(tables, all_tables, only_arms, **opts):
-    """Run the arms that TABLES need (1-5, or --all) and print the tables."""
+@click.pass_context
+def run(ctx, tables, all_tables, arms, results_dir, run_id, resume_id, dry_run, **values):
+    """Run the arms that TABLES need (1-5, or --all) and print the tables.
+
+    Each (arm, repeat) is a job; jobs run one per GPU at a time (--gpus), longest first. Ctrl-C stops
+    everything and prints the --resume command.
+    """
     from kit import run as runner
-    from kit.image import ImageError
-    if opts["resume_id"] and (tables or all_tables or only_arms):
-        raise BadInput("--resume takes the tables of the run it finishes; give no table numbers")
-    if only_arms and (tables or all_tables):
-        raise BadInput("give tables or --arm, not both")
-    if only_arms:
-        numbers = [n for n, t in scenarios.TABLES.items() if set(t.arms) & set(only_arms)]
+    given = explicit(ctx, RUN_FIELDS)
+    if resume_id:
+        if tables or all_tables or arms or run_id:
+            raise BadInput("--resume finishes a run with its own tables, arms and id; give none of them")
+        options = None
     else:
-        numbers = [] if opts["resume_id"] else parse_tables(tables, all_tables)
-    if opts["repeat"] < 1:
-        raise BadInput(f"--repeat must be at least 1 (got {opts['repeat']})")
-    opts["tables"] = numbers
-    opts["arms"] = list(dict.fromkeys(only_arms))
-    arms = opts["arms"] or scenarios.arms_for(numbers)
-    if opts["dry_run"]:
-        return print_plan(numbers, arms, opts)
-    results = Path(opts["results_dir"])
-    try:
-        results.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise BadInput(f"cannot create results dir {results}: {e.strerror}; pass --results-dir DIR") from None
-    if not os.access(results, os.W_OK):
-        raise BadInput(f"results dir {results} is not writable; pass --results-dir DIR")
-    runtime = make_runtime(opts)
-    try:
-        run_dir, manifest = open_run(results, opts, numbers, arms, runtime)
-    except ImageError as e:
-        raise click.ClickException(str(e).splitlines()[0]) from None
-    say = lambda line: click.echo(line)
-    say(f"run {manifest['run_id']}: tables {', '.join(map(str, manifest['options']['tables']))}; "
-        f"arms {', '.join(manifest['options']['arms'])}; runtime {runtime.name}; results in {run_dir}")
-    signal.signal(signal.SIGTERM, _sigterm)
-    try:
-        failed = runner.run_arms(run_dir, manifest, opts, runtime, say)
-    except KeyboardInterrupt:
-        runtime.stop_run(manifest["run_id"])
-        manifest.update(complete=False, interrupted=runner.now())
-        runner.write_json(run_dir / "manifest.json", manifest)
-        click.echo(f"interrupted: everything stopped; finish with `kit run --resume {manifest['run_id']}"
-                   f" --results-dir {results}`", err=True)
-        sys.exit(130)
-    manifest.update(complete=True, ended=runner.now())
-    manifest.pop("interrupted", None)
-    runner.write_json(run_dir / "manifest.json", manifest)
-    show_tables(run_dir, manifest["options"]["tables"], "github")
-    sys.exit(1 if failed else 0)
+        numbers = parse_tables(tables, all_tables)
+        if arms and numbers:
+            raise BadInput("give tables or --arm, not both")
+        if not arms and not numbers:
+            raise BadInput("which tables? give numbers 1-5 (e.g. `kit run 1 4`) or --all")
+        options = RunOptions(tables=tuple(numbers), arms=tuple(dict.fromkeys(arms)), **values).check()
+    if dry_run:
+        for line in runner.dry_run(options, results_dir, resume_id, given):
+            click.echo(line)
+        return
+    outcomes = runner.run(options, results_dir, run_id=run_id, resume=resume_id, given=given, say=click.echo)
+    show_outcomes(outcomes)
 
 
-def open_run(results, opts, numbers, arms, runtime):
-    """A new run directory with its manifest, or the manifest of the run to resume (options taken from it)."""
-    from kit import run as runner
-    if opts["resume_id"]:
-        run_dir = results / opts["resume_id"]
-        if not (run_dir / "manifest.json").exists():
-            raise BadInput(f"cannot resume {opts['resume_id']!r}: no such run in {results}")
-        manifest = json.loads((run_dir / "manifest.json").read_text())
-        opts.update({k: manifest["options"][k] for k in ("repeat", "protocol", "fixed_output", "server_cmd")},
-                    model_a=manifest["models"]["A"]["name"], model_b=manifest["models"]["B"]["name"],
-                    tables=manifest["options"]["tables"])
-        # the manifest says where and how the rest of the run happened
-        manifest.setdefault("resumes", []).append(
-            {"at": runner.now(), "command": ["kit"] + sys.argv[1:], "runtime": runtime.describe()})
-        return run_dir, manifest
-    run_id = opts["run_id"] or runner.new_run_id(results, numbers)
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", run_id):
-        raise BadInput(f"--run-id {run_id!r}: use letters, digits, '.', '_' and '-'")
-    if (results / run_id).exists():
-        raise BadInput(f"run {run_id!r} exists in {results}; runs are never overwritten (resume it with --resume)")
-    manifest = runner.new_manifest(run_id, opts, arms, runtime)
-    (results / run_id).mkdir()
-    runner.write_json(results / run_id / "manifest.json", manifest)
-    return results / run_id, manifest
+def show_outcomes(outcomes):
+    """The tables of each run (a group of runs: side by side), where they are, what next; and how it ended."""
+    from kit import plan, results
+    from kit.results import compare as comparing
+    from kit.results import render
+    runs = [results.load_run(o.work.run_dir.path) for o in outcomes]
+    numbers = plan.table_numbers(runs[0].options)
+    if len(runs) == 1:
+        click.echo(render.text([results.build_table(runs[0], n) for n in numbers]))
+    for other in runs[1:]:
+        for n in numbers:
+            cmp = comparing.compare(results.build_table(runs[0], n), results.build_table(other, n), n)
+            click.echo(comparing.compare_text(cmp))
+    for run in runs:
+        click.echo(f"tables: {layout.RunDir(run.source).tables_dir}/table<N>.md and .json; next: `kit plot "
+                   f"{run.run_id}` (figures), `kit bundle {run.run_id}` (archive)" + _dir_flag(Path(run.source).parent))
+    not_run = [o for o in outcomes if o.not_run]
+    if not_run:
+        reasons = "; ".join(f"{lane.label}: {why}" for lane, why in not_run[0].retired.items())
+        raise RunFailed(f"{sum(len(o.not_run) for o in not_run)} job(s) not run: no usable GPU left ({reasons})",
+                        "finish with " + " and ".join(f"`{o.work.resume_hint()}`" for o in not_run) + " when a GPU is free")
+    failed = [o for o in outcomes if o.failed]
+    if failed:
+        raise RunFailed(f"{sum(o.failed for o in failed)} job(s) failed (see the FAILED lines above)",
+                        "rerun them with " + " and ".join(f"`{o.work.resume_hint()}`" for o in failed))
 
 
-def _sigterm(signum, frame):
-    raise KeyboardInterrupt
+def _dir_flag(results_dir):
+    return "" if str(results_dir) == layout.default_results_dir() else f" with --results-dir {results_dir}"
 
 
-def make_runtime(opts):
-    from kit.runtimes import get_runtime
-    if opts["runtime"] == "local":
-        return get_runtime("local", cache=opts["cache"])
-    try:
-        return get_runtime("docker", image=opts["image"], vllm_image=opts["vllm_image"], gpus=opts["gpus"],
-                           hf_cache=opts["hf_cache"], cache=opts["cache"])
-    except ValueError as e:
-        raise BadInput(str(e)) from None
-
-
-def print_plan(numbers, arms, opts):
-    from kit import run as runner
-    click.echo(f"plan: tables {', '.join(map(str, numbers))} -> arms in order: {', '.join(arms)} "
-               f"(x{opts['repeat']} each); runtime {opts['runtime']}; protocol {opts['protocol']}")
-    for i, arm in enumerate(arms, 1):
-        a = scenarios.ARMS[arm]
-        click.echo(f"[{arm} {i}/{len(arms)}] {a.title}")
-        for model, cmd in runner.server_commands(opts, arm).items():
-            click.echo(f"    server {model}: VLLM_SERVER_DEV_MODE=1 {shlex.join(cmd)}")
-    click.echo("dry run: nothing started")
-
-
-def show_tables(run_dir, numbers, fmt):
-    from kit import report
-    run = report.load_run(run_dir)
-    report.write_tables(run_dir, numbers)
-    for n in numbers:
-        click.echo(report.render(report.build_table(run, n), fmt))
+# -- reading runs -------------------------------------------------------------------------------------
+def load(results_dir, run_id):
+    from kit import results
+    return results.load_run(layout.pick_run(results_dir, run_id).path)
 
 
 @cli.command()
 @click.argument("run_id", required=False)
 @results_option
-@click.option("--table", "tables", multiple=True, help="Only these tables (default: the run's).")
-@click.option("--format", "fmt", type=click.Choice(["github", "plain", "json"]), default="github", show_default=True)
-def table(run_id, results_dir, tables, fmt):
-    """Render a run's tables (default: the latest run) beside the published numbers."""
-    from kit.events import SchemaError
-    run_dir = pick_run(results_dir, run_id)
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    numbers = parse_tables(tables, False) if tables else manifest["options"]["tables"]
-    try:
-        show_tables(run_dir, numbers, fmt)
-    except SchemaError as e:
-        raise BadInput(f"malformed events: {e}") from None
+@tables_option
+@format_option
+@click.option("--wide", is_flag=True, help="Every column: min..max, n, spread and every published source.")
+def table(run_id, results_dir, tables, fmt, wide):
+    """Show a run's tables (default: the latest run) beside the published numbers. Writes nothing."""
+    from kit import results
+    from kit.results import render
+    run = load(results_dir, run_id)
+    numbers = sorted(parse_tables(tables)) or run.tables
+    click.echo(render.text([results.build_table(run, n) for n in numbers], fmt, wide), nl=False)
 
 
 @cli.command()
 @click.argument("run_id", required=False)
 @results_option
-@click.option("--table", "tables", multiple=True, help="Only these tables (default: the run's).")
+@tables_option
 def plot(run_id, results_dir, tables):
-    """Draw a run's figures (timelines, switch/prompt bars, memory) as PNG under <run>/figures/."""
+    """Draw a run's figures (PNG and SVG under <run>/figures/)."""
     from kit import plot as plots
-    run_dir = pick_run(results_dir, run_id)
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    numbers = parse_tables(tables, False) if tables else manifest["options"]["tables"]
-    for path in plots.plot_run(run_dir, numbers):
+    run = load(results_dir, run_id)
+    for path in plots.plot_run(run, parse_tables(tables) or run.tables):
         click.echo(str(path))
 
 
@@ -254,7 +213,7 @@ def plot(run_id, results_dir, tables):
 @results_option
 @click.option("--allow-incomplete", is_flag=True, help="Bundle an interrupted run (the manifest says so).")
 def bundle(args, results_dir, allow_incomplete):
-    """Archive a run as results/<run-id>.tar.gz with SHA256SUMS, or check one.
+    """Archive a run as <results>/<run-id>.tar.gz with SHA256SUMS, or check one.
 
     \b
       kit bundle               the latest run
@@ -262,12 +221,11 @@ def bundle(args, results_dir, allow_incomplete):
       kit bundle verify FILE   checksums, schemas, tables re-rendered from the events
     """
     from kit import bundle as bundles
-    from kit import report
     if args[:1] == ("verify",):
         if len(args) != 2:
             raise BadInput("kit bundle verify takes one FILE (a .tar.gz made by kit bundle)")
         if not Path(args[1]).is_file():
-            raise BadInput(f"no bundle file {args[1]}")
+            raise NotFound(f"no bundle file {args[1]}")
         problems = bundles.verify_bundle(args[1])
         for problem in problems:
             click.echo(f"{args[1]}: {problem}")
@@ -275,35 +233,104 @@ def bundle(args, results_dir, allow_incomplete):
         sys.exit(1 if problems else 0)
     if len(args) > 1:
         raise BadInput("kit bundle takes at most one RUN_ID")
-    run_dir = pick_run(results_dir, args[0] if args else None)
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    report.write_tables(run_dir, manifest["options"]["tables"])   # never bundle stale tables
-    try:
-        path = bundles.make_bundle(run_dir, allow_incomplete=allow_incomplete, render=bundles.render_all)
-    except bundles.BundleError as e:
-        raise BadInput(str(e)) from None
-    click.echo(str(path))
+    run_dir = layout.pick_run(results_dir, args[0] if args else None)
+    click.echo(str(bundles.make_bundle(run_dir.path, allow_incomplete=allow_incomplete, render=render_outputs)))
+
+
+def render_outputs(run):
+    """Tables always (never bundled stale); figures when any is missing."""
+    from kit import plot as plots
+    from kit import results
+    results.write_tables(run)
+    figures = layout.RunDir(run.source).figures_dir
+    if any(not (figures / name).is_file() for name in plots.expected_figures(run, run.tables)):
+        plots.plot_run(run, run.tables)
 
 
 @cli.command()
 @click.argument("first")
 @click.argument("second")
-@click.option("--table", "number", type=click.IntRange(1, 5), help="Which table (default: every table both have).")
-@click.option("--format", "fmt", type=click.Choice(["github", "plain", "json"]), default="github", show_default=True)
-def compare(first, second, number, fmt):
-    """Set one table from two runs side by side (run dirs or bundles; SECOND may be `published`)."""
-    from kit import report
-    from kit.events import SchemaError
-    try:
-        a = report.load_run_any(first)
-        b = "published" if second == "published" else report.load_run_any(second)
-    except (OSError, ValueError) as e:
-        raise BadInput(f"cannot read a run from {first!r} or {second!r}: {e}") from None
-    except SchemaError as e:
-        raise BadInput(f"malformed events: {e}") from None
-    numbers = [number] if number else report.tables_in(a)
-    for n in numbers:
-        click.echo(report.render_compare(report.compare(a, b, n), fmt))
+@results_option
+@click.option("--table", "number", type=click.IntRange(1, 5), help="Which table (default: every table of FIRST).")
+@format_option
+def compare(first, second, results_dir, number, fmt):
+    """Two runs side by side, table by table; SECOND may be `published` (the study's A100 numbers) or
+    `published:a4000`. FIRST and SECOND are run ids (in --results-dir), run folders or bundles."""
+    from kit import results
+    from kit.results import compare as comparing
+    a = results.load_any(first, results_dir)
+    source = re.fullmatch(r"published(?::(\w+))?", second)
+    b = None if source else results.load_any(second, results_dir)
+    shown = 0
+    for n in [number] if number else a.tables:
+        tb = comparing.published_table(n, source.group(1)) if source else results.build_table(b, n)
+        if tb is None:
+            continue
+        cmp = comparing.compare(results.build_table(a, n), tb, n, against_published=bool(source))
+        click.echo(comparing.compare_text(cmp, fmt))
+        shown += 1
+    if not shown:
+        raise NotFound(f"{second} has no numbers for table(s) {number or ', '.join(map(str, a.tables))}")
+
+
+@cli.command(name="ls")
+@results_option
+def list_runs(results_dir):
+    """List the runs: id, date, tables, GPU, runtime and state."""
+    from kit import runs
+    rows = runs.listing(results_dir)
+    if not rows:
+        raise NotFound(f"no runs in {results_dir}", runs.empty_hint(results_dir))
+    click.echo(runs.listing_text(rows))
+
+
+@cli.command()
+@click.argument("run_id", required=False)
+@results_option
+def show(run_id, results_dir):
+    """Summarise a run (default: the latest): what ran, where, how it ended, and where its files are."""
+    from kit import runs
+    click.echo(runs.show_text(layout.pick_run(results_dir, run_id)))
+
+
+# -- hosts and images ---------------------------------------------------------------------------------
+@cli.command()
+@option_fields(*DOCTOR_FIELDS)
+@results_option
+def doctor(results_dir, **values):
+    """Check that a run can start here (the pre-flight of `kit run`); each failed check says what to do."""
+    from kit import doctor as checks
+    from kit.runtimes import get_runtime
+    options = RunOptions(tables=(1,), **values).check()
+    found = checks.run_checks(options, results_dir, get_runtime(options, on_build_line=click.echo))
+    for check in found:
+        click.echo(check.line())
+    sys.exit(1 if any(c.ok is False for c in found) else 0)
+
+
+@cli.command()
+@click.option("--vllm-image", help="Base image (default: vllm/vllm-openai:v0.11.0, the study's).")
+@click.option("--vllm-version", help="Shorthand for --vllm-image vllm/vllm-openai:vX.Y.Z.")
+@click.option("--rebuild", is_flag=True, help="Build even if an image for this base and code exists.")
+def build(vllm_image, vllm_version, rebuild):
+    """Build the pinned vLLM image with the kit inside (skipped when it exists)."""
+    from kit import image
+    if vllm_image and vllm_version:
+        raise BadInput("give --vllm-image or --vllm-version, not both")
+    if vllm_version:
+        if not re.fullmatch(r"\d+\.\d+\.\d+", vllm_version):
+            raise BadInput(f"--vllm-version must look like 0.11.0 (got {vllm_version!r})")
+        vllm_image = f"vllm/vllm-openai:v{vllm_version}"
+    info = image.build_image(vllm_image, rebuild=rebuild, on_line=click.echo)
+    click.echo(f"{info['tag']} ({'built' if info['built'] else 'exists, not rebuilt'}) {info['id']}")
+
+
+@cli.command()
+def clean():
+    """Stop and remove containers left over from earlier runs (by their sleepkit labels)."""
+    from kit.runtimes.docker import DockerRuntime
+    removed = DockerRuntime().clean()
+    click.echo(f"removed {len(removed)} container(s)" + (f": {', '.join(removed)}" if removed else ""))
 
 
 @cli.group()
@@ -325,7 +352,7 @@ def twin(name, out, seed, tiny):
     """
     from kit import twins
     if Path(out).exists() and any(Path(out).iterdir()):
-        raise BadInput(f"{out} is not empty; remove it or give another --out")
+        raise BadInput(f"{out} is not empty", "remove it or give another --out")
     try:
         info = twins.make_twin(name, out, seed=seed, tiny=tiny, progress=click.echo)
     except twins.TwinDependencyError as e:
@@ -334,63 +361,20 @@ def twin(name, out, seed, tiny):
     click.echo(f"{out}: {info['params']:,} parameters, digest {info['digest']}")
 
 
-@cli.command()
-@click.option("--vllm-image", help="Base image (default: vllm/vllm-openai:v0.11.0, the study's).")
-@click.option("--vllm-version", help="Shorthand for --vllm-image vllm/vllm-openai:vX.Y.Z.")
-@click.option("--rebuild", is_flag=True, help="Build even if the tag exists.")
-def build(vllm_image, vllm_version, rebuild):
-    """Build the pinned vLLM image with the kit inside (skipped when its tag exists)."""
-    from kit import image
-    if vllm_image and vllm_version:
-        raise BadInput("give --vllm-image or --vllm-version, not both")
-    if vllm_version:
-        if not re.fullmatch(r"\d+\.\d+\.\d+", vllm_version):
-            raise BadInput(f"--vllm-version must look like 0.11.0 (got {vllm_version!r})")
-        vllm_image = f"vllm/vllm-openai:v{vllm_version}"
+def main(argv=None):
+    """The one edge where errors become one line and an exit status."""
     try:
-        info = image.build_image(vllm_image, vllm_version, rebuild=rebuild, on_line=click.echo)
-    except image.ImageError as e:
-        raise click.ClickException(str(e)) from None
-    click.echo(f"{info['tag']} ({'built' if info['built'] else 'exists, not rebuilt'}) {info['id']}")
-
-
-@cli.command()
-@results_option
-@click.option("--runtime", type=click.Choice(["docker", "local"]), default="docker", show_default=True)
-@click.option("--model-a", default=scenarios.MODEL_A, show_default=True)
-@click.option("--model-b", default=scenarios.MODEL_B, show_default=True)
-@click.option("--hf-cache", default="~/.cache/huggingface", show_default=True)
-def doctor(results_dir, runtime, model_a, model_b, hf_cache):
-    """Check that a run can start here; each failed check says what to do. Exit 0 only if it can."""
-    from kit.doctor import run_checks
-    checks = run_checks(results_dir, runtime=runtime, models=(model_a, model_b), hf_cache=hf_cache)
-    for check in checks:
-        click.echo(check.line())
-    sys.exit(0 if all(c.ok for c in checks) else 1)
-
-
-@cli.command()
-def clean():
-    """Stop and remove containers left over from earlier runs (by their sleepkit labels)."""
-    from kit.image import ImageError
-    from kit.runtimes.docker import DockerRuntime
-    try:
-        removed = DockerRuntime().clean()
-    except ImageError as e:
-        raise click.ClickException(str(e)) from None
-    click.echo(f"removed {len(removed)} container(s)" + (f": {', '.join(removed)}" if removed else ""))
-
-
-def main():
-    try:
-        return cli.main(standalone_mode=False)
+        return cli.main(args=argv, prog_name="kit", standalone_mode=False) or 0
     except click.exceptions.Exit as e:
         return e.exit_code
     except click.UsageError as e:
         cmd = e.ctx.command_path if e.ctx else "kit"
         click.echo(f"{cmd}: error: {e.format_message()} (see `{cmd} --help`)", err=True)
         return 2
-    except click.Abort:
+    except KitError as e:
+        click.echo(f"kit: error: {e.line()}", err=True)
+        return e.exit_code
+    except (click.Abort, KeyboardInterrupt):
         click.echo("aborted", err=True)
         return 130
     except click.ClickException as e:

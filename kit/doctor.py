@@ -1,117 +1,142 @@
-"""`kit doctor`: can a run start here? Each check is one line, with what to do when it fails.
+"""Can a run start here? `kit doctor` prints these checks; `kit run` runs them first (its pre-flight) and
+stops at the first failure with its fix, before a run directory exists or anything is pulled or built.
 
+Which checks apply depends on what runs: the GPU and vLLM checks belong to vLLM's server and to Docker
+GPU access; with another --server-cmd (the test double) they are skipped where they cannot run, and say why.
 run_checks() only looks: it starts no container, downloads nothing and writes nothing but a probe file
-in the results dir (removed at once). Host side (docker-py, optional NVML bindings).
+in the results dir (removed at once).
 """
 import os
+import shlex
 import shutil
+import subprocess
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
-from kit import scenarios
+from kit import gpus as host_gpus
+from kit.checks import Check
+from kit import image as images
+from kit.errors import KitError, NotReady
+from kit.options import parse_gpus
 
-IMAGE_DISK_GB = 30      # the vLLM image unpacked, plus the kit's layer and build room
-GPU_FREE_FRACTION = 0.6  # two servers at --gpu-memory-utilization 0.3 each
+PULL_DISK_GB = 30       # a vLLM image pulled and unpacked, plus the kit's layer and build room
+BUILD_DISK_GB = 2       # the kit's own layer on a base image already here
 GB, GIB = 1e9, 1024 ** 3
 
 
-@dataclass
-class Check:
-    name: str
-    ok: bool
-    detail: str
-    fix: str = ""
-
-    def line(self):
-        return f"{'ok  ' if self.ok else 'FAIL'}  {self.name}: {self.detail}" + ("" if self.ok else f" -> {self.fix}")
+def runs_vllm(options):
+    """Is the server vLLM's (`python3 -m vllm.entrypoints...` or `vllm serve`), not a stand-in?"""
+    argv = shlex.split(options.server_cmd)
+    return any(a.startswith("vllm.entrypoints") for a in argv) or Path(argv[0]).name == "vllm"
 
 
-def run_checks(results_dir, runtime="docker", models=(scenarios.MODEL_A, scenarios.MODEL_B),
-               hf_cache="~/.cache/huggingface", client=None, env=os.environ):
+def run_checks(options, results_dir, runtime=None, env=os.environ):
+    """Every check that applies to these options (kit.options.RunOptions), in order."""
     checks = []
-    if runtime == "docker":
-        engine, client = check_engine(client)
-        checks += [engine, check_nvidia_runtime(client), check_image_disk(client)]
-    checks += [check_gpus(), check_models(models, hub_dir(runtime, hf_cache, env), env),
+    if options.runtime == "docker":
+        checks += docker_checks(options, runtime)
+    elif options.runtime == "slurm":
+        checks += runtime.doctor_checks(results_dir)
+    if options.runtime == "local":
+        checks.append(check_vllm_import(options.server_cmd) if runs_vllm(options) else
+                      Check("vllm", None, "skipped: --server-cmd is not vLLM's server"))
+    if options.runtime != "slurm":
+        checks.append(check_gpus(options))
+    checks += [check_models((options.model_a, options.model_b), hub_dir(options.runtime, options.hf_cache, env), env),
                check_results_dir(results_dir)]
     return checks
 
 
-def check_engine(client=None):
-    from kit.image import ImageError, connect
+def preflight(options, results_dir, runtime=None):
+    """NotReady with the first failed check's detail and fix; the checks when all passed or were skipped."""
+    checks = run_checks(options, results_dir, runtime)
+    failed = next((c for c in checks if c.ok is False), None)
+    if failed:
+        raise NotReady(f"pre-flight: {failed.name}: {failed.detail}", failed.fix)
+    return checks
+
+
+# -- docker -----------------------------------------------------------------------------------------
+def docker_checks(options, runtime):
     try:
-        client = client or connect(timeout=10)
+        client = runtime.client
         v = client.version()
-    except ImageError as e:
-        return Check("docker engine", False, str(e).split(";")[0],
-                     "start Docker (`sudo systemctl start docker`) or set DOCKER_HOST; "
-                     "or run with --runtime local"), None
-    return Check("docker engine", True, f"Docker {v.get('Version')} (API {v.get('ApiVersion')})"), client
+    except KitError as e:
+        return [Check("docker engine", False, e.message, e.hint or "")]
+    checks = [Check("docker engine", True, f"Docker {v.get('Version')} (API {v.get('ApiVersion')})")]
+    if parse_gpus(options.gpus) != "none":
+        try:
+            mode, why = runtime.choose_access()
+            checks.append(Check("gpu access", True, why.removeprefix("GPU access: ")))
+        except NotReady as e:
+            checks.append(Check("gpu access", False, e.message, e.hint))
+    if options.image:
+        try:
+            images.require(client, options.image)
+            checks.append(Check("image", True, f"{options.image} (given with --image)"))
+        except KitError as e:
+            checks.append(Check("image", False, e.message, e.hint))
+    else:
+        base = options.vllm_image or images.DEFAULT_VLLM_IMAGE
+        present = images.base_present(client, base)
+        checks.append(Check("image", True, f"will build the kit image on {base}"
+                            + ("" if present else f" (pulled first: {base} is not here)")))
+        checks.append(check_image_disk(client, BUILD_DISK_GB if present else PULL_DISK_GB))
+    return checks
 
 
-def check_nvidia_runtime(client):
-    fix = ("install the NVIDIA Container Toolkit and run `sudo nvidia-ctk runtime configure --runtime=docker "
-           "&& sudo systemctl restart docker`")
-    if client is None:
-        return Check("nvidia container runtime", False, "not checked: no Docker engine", fix)
-    info = client.info()
-    runtimes = sorted(info.get("Runtimes") or {})
-    cdi = [d for d in info.get("CDISpecDirs") or [] if any(Path(d).glob("nvidia*"))]
-    if "nvidia" in runtimes:
-        return Check("nvidia container runtime", True, f"runtimes: {', '.join(runtimes)}")
-    if cdi:
-        return Check("nvidia container runtime", True, f"CDI specs for nvidia in {', '.join(cdi)}")
-    if shutil.which("nvidia-container-runtime-hook"):
-        return Check("nvidia container runtime", True, "nvidia-container-runtime-hook on PATH (--gpus works)")
-    return Check("nvidia container runtime", False,
-                 f"no nvidia runtime (runtimes: {', '.join(runtimes) or 'none'}), no CDI spec, no hook", fix)
-
-
-def check_image_disk(client):
-    if client is None:
-        return Check("disk for the image", False, "not checked: no Docker engine", "start Docker first")
+def check_image_disk(client, need_gb):
     root = client.info().get("DockerRootDir") or "/var/lib/docker"
     try:
         free = shutil.disk_usage(root).free
     except OSError:
-        return Check("disk for the image", False, f"cannot read free space of Docker's root dir {root} here",
-                     f"make sure {IMAGE_DISK_GB} GB are free where the engine keeps images")
-    detail = f"{free / GB:.0f} GB free in {root} (need {IMAGE_DISK_GB} GB)"
-    return Check("disk for the image", free >= IMAGE_DISK_GB * GB, detail,
+        return Check("disk for the image", None, f"skipped: cannot read free space of Docker's root dir {root} here")
+    detail = f"{free / GB:.0f} GB free in {root} (need {need_gb} GB)"
+    return Check("disk for the image", free >= need_gb * GB, detail,
                  "free space there (`docker system prune`) or move Docker's data-root")
 
 
-def check_gpus():
+# -- local ------------------------------------------------------------------------------------------
+def check_vllm_import(server_cmd):
+    """vLLM must import, with the Python the server command runs."""
+    argv = shlex.split(server_cmd)
+    python = argv[0] if "python" in Path(argv[0]).name else "python3"
+    probe = "import importlib.metadata as m, vllm; print(m.version('vllm'))"
+    fix = f"install vLLM for {python} (docs/offline-gpu.md for hosts without network), or pass --server-cmd"
     try:
-        import pynvml
-    except ImportError:
-        return Check("gpus", False, "NVML bindings (pynvml) not installed", "pip install nvidia-ml-py")
-    try:
-        pynvml.nvmlInit()
-    except pynvml.NVMLError as e:
-        return Check("gpus", False, f"NVML does not start ({e})",
+        out = subprocess.run([python, "-c", probe], capture_output=True, text=True, timeout=180)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return Check("vllm", False, f"{python} could not be run ({e})", fix)
+    if out.returncode != 0:
+        last = (out.stderr.strip().splitlines() or ["no output"])[-1]
+        return Check("vllm", False, f"{python} cannot import vllm ({last})", fix)
+    return Check("vllm", True, f"vLLM {out.stdout.strip()} imports with {python}")
+
+
+# -- gpus -------------------------------------------------------------------------------------------
+def check_gpus(options):
+    needed = runs_vllm(options) or (options.runtime == "docker" and parse_gpus(options.gpus) != "none")
+    found = host_gpus.nvml_gpus()
+    if found is None:
+        if not needed:
+            return Check("gpus", None, "skipped: no NVML here, and the server (--server-cmd) needs no GPU")
+        return Check("gpus", False, "NVML does not start (no NVIDIA driver, or no GPU)",
                      "install the NVIDIA driver; `nvidia-smi` must list the GPU")
-    try:
-        gpus = []
-        for i in range(pynvml.nvmlDeviceGetCount()):
-            h = pynvml.nvmlDeviceGetHandleByIndex(i)
-            name = pynvml.nvmlDeviceGetName(h)
-            mem = pynvml.nvmlDeviceGetMemoryInfo(h)
-            gpus.append((i, name.decode() if isinstance(name, bytes) else name, mem.free, mem.total))
-        driver = pynvml.nvmlSystemGetDriverVersion()
-    finally:
-        pynvml.nvmlShutdown()
-    if not gpus:
+    if not found:
         return Check("gpus", False, "NVML sees no GPU", "check `nvidia-smi`")
-    detail = f"driver {driver.decode() if isinstance(driver, bytes) else driver}; " + "; ".join(
-        f"{i}: {name}, {free / GIB:.1f} of {total / GIB:.1f} GiB free" for i, name, free, total in gpus)
-    _, _, free, total = gpus[0]
-    return Check("gpus", free >= GPU_FREE_FRACTION * total, detail,
-                 f"GPU 0 needs {GPU_FREE_FRACTION:.0%} of its memory free for the two servers: "
-                 "stop what uses it (see `nvidia-smi`)")
+    try:
+        chosen = host_gpus.resolve(parse_gpus(options.gpus))
+    except KitError as e:
+        return Check("gpus", False, e.message, e.hint)
+    busy = [r for r in (host_gpus.busy_reason(g) for g in chosen) if r]
+    names = "; ".join(f"{g.id}: {g.name}" for g in chosen)
+    if chosen and len(busy) == len(chosen):
+        return Check("gpus", False, busy[0], "stop what uses the GPU (see `nvidia-smi`) or pick others with --gpus")
+    detail = f"{len(chosen)} GPU(s) for this run: {names}" + (f" ({len(busy)} busy: {busy[0]})" if busy else "")
+    return Check("gpus", True, detail)
 
 
+# -- models and results -------------------------------------------------------------------------------
 def hub_dir(runtime, hf_cache, env=os.environ):
     """Where the servers will look for downloaded models: the mounted cache, or the host's own."""
     if runtime == "docker":
@@ -122,7 +147,7 @@ def hub_dir(runtime, hf_cache, env=os.environ):
 
 
 def model_source(model, hub):
-    """'local dir', 'HF cache' or None (must be downloaded at run time)."""
+    """'local dir', 'HF cache' or None (the servers download it at run time)."""
     if Path(model).expanduser().is_dir():
         return "local dir"
     if any((hub / f"models--{model.replace('/', '--')}" / "snapshots").glob("*/config.json")):
@@ -132,15 +157,11 @@ def model_source(model, hub):
 
 def check_models(models, hub, env=os.environ):
     sources = {m: model_source(m, hub) for m in models}
-    detail = "; ".join(f"{m}: {s or 'not present'}" for m, s in sources.items())
-    missing = [m for m, s in sources.items() if s is None]
-    if not missing:
+    detail = "; ".join(f"{m}: {s or 'not in ' + str(hub) + ', the servers download it'}" for m, s in sources.items())
+    if all(sources.values()):
         return Check("models", True, detail)
-    if env.get("HF_TOKEN"):
-        return Check("models", True, detail + "; HF_TOKEN is set, the servers will download them")
-    return Check("models", False, detail + f" (looked in {hub}); HF_TOKEN not set",
-                 f"download them first (`huggingface-cli download {missing[0]}`), export HF_TOKEN, "
-                 "or pass --model-a/--model-b local dirs")
+    note = "HF_TOKEN is set" if env.get("HF_TOKEN") else "public models need no token; set HF_TOKEN for gated ones"
+    return Check("models", True, f"{detail} ({note})")
 
 
 def check_results_dir(results_dir):
@@ -157,3 +178,4 @@ def check_results_dir(results_dir):
     except OSError as e:
         return Check("results dir", False, f"cannot write in {probe_dir} ({e.strerror})", fix)
     return Check("results dir", True, f"{path} is writable" if probe_dir == path else f"{path} can be created")
+

@@ -1,7 +1,8 @@
 """The sleepkit image: docker/Dockerfile on a pinned vLLM image, tagged by what went into it.
 
-The tag is `sleepkit:vllm<version>-kit<kit version>-<hash>`, where the hash covers the base image
-reference, docker/Dockerfile and every file of kit/, so changing the container-side code gives a new tag.
+The tag is `sleepkit:vllm<version>-kit<kit version>-<hash>`: the vLLM version is read from inside the
+base image (its installed package metadata), and the hash covers the base image's id, docker/Dockerfile
+and the container-side code (kit/__init__.py and kit/workload/), so only a change there gives a new tag.
 Host side only (docker-py).
 """
 import hashlib
@@ -9,41 +10,43 @@ import re
 from pathlib import Path
 
 from kit import __version__
+from kit.errors import BadInput, EngineError, NotReady
 
 ROOT = Path(__file__).resolve().parents[1]      # the repository root: the build context
 DOCKERFILE = "docker/Dockerfile"
 DEFAULT_VLLM_IMAGE = "vllm/vllm-openai:v0.11.0"
 LATEST = "sleepkit:latest"     # compose.yaml's default image: the last build on DEFAULT_VLLM_IMAGE
 BASE_LABEL = "org.opencontainers.image.base.name"
+VERSION_PROBE = "import importlib.metadata as m; print(m.version('vllm'))"
 
 
-class ImageError(RuntimeError):
-    """The engine is unreachable or a build failed; the message says what to do."""
+class ImageError(EngineError):
+    """A build or pull failed; the message says what to do."""
 
 
 def connect(timeout=120):
-    """A docker-py client, or ImageError with a fix when no engine answers."""
+    """A docker-py client, or NotReady with a fix when no engine answers."""
     import docker
     try:
         client = docker.from_env(timeout=timeout)
         client.ping()
         return client
     except docker.errors.DockerException as e:
-        raise ImageError(f"cannot reach the Docker engine ({e}); start it (`sudo systemctl start docker`, "
-                         "or .ci/docker-up.sh) or point DOCKER_HOST at one") from None
+        raise NotReady(f"cannot reach the Docker engine ({e})", "start it (`sudo systemctl start docker`, or "
+                       ".ci/docker-up.sh), point DOCKER_HOST at one, or run with --runtime local") from None
 
 
 def context_files(root=ROOT):
-    """The files the image is built from, sorted: the Dockerfile and kit/ (no bytecode)."""
+    """The files the image is built from, sorted: the Dockerfile and the container-side code."""
     root = Path(root)
-    kit = [p for p in (root / "kit").rglob("*")
-           if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"]
-    return [root / DOCKERFILE] + sorted(kit)
+    code = [p for p in (root / "kit" / "workload").rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"]
+    return [root / DOCKERFILE, root / "kit" / "__init__.py"] + sorted(code)
 
 
-def content_hash(vllm_image, root=ROOT):
-    """12 hex digits over the base image reference and the content of every context file."""
-    h = hashlib.sha256(vllm_image.encode() + b"\0")
+def content_hash(base_id, root=ROOT):
+    """12 hex digits over the base image's id and the content of every context file."""
+    h = hashlib.sha256(base_id.encode() + b"\0")
     for path in context_files(root):
         h.update(str(path.relative_to(root)).encode() + b"\0")
         h.update(path.read_bytes() + b"\0")
@@ -59,38 +62,51 @@ def split_ref(image):
     return name, ""
 
 
-def version_from_image(vllm_image):
-    """'vllm/vllm-openai:v0.11.0' -> '0.11.0'; no tag -> 'custom'."""
-    return split_ref(vllm_image)[1].removeprefix("v") or "custom"
+def vllm_version_in(client, image):
+    """The vLLM version installed in an image, read by running its python3 (no network, no GPU)."""
+    import docker
+    try:
+        out = client.containers.run(image, ["-c", VERSION_PROBE], entrypoint=["python3"], network_mode="none",
+                                    remove=True, stdout=True, stderr=True)
+    except docker.errors.ContainerError as e:
+        raise ImageError(f"{image} has no vLLM that python3 can see ({(e.stderr or b'').decode()[-200:].strip()})",
+                         "give --vllm-image a vLLM image (python3 must import vllm)") from None
+    version = out.decode().strip().splitlines()[-1] if out.strip() else ""
+    if not re.fullmatch(r"[\w.+-]+", version):
+        raise ImageError(f"{image}: could not read the vLLM version (got {version!r})")
+    return version
 
 
-def image_tag(vllm_image, vllm_version=None, root=ROOT):
-    version = re.sub(r"[^A-Za-z0-9_.-]", "_", vllm_version or version_from_image(vllm_image))
-    return f"sleepkit:vllm{version}-kit{__version__}-{content_hash(vllm_image, root)}"
+def find_built(client, kit_hash):
+    """The kit image already built for this hash, or None."""
+    found = client.images.list(filters={"label": f"sleepkit.kit_hash={kit_hash}"})
+    tagged = [i for i in found if any(t.startswith("sleepkit:vllm") for t in i.tags)]
+    return tagged[0] if tagged else None
 
 
-def build_image(vllm_image=None, vllm_version=None, rebuild=False, on_line=print, client=None, root=ROOT,
-                pull=True):
-    """Build the image unless its tag exists (or rebuild). Streams the build output to on_line.
+def tag_of(image):
+    return next(t for t in image.tags if t.startswith("sleepkit:vllm"))
+
+
+def build_image(vllm_image=None, rebuild=False, on_line=print, client=None, root=ROOT, pull=True):
+    """Build the image unless one exists for this base and code (or rebuild). Streams the build output.
 
     A base image that is not present is pulled first (pull=False: ImageError instead, no network)."""
-    import docker
     vllm_image = vllm_image or DEFAULT_VLLM_IMAGE
     client = client or connect()
-    tag = image_tag(vllm_image, vllm_version, root)
-    info = {"tag": tag, "vllm_image": vllm_image, "vllm_version": vllm_version or version_from_image(vllm_image),
-            "kit_hash": tag.rsplit("-", 1)[1], "built": False}
-    if not rebuild:
-        try:
-            return dict(info, id=tag_latest(client.images.get(tag), vllm_image).id)
-        except docker.errors.ImageNotFound:
-            pass
-    ensure_base(client, vllm_image, pull, on_line)
-    on_line(f"building {tag} from {vllm_image}")
-    stream = client.api.build(path=str(root), dockerfile=DOCKERFILE, tag=tag, rm=True, forcerm=True,
-                              decode=True, buildargs={"VLLM_IMAGE": vllm_image, "KIT_VERSION": __version__,
-                                                      "KIT_HASH": info["kit_hash"]},
-                              labels={"sleepkit.kit_hash": info["kit_hash"], "sleepkit.vllm_image": vllm_image})
+    base = ensure_base(client, vllm_image, pull, on_line)
+    kit_hash = content_hash(base.id, root)
+    existing = None if rebuild else find_built(client, kit_hash)
+    if existing is not None:
+        return {"tag": tag_of(tag_latest(existing, vllm_image)), "id": existing.id, "built": False,
+                "vllm_image": vllm_image, "kit_hash": kit_hash}
+    version = vllm_version_in(client, base.id)
+    tag = f"sleepkit:vllm{re.sub(r'[^A-Za-z0-9_.-]', '_', version)}-kit{__version__}-{kit_hash}"
+    on_line(f"building {tag} from {vllm_image} (vLLM {version})")
+    stream = client.api.build(path=str(root), dockerfile=DOCKERFILE, tag=tag, rm=True, forcerm=True, decode=True,
+                              buildargs={"VLLM_IMAGE": vllm_image, "KIT_VERSION": __version__, "KIT_HASH": kit_hash},
+                              labels={"sleepkit.kit_hash": kit_hash, "sleepkit.vllm_image": vllm_image,
+                                      "sleepkit.vllm_version": version, "sleepkit.base_id": base.id})
     tail = []
     for chunk in stream:
         if "error" in chunk:
@@ -98,28 +114,29 @@ def build_image(vllm_image=None, vllm_version=None, rebuild=False, on_line=print
         for text in chunk.get("stream", "").rstrip("\n").splitlines():
             tail.append(text)
             on_line(text)
-    return dict(info, id=tag_latest(client.images.get(tag), vllm_image).id, built=True)
+    built = tag_latest(client.images.get(tag), vllm_image)
+    return {"tag": tag, "id": built.id, "built": True, "vllm_image": vllm_image, "kit_hash": kit_hash}
 
 
 def ensure_base(client, vllm_image, pull, on_line):
     import docker
     try:
-        client.images.get(vllm_image)
-        return
+        return client.images.get(vllm_image)
     except docker.errors.ImageNotFound:
         pass
     fix = "load it first (`docker load -i FILE`) or name a local image with --vllm-image"
     if not pull:
-        raise ImageError(f"base image {vllm_image} is not present; {fix}")
+        raise ImageError(f"base image {vllm_image} is not present", fix)
     on_line(f"pulling {vllm_image} (the vLLM image is large: minutes)")
     try:
         for chunk in client.api.pull(vllm_image, stream=True, decode=True):
             if "error" in chunk:
-                raise ImageError(f"cannot pull {vllm_image}: {chunk['error']}; {fix}")
+                raise ImageError(f"cannot pull {vllm_image}: {chunk['error']}", fix)
             if chunk.get("status") and not chunk.get("progress"):
                 on_line(f"{chunk.get('id', '')} {chunk['status']}".strip())
+        return client.images.get(vllm_image)
     except docker.errors.APIError as e:
-        raise ImageError(f"cannot pull {vllm_image}: {e.explanation or e}; {fix}") from None
+        raise ImageError(f"cannot pull {vllm_image}: {e.explanation or e}", fix) from None
 
 
 def tag_latest(image, vllm_image):
@@ -129,8 +146,29 @@ def tag_latest(image, vllm_image):
     return image
 
 
+def require(client, tag):
+    """An image given with --image must exist here (nothing is pulled for it)."""
+    import docker
+    try:
+        return client.images.get(tag)
+    except docker.errors.ImageNotFound:
+        raise BadInput(f"--image {tag}: no such image in this Docker engine",
+                       "build one with `kit build`, or leave out --image") from None
+    except docker.errors.APIError as e:
+        raise BadInput(f"--image {tag}: {e.explanation or e}") from None
+
+
+def base_present(client, vllm_image):
+    import docker
+    try:
+        client.images.get(vllm_image or DEFAULT_VLLM_IMAGE)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
 def image_info(tag, client=None):
-    """For the manifest: the image's id and tag, its base image and the base's repo digest.
+    """For the manifest: the image's id and tag, its base image (name, id, repo digest) and vLLM version.
 
     The digest is None for a base that has none (a local build or `docker import`) or is not present."""
     import docker
@@ -146,5 +184,6 @@ def image_info(tag, client=None):
             digests = []
         repo = split_ref(base)[0]
         digest = next((d for d in digests if d.split("@")[0] == repo), digests[0] if digests else None)
-    return {"id": image.id, "tag": tag, "base_image": base, "base_repo_digest": digest,
+    return {"id": image.id, "tag": tag, "base_image": base, "base_id": labels.get("sleepkit.base_id"),
+            "base_repo_digest": digest, "vllm_version": labels.get("sleepkit.vllm_version"),
             "kit_hash": labels.get("sleepkit.kit_hash"), "created": image.attrs.get("Created")}

@@ -1,23 +1,49 @@
-"""`kit run`: the plan (arms x repeats), the run directory and manifest, and the loop over arms."""
+"""`kit run` as explicit phases, over a library that knows nothing of click:
+
+    plan      options -> units and jobs (kit/plan.py), longest first
+    preflight the doctor's checks that apply (kit/doctor.py): fail before anything is created or pulled
+    standup   the run directory and its manifest (or the run to resume), the image, the lanes (GPUs)
+    execute   the jobs on the lanes (kit/schedule.py), progress live (kit/progress.py)
+    teardown  the manifest stamped complete or interrupted, the tables written
+"""
 import hashlib
 import json
 import os
 import shlex
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from kit import __version__, scenarios
-from kit.runtimes import ArmJob
+from kit import __version__, doctor, gpus, layout, plan, results
+from kit.errors import BadInput, KitError, NotFound
+from kit.options import RunOptions, parse_gpus
+from kit.progress import Progress
+from kit.runtimes import ArmJob, get_runtime
+from kit.schedule import Scheduler
+from kit.workload import scenarios
 
 KIT_ROOT = Path(__file__).resolve().parents[1]
 
 
+class Interrupted(KitError):
+    exit_code = 130
+
+
+@dataclass(frozen=True)
+class Lane:
+    label: str               # "gpu 0", "gpu GPU-ab12…", "host", or "job 3" (slurm)
+    gpu: object = None       # kit.gpus.Gpu, or None when the run does not choose GPUs
+
+
 def now():
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """UTC wall-clock time with milliseconds (for the manifest only: durations use a monotonic clock)."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def new_run_id(results_dir, tables):
@@ -30,23 +56,11 @@ def new_run_id(results_dir, tables):
     return run_id
 
 
-def workload_args(opts, arm, repeat, run_id, measure_h2d):
-    args = ["--arm", arm, "--run-id", run_id, "--repeat-index", str(repeat),
-            "--model-a", opts["model_a"], "--model-b", opts["model_b"],
-            "--server-cmd", opts["server_cmd"], "--protocol", opts["protocol"],
-            "--ready-timeout", str(opts["ready_timeout"]), "--call-timeout", str(opts["call_timeout"])]
-    if opts["fixed_output"]:
-        args.append("--fixed-output")
-    if measure_h2d:
-        args.append("--measure-h2d")
-    return args
-
-
-def server_commands(opts, arm):
-    """The exact server command lines of an arm (port chosen at run time), for --dry-run and the manifest."""
-    a = scenarios.ARMS[arm]
-    return {m: shlex.split(opts["server_cmd"]) + ["--model", opts[f"model_{m.lower()}"], "--host", "127.0.0.1",
-                                                  "--port", "<free port>"] + a.server_args()
+def server_commands(options, unit):
+    """The exact server command lines of a unit (port chosen at run time), for --dry-run and the manifest."""
+    arm = scenarios.ARMS[unit.arm]
+    return {m: shlex.split(options.server_cmd) + ["--model", getattr(options, f"model_{m.lower()}"), "--host",
+                                                   "127.0.0.1", "--port", "<free port>"] + arm.server_args()
             for m in ("A", "B")}
 
 
@@ -84,32 +98,6 @@ def model_info(name):
     return {"name": name, "path": str(path.resolve()), "sha256": digest.hexdigest()}
 
 
-def new_manifest(run_id, opts, arms, runtime):
-    return {
-        "run_id": run_id, "kit_version": __version__, "git_commit": git_commit(),
-        "command": ["kit"] + sys.argv[1:], "created": now(), "ended": None, "complete": False,
-        "runtime": runtime.describe(),
-        "options": {k: opts[k] for k in ("tables", "repeat", "protocol", "fixed_output", "cache",
-                                         "server_cmd", "ready_timeout", "call_timeout")} | {"arms": arms},
-        "models": {"A": model_info(opts["model_a"]), "B": model_info(opts["model_b"])},
-        "server_args": {arm: scenarios.ARMS[arm].server_args() for arm in arms},
-        "server_env": scenarios.SERVER_ENV,
-        "environment": None,
-        "arms": {arm: [] for arm in arms},
-    }
-
-
-def write_json(path, data):
-    tmp = Path(str(path) + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-
-
-def arm_done(run_dir, arm, repeat):
-    status = Path(run_dir) / arm / f"r{repeat}" / "status.json"
-    return status.exists() and json.loads(status.read_text()).get("ok") is True
-
-
 def tail(path, lines=15):
     try:
         return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
@@ -117,52 +105,319 @@ def tail(path, lines=15):
         return ""
 
 
-def run_arms(run_dir, manifest, opts, runtime, say):
-    """Every arm x repeat not yet done, in order. Returns the number of failed arm repeats."""
-    plan = [(arm, k) for arm in manifest["options"]["arms"] for k in range(1, opts["repeat"] + 1)]
-    failed = 0
-    for i, (arm, k) in enumerate(plan, 1):
-        tag = f"[{arm} {i}/{len(plan)}]"
-        if arm_done(run_dir, arm, k):
-            say(f"{tag} repeat {k}: already complete, skipped")
-            continue
-        out = Path(run_dir) / arm / f"r{k}"
-        if out.exists():   # an interrupted attempt: start this arm repeat afresh
-            for f in out.iterdir():
-                f.unlink()
-        say(f"{tag} repeat {k}: {scenarios.ARMS[arm].title}")
-        job = ArmJob(run_id=manifest["run_id"], arm=arm, repeat=k,
-                     workload_args=workload_args(opts, arm, k, manifest["run_id"],
-                                                 measure_h2d=manifest["environment"] is None),
-                     model_paths=[m["path"] for m in manifest["models"].values() if m["path"]])
-        t0 = time.monotonic()
-        code = runtime.run_arm(job, out, lambda line: say(f"{tag} {line}"))
-        status = {"arm": arm, "repeat": k, "ok": code == 0, "exit_code": code, "seconds": round(time.monotonic() - t0, 3),
-                  "host": socket.gethostname(), "ended": now(),
-                  "error": None if code == 0 else last_error(out)}
-        write_json(out / "status.json", status)
-        record_arm(run_dir, manifest, out, status)
-        if code != 0:
-            failed += 1
-            say(f"{tag} FAILED (exit {code}): {status['error']}\n{tail(out / 'workload.log')}")
-    return failed
-
-
 def last_error(out):
-    for line in reversed(tail(out / "workload.log", 200).splitlines()):
+    for line in reversed(tail(Path(out) / layout.WORKLOAD_LOG, 200).splitlines()):
         if "arm failed:" in line:
             return line.split("arm failed:", 1)[1].strip()
     return "the workload exited without saying why; see workload.log"
 
 
-def record_arm(run_dir, manifest, out, status):
-    env_file = out / "env.json"
-    env = json.loads(env_file.read_text()) if env_file.exists() else None
-    if manifest["environment"] is None and env is not None:
-        manifest["environment"] = env
-    entry = dict(status, environment_note=None)
-    if env and manifest["environment"] and env.get("gpus") != manifest["environment"].get("gpus"):
-        entry["environment_note"] = "ran on other GPUs than the first arm: see its env.json"
-    manifest["arms"][status["arm"]] = [e for e in manifest["arms"][status["arm"]]
-                                       if e["repeat"] != status["repeat"]] + [entry]
-    write_json(Path(run_dir) / "manifest.json", manifest)
+# -- standup -----------------------------------------------------------------------------------------
+def new_manifest(run_id, options, units, command):
+    return {"run_id": run_id, "kit_version": __version__, "git_commit": git_commit(), "command": command,
+            "created": now(), "ended": None, "complete": False, "runtime": {"name": options.runtime},
+            "options": options.to_manifest(), "units": [u.name for u in units],
+            "models": {"A": model_info(options.model_a), "B": model_info(options.model_b)},
+            "server_args": {u.name: scenarios.ARMS[u.arm].server_args() for u in units},
+            "server_env": scenarios.SERVER_ENV, "environment": None, "h2d": {}, "jobs": [], "resumes": []}
+
+
+def open_resume(results_dir, run_id, given, command):
+    """(RunDir, manifest, options) of an interrupted run; `given` holds the options typed on the command
+    line, which must agree with the run's (a resumed run keeps its options)."""
+    run_dir = layout.RunDir(layout.results_root(results_dir) / layout.check_run_id(run_id))
+    if not run_dir.exists():
+        raise NotFound(f"cannot resume {run_id!r}: no such run in {results_dir}", "list the runs with `kit ls`")
+    manifest = run_dir.read_manifest()
+    options = RunOptions.from_manifest(manifest)
+    for name, value in given.items():
+        if getattr(options, name) != value:
+            raise BadInput(f"--{name.replace('_', '-')} {value!r} conflicts with the run's {getattr(options, name)!r}",
+                           "a resumed run keeps its options: leave it out, or start a new run")
+    manifest.setdefault("resumes", []).append({"at": now(), "command": command})
+    return run_dir, manifest, options
+
+
+def lanes_for(options, n_jobs):
+    if options.runtime == "slurm":
+        return [Lane(f"job {i + 1}") for i in range(n_jobs)]       # Slurm places the jobs
+    chosen = gpus.resolve(parse_gpus(options.gpus))
+    if not chosen:
+        return [Lane("host")]
+    return [Lane("all GPUs" if g.id == "all" else "gpu " + g.id, g) for g in chosen]
+
+
+# -- execute -----------------------------------------------------------------------------------------
+class Execution:
+    """One run's side of the execution: runs its jobs on lanes and keeps its manifest."""
+
+    def __init__(self, run_dir, manifest, options, runtime, label=""):
+        self.run_dir, self.manifest, self.options, self.runtime = run_dir, manifest, options, runtime
+        self.label = label          # names the run in a group's progress lines ("" for a single run)
+        self.lock = threading.Lock()
+        self.measured = set(manifest.get("h2d") or {})
+        self.progress = None
+
+    def tasks(self, jobs):
+        """This run's jobs that are not done yet, as tasks for the scheduler."""
+        return [Task(self, j) for j in jobs if not job_done(self.run_dir, j)]
+
+    def run_job(self, job, lane):
+        out = self.run_dir.repeat_dir(job.unit.name, job.repeat)
+        if out.exists():   # an interrupted attempt: start this repeat afresh
+            for f in out.iterdir():
+                f.unlink()
+        with self.lock:
+            measure = lane.label not in self.measured
+            self.measured.add(lane.label)
+        argv = self.options.arm_options(job.unit.arm, job.unit.script, job.repeat, self.manifest["run_id"],
+                                        measure).to_argv()
+        arm_job = ArmJob(self.manifest["run_id"], job.unit.name, job.repeat, argv, gpu=lane.gpu,
+                         model_paths=[m["path"] for m in self.manifest["models"].values() if m["path"]])
+        task = Task(self, job)
+        started, t0 = now(), time.monotonic()
+        code = self.runtime.run_arm(arm_job, out, lambda line: self.progress.line(task, lane, line))
+        status = {"arm": job.unit.name, "repeat": job.repeat, "ok": code == 0, "exit_code": code,
+                  "seconds": round(time.monotonic() - t0, 3), "host": socket.gethostname(),
+                  "ended": now(), "error": None if code == 0 else last_error(out)}
+        layout.write_json(out / layout.STATUS, status)
+        record = dict(status, unit=job.unit.name, lane=lane.label, started=started,
+                      gpu=lane.gpu.record() if lane.gpu else None,
+                      **(self.runtime.job_record(arm_job, out) if hasattr(self.runtime, "job_record") else {}))
+        self.record(out, record, lane)
+        return status
+
+    def record(self, out, record, lane):
+        env = layout.read_json(out / layout.ENV)
+        with self.lock:
+            m = self.manifest
+            if env and m["environment"] is None:
+                m["environment"] = env
+            if env and env.get("h2d_gbps") is not None:
+                m["h2d"][lane.label] = env["h2d_gbps"]
+            m["jobs"] = [j for j in m["jobs"] if (j["unit"], j["repeat"]) != (record["unit"], record["repeat"])]
+            m["jobs"].append(record)
+            self.run_dir.write_manifest(m)
+
+    def stamp(self, **fields):
+        with self.lock:
+            self.manifest.update(fields)
+            self.run_dir.write_manifest(self.manifest)
+
+    def resume_hint(self):
+        return (f"kit run --resume {self.manifest['run_id']} --results-dir "
+                f"{shlex.quote(str(self.run_dir.path.parent))}")
+
+
+@dataclass(frozen=True)
+class Task:
+    """A job of one run (an Execution): what the scheduler hands to a lane."""
+    work: Execution
+    job: object
+
+    @property
+    def key(self):
+        return f"{self.work.label}: {self.job.key}" if self.work.label else self.job.key
+
+    @property
+    def unit(self):
+        return self.job.unit
+
+    def run(self, lane):
+        return self.work.run_job(self.job, lane)
+
+
+def job_done(run_dir, job):
+    status = layout.read_json(run_dir.repeat_dir(job.unit.name, job.repeat) / layout.STATUS)
+    return bool(status and status.get("ok") is True)
+
+
+def previous_seconds(manifest):
+    """{unit: seconds of its last successful repeat} from the manifest (ETAs of later repeats)."""
+    return {j["unit"]: j["seconds"] for j in manifest.get("jobs") or [] if j.get("ok")}
+
+
+def on_event(progress):
+    def handle(kind, task, lane, result=None):
+        if kind == "start":
+            progress.started(task, lane)
+        elif kind == "end":
+            if isinstance(result, Exception):
+                result = {"ok": False, "exit_code": None, "seconds": 0, "error": f"{type(result).__name__}: {result}"}
+            out = task.work.run_dir.repeat_dir(task.unit.name, task.job.repeat)
+            progress.ended(task, lane, result, "" if result.get("ok") else tail(out / layout.WORKLOAD_LOG, 8))
+        elif kind == "retire":
+            progress.retired(lane, result)
+    return handle
+
+
+def execute(works, tasks, lanes, say, tty=None):
+    """Run the tasks (of one run, or of a group's runs) on the lanes, longest first.
+    Returns ({task: status}, tasks not run, {lane: why it was retired})."""
+    expected = lambda task: plan.expected_seconds(task.unit, previous_seconds(task.work.manifest))
+    tasks = sorted(tasks, key=lambda t: -(expected(t)[0] or 0))
+    with Progress(expected, tty=tty) as progress:
+        progress.plan(tasks)
+        for work in works:
+            work.progress = progress
+        scheduler = Scheduler(lanes, lambda task, lane: task.run(lane), events=on_event(progress),
+                              is_busy=lambda lane: lane.gpu and gpus.busy_reason(lane.gpu))
+        try:
+            statuses = scheduler.run(tasks)
+        except KeyboardInterrupt:
+            stop(works, scheduler, say)
+            raise Interrupted("interrupted: every job of the run was stopped",
+                              "finish it with " + " and ".join(f"`{w.resume_hint()}`" for w in works)) from None
+    return statuses, [t for t in tasks if t not in statuses], scheduler.retired
+
+
+def stop(works, scheduler, say):
+    """The Ctrl-C path: stamp the manifests first, then stop every lane; further Ctrl-Cs are ignored."""
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for work in works:
+            work.stamp(complete=False, interrupted=now())
+        say("interrupted: stopping every job of the run ...")
+        scheduler.stop()
+        for work in works:
+            work.runtime.stop_run(work.manifest["run_id"])
+        scheduler.join(timeout=180)
+        for work in works:
+            work.stamp()
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+# -- the whole run -----------------------------------------------------------------------------------
+@dataclass
+class Outcome:
+    work: Execution
+    failed: int               # jobs that ran and failed
+    not_run: list             # jobs left because no lane could take them
+    retired: dict             # lane -> why it was not used any more
+
+
+def partitions(options):
+    """The Slurm partitions a run spreads over (`--slurm-partition a,b`): one run per partition."""
+    if options.runtime != "slurm":
+        return [""]
+    value = options.slurm_partition or os.environ.get("KIT_SLURM_PARTITION", "")
+    return [p.strip() for p in value.split(",") if p.strip()] or [""]
+
+
+def ready_runtime(options, results_dir, build_line):
+    """The runtime, after the pre-flight passed and the image (if any) was built or found."""
+    runtime = get_runtime(options, on_build_line=build_line)
+    doctor.preflight(options, results_dir, runtime)
+    if hasattr(runtime, "prepare"):
+        runtime.prepare()
+    return runtime
+
+
+def create(options, results_dir, run_id, runtime, command, group=None):
+    """The run directory and manifest of a new run (nothing is created before every pre-flight passed)."""
+    run_dir = layout.RunDir(Path(results_dir) / run_id)
+    manifest = new_manifest(run_id, options, plan.units(options), command)
+    if group:
+        manifest["group"] = group
+    manifest["runtime"] = runtime.describe()
+    run_dir.path.mkdir(parents=True)
+    run_dir.write_manifest(manifest)
+    return Execution(run_dir, manifest, options, runtime, label=options.slurm_partition if group else "")
+
+
+def run(options, results_dir, run_id=None, resume=None, given=None, command=None, say=print, tty=None,
+        build_line=print):
+    """Plan, pre-flight, stand up, execute, tear down. Returns [Outcome], one per run (a Slurm run over
+    several partitions is a group of runs, <run-id>-<partition>, executed together)."""
+    command = command or ["kit"] + sys.argv[1:]
+    if resume:
+        run_dir, manifest, options = open_resume(results_dir, resume, given or {}, command)
+        runtime = ready_runtime(options.check(), results_dir, build_line)
+        manifest["runtime"] = manifest["resumes"][-1]["runtime"] = runtime.describe()
+        run_dir.write_manifest(manifest)
+        return finish([Execution(run_dir, manifest, options, runtime)], say, tty)
+    options.check()
+    base = layout.check_run_id(run_id) if run_id else new_run_id(results_dir, plan.table_numbers(options))
+    parts = partitions(options)
+    group = {"id": base, "runs": [f"{base}-{p}" for p in parts]} if len(parts) > 1 else None
+    members = [(options.with_(slurm_partition=p), f"{base}-{p}") for p in parts] if group else [(options, base)]
+    for _, rid in members:
+        if (Path(results_dir) / rid).exists():
+            raise BadInput(f"run {rid!r} exists in {results_dir}", "runs are never overwritten: resume it with --resume")
+    ready = [(opts, rid, ready_runtime(opts, results_dir, build_line)) for opts, rid in members]
+    return finish([create(opts, results_dir, rid, rt, command, group) for opts, rid, rt in ready], say, tty)
+
+
+def finish(works, say, tty):
+    jobs = {id(w): plan.jobs(w.options) for w in works}
+    tasks = [t for w in works for t in w.tasks(jobs[id(w)])]
+    options = works[0].options
+    lanes = lanes_for(options, len(tasks))
+    say(f"run {', '.join(w.manifest['run_id'] for w in works)}: tables "
+        f"{', '.join(map(str, plan.table_numbers(options)))}; {len(tasks)} of {sum(map(len, jobs.values()))} jobs "
+        f"to run ({', '.join(t.key for t in tasks) or 'none'}); runtime {options.runtime} on "
+        f"{', '.join(lane.label for lane in lanes[:8])}{' ...' if len(lanes) > 8 else ''}; "
+        f"results in {', '.join(str(w.run_dir.path) for w in works)}")
+    old = signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        statuses, not_run, retired = execute(works, tasks, lanes, say, tty)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    outcomes = []
+    for w in works:
+        mine = [s for t, s in statuses.items() if t.work is w]
+        left = [t.job for t in not_run if t.work is w]
+        w.manifest.pop("interrupted", None)
+        w.stamp(complete=not left, ended=now())
+        results.write_tables(results.load_run(w.run_dir.path), plan.table_numbers(w.options))
+        failed = sum(1 for s in mine if isinstance(s, Exception) or not s.get("ok"))
+        outcomes.append(Outcome(w, failed, left, retired))
+    return outcomes
+
+
+def describe_plan(options, todo, lanes, runtime=None):
+    """The lines of --dry-run: jobs in order, lanes, and every server command (or batch script)."""
+    lines = [f"plan: tables {', '.join(map(str, plan.table_numbers(options)))} -> {len(todo)} job(s), longest "
+             f"first: {', '.join(j.key for j in todo) or 'none'}",
+             f"runtime {options.runtime}; protocol {options.protocol}; cache {options.cache}; lanes: "
+             + ", ".join(lane.label for lane in lanes)]
+    for unit in dict.fromkeys(j.unit for j in todo):
+        lines.append(f"[{unit.name}] {scenarios.ARMS[unit.arm].title}"
+                     + (f" (seed replay of {unit.script})" if unit.script else ""))
+        for model, cmd in server_commands(options, unit).items():
+            lines.append(f"    server {model}: VLLM_SERVER_DEV_MODE=1 {shlex.join(cmd)}")
+    if runtime is not None and hasattr(runtime, "batch_script") and todo:
+        job = todo[0]
+        argv = options.arm_options(job.unit.arm, job.unit.script, job.repeat, "<run-id>").to_argv()
+        arm_job = ArmJob("<run-id>", job.unit.name, job.repeat, argv)
+        lines += [f"batch script of {job.key} (the others differ only in arm and repeat):",
+                  runtime.batch_script(arm_job, Path("<results>/<run-id>") / job.unit.name / f"r{job.repeat}")]
+    lines.append("dry run: nothing started")
+    return lines
+
+
+def dry_run(options, results_dir, resume=None, given=None):
+    if resume:
+        run_dir, _, options = open_resume(results_dir, resume, given or {}, [])
+        todo = [j for j in plan.jobs(options) if not job_done(run_dir, j)]
+        return describe_plan(options, todo, lanes_for(options, len(todo)), runtime_for_dry_run(options))
+    options.check()
+    parts = partitions(options)
+    lines = []
+    for p in parts:
+        opts = options.with_(slurm_partition=p) if len(parts) > 1 else options
+        todo = plan.jobs(opts)
+        lines += ([f"partition {p}: a run of its own (<run-id>-{p})"] if len(parts) > 1 else [])
+        lines += describe_plan(opts, todo, lanes_for(opts, len(todo)), runtime_for_dry_run(opts))
+    return lines
+
+
+def runtime_for_dry_run(options):
+    """Only Slurm's batch scripts are shown by --dry-run; nothing else needs the runtime (or an engine)."""
+    return get_runtime(options) if options.runtime == "slurm" else None
+
+
+def _sigterm(signum, frame):
+    raise KeyboardInterrupt

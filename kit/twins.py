@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Callable
+from collections.abc import Callable
 
 INSTALL_HINT = "pip install '.[twins]' (or .venv/bin/pip install -e '.[twins]')"
 

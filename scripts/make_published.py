@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Derive kit/published.json (the published numbers per kit table) from the reference data file.
+"""Derive kit/results/published.json (the published numbers per kit table) from the reference data file.
 
-    python3 scripts/make_published.py [REFERENCE_JSON] [--out kit/published.json] [--check]
+    python3 scripts/make_published.py [REFERENCE_JSON] [--out kit/results/published.json] [--check]
 
 REFERENCE_JSON defaults to $SLEEPKIT_REFERENCE, else ../shared/reference/blog-2025-10-26-sleep-mode.json
 next to the repository. Numbers are copied unchanged; each timeline event is renamed into the kit's
@@ -16,7 +16,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_REF = REPO.parent / "shared" / "reference" / "blog-2025-10-26-sleep-mode.json"
-DEFAULT_OUT = REPO / "kit" / "published.json"
+DEFAULT_OUT = REPO / "kit" / "results" / "published.json"
 
 # kit table -> its references: (figure id, {kit arm: series name in that figure})
 # Study README numbering; the first reference of a table is its primary one (the study's A100 runs).

@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 from conftest import kit, run_args, double_config, only_run  # noqa: E402
-from kit import events, scenarios  # noqa: E402
+from kit.workload import events, scenarios  # noqa: E402
 
 
 # what the double did for each event kind, in order: its server-side DOUBLE-TIMING lines

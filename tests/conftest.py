@@ -10,6 +10,7 @@ import psutil
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+pytest_plugins = ["docker_fixtures", "slurm_fixtures"]     # fixtures shared by the engine and Slurm tests
 DOUBLE = ROOT / "tests" / "vllm_double.py"
 
 # Known, distinct delays (seconds) per model: the tests check the kit measures them.

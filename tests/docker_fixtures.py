@@ -1,8 +1,10 @@
 """Fixtures for the integration tests that drive a real Docker engine (.ci/docker-up.sh starts one).
 
 With no engine (or no test base image) the tests FAIL when CI is set and are skipped otherwise.
-Images: the kit image built on sleepkit-testbase:bookworm (Debian + python3 + psutil, made by
-docker-up.sh), and a derived image that adds tests/vllm_double.py at /opt/sleepkit-tests/.
+Images: sleepkit-testbase:bookworm (Debian + python3 + psutil, made by docker-up.sh); a "vLLM base"
+on it that holds only vLLM's package metadata (version STUB_VLLM, so the kit reads a version from inside
+it as it does from a real vLLM image); the kit image built on that; and a derived image that adds
+tests/vllm_double.py at /opt/sleepkit-tests/.
 """
 import hashlib
 import io
@@ -16,6 +18,8 @@ import pytest
 TESTBASE = os.environ.get("SLEEPKIT_TESTBASE", "sleepkit-testbase:bookworm")
 DOUBLE_SRC = Path(__file__).resolve().parent / "vllm_double.py"
 DOUBLE_IN_IMAGE = "/opt/sleepkit-tests/vllm_double.py"
+STUB_VLLM = "0.24.0"
+STUB_METADATA = "/usr/lib/python3/dist-packages/vllm-{v}.dist-info/METADATA"
 
 
 def unavailable(why):
@@ -48,10 +52,32 @@ def testbase(docker_client):
     return TESTBASE
 
 
+def build_from_files(client, files, tag):
+    """docker build of an in-memory context {name: bytes} (a Dockerfile among them)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    buf.seek(0)
+    client.images.build(fileobj=buf, custom_context=True, tag=tag, rm=True)
+    return tag
+
+
 @pytest.fixture(scope="session")
-def kit_image(docker_client, testbase):
+def vllm_base(docker_client, testbase):
+    """The test base plus vLLM's package metadata (no vLLM code): what `kit build` reads the version from."""
+    meta = f"Metadata-Version: 2.1\nName: vllm\nVersion: {STUB_VLLM}\n".encode()
+    dockerfile = f"FROM {testbase}\nCOPY METADATA {STUB_METADATA.format(v=STUB_VLLM)}\n".encode()
+    return build_from_files(docker_client, {"Dockerfile": dockerfile, "METADATA": meta},
+                            f"sleepkit-test:vllm-stub-{STUB_VLLM}")
+
+
+@pytest.fixture(scope="session")
+def kit_image(docker_client, vllm_base):
     from kit.image import build_image
-    return build_image(testbase, client=docker_client, on_line=lambda line: None)["tag"]
+    return build_image(vllm_base, client=docker_client, on_line=lambda line: None)["tag"]
 
 
 @pytest.fixture(scope="session")
@@ -60,16 +86,7 @@ def double_image(docker_client, kit_image):
     dockerfile = f"FROM {kit_image}\nCOPY vllm_double.py {DOUBLE_IN_IMAGE}\n".encode()
     files = {"Dockerfile": dockerfile, "vllm_double.py": DOUBLE_SRC.read_bytes()}
     digest = hashlib.sha256(b"".join(files.values())).hexdigest()[:12]
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    buf.seek(0)
-    tag = f"sleepkit-test:double-{digest}"
-    docker_client.images.build(fileobj=buf, custom_context=True, tag=tag, rm=True)
-    return tag
+    return build_from_files(docker_client, files, f"sleepkit-test:double-{digest}")
 
 
 @pytest.fixture

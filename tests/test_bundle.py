@@ -10,7 +10,10 @@ import tarfile
 import pytest
 
 from fabricate import fabricate_run
-from kit import bundle, plot, report
+from kit import bundle, plot, results
+from kit.cli import render_outputs
+from kit.errors import BadInput, BadRecord
+from kit.results import archive
 
 TOKEN = "hf_" + "Zq7" * 11          # 33 alphanumerics after hf_
 OTHER_SECRET = "s3cr3t-value-for-an-api-key"
@@ -33,14 +36,34 @@ def rewrite(path, edit, resum=False):
         files[bundle.SUMS] = "".join(f"{hashlib.sha256(d).hexdigest()}  {r}\n"
                                      for r, d in sorted(files.items()) if r != bundle.SUMS).encode()
     path.unlink()
-    return bundle.write_targz(path, top, files)
+    assert archive.write_targz(path, top, files) == []
+    return path
+
+
+def fake_figures(run, numbers):
+    """Stand-in for kit.plot.plot_run: the figure files, with made-up bytes (tests/test_plot.py draws real
+    ones and checks them); a bundle only carries them."""
+    paths = []
+    for name in plot.expected_figures(run, numbers):
+        path = run.source / "figures" / name
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(f"figure {name} of {sorted(numbers)}".encode())
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture(autouse=True)
+def no_drawing(monkeypatch):
+    monkeypatch.setattr(plot, "plot_run", fake_figures)
 
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
-    """One fabricated run (tables 1 and 4, 2 repeats) with tables and figures rendered."""
+    """One fabricated run (tables 1 and 4, 2 repeats) with tables and (stand-in) figures."""
     run_dir = fabricate_run(tmp_path_factory.mktemp("pristine"), tables=(1, 4), repeat=2)
-    bundle.render_all(run_dir, [1, 4])
+    run = results.load_run(run_dir)
+    results.write_tables(run)
+    fake_figures(run, run.tables)
     return run_dir
 
 
@@ -52,7 +75,7 @@ def run_dir(rendered, tmp_path):
 
 @pytest.fixture
 def made(run_dir):
-    return bundle.make_bundle(run_dir, render=bundle.render_all)
+    return bundle.make_bundle(run_dir, render=render_outputs)
 
 
 def test_round_trip(run_dir, made):
@@ -61,7 +84,7 @@ def test_round_trip(run_dir, made):
     names = set(members(made))
     top = run_dir.name
     for rel in ["manifest.json", "SHA256SUMS", "tables/table1.md", "tables/table1.json", "tables/table4.md",
-                "tables/table4.json", *[f"figures/{f}" for f in plot.expected_figures([1, 4])]]:
+                "tables/table4.json", *[f"figures/{f}" for f in plot.expected_figures(results.load_run(run_dir), [1, 4])]]:
         assert f"{top}/{rel}" in names
     for arm in ("l1", "nosleep", "l2"):
         for k in (1, 2):
@@ -82,12 +105,15 @@ def test_sha256sums_lists_every_file_sorted(made):
         assert hashlib.sha256(found[f"{top}/{rel}"]).hexdigest() == digest
 
 
-def test_render_callback_only_when_outputs_missing(run_dir):
+def test_bundling_rerenders_tables_and_missing_figures_only(run_dir, monkeypatch):
+    (run_dir / "tables" / "table1.md").write_text("stale\n")
+    drawn = []
+    monkeypatch.setattr(plot, "plot_run", lambda run, numbers: drawn.append(list(numbers)) or fake_figures(run, numbers))
+    path = bundle.make_bundle(run_dir, render=render_outputs)
+    assert drawn == [] and bundle.verify_bundle(path) == []         # tables re-rendered, figures all there
     (run_dir / "figures" / "table4-bars.png").unlink()
-    calls = []
-    bundle.make_bundle(run_dir, render=lambda d, ns: (calls.append(list(ns)), bundle.render_all(d, ns)))
-    bundle.make_bundle(run_dir, render=lambda d, ns: calls.append("again"))
-    assert calls == [[1, 4]]
+    bundle.make_bundle(run_dir, render=render_outputs)
+    assert drawn == [[1, 4]]
 
 
 @pytest.mark.parametrize("edit, resum, expected", [
@@ -126,18 +152,68 @@ def test_edited_events_with_fixed_sums_change_the_tables(made):
     assert "table differs from one re-rendered from the events: tables/table1.md" in problems
 
 
-def test_not_a_bundle(tmp_path):
+def test_not_a_bundle_or_truncated(tmp_path, made):
     junk = tmp_path / "junk.tar.gz"
     junk.write_bytes(b"not gzip at all")
-    assert bundle.verify_bundle(junk)[0].startswith("not a readable tar.gz")
+    assert len(bundle.verify_bundle(junk)) == 1 and "not a readable tar.gz" in bundle.verify_bundle(junk)[0]
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(made.read_bytes()[: len(made.read_bytes()) // 2])
+    (problem,) = bundle.verify_bundle(cut)
+    assert "not a readable tar.gz" in problem
+
+
+def test_a_renamed_copy_of_a_run_does_not_verify(tmp_path, made):
+    """Another run's folder and manifest id, with fixed sums: the events still name the original run."""
+    def rename(files):
+        m = json.loads(files["manifest.json"])
+        m["run_id"] = "someone-elses-run"
+        files["manifest.json"] = json.dumps(m).encode()
+    copy = tmp_path / "someone-elses-run.tar.gz"
+    shutil.copy(made, copy)
+    found = members(copy)
+    files = {name.split("/", 1)[1]: data for name, data in found.items()}
+    rename(files)
+    files[bundle.SUMS] = "".join(f"{hashlib.sha256(d).hexdigest()}  {r}\n"
+                                 for r, d in sorted(files.items()) if r != bundle.SUMS).encode()
+    copy.unlink()
+    assert archive.write_targz(copy, "someone-elses-run", files) == []
+    problems = bundle.verify_bundle(copy)
+    assert any("events of run '20250101-000000-t14', not 'someone-elses-run'" in p for p in problems), problems
+
+
+def test_oversized_member_is_refused_without_reading_it(tmp_path):
+    """A small bundle holding a 300 MiB zero-filled member: refused from its header, memory stays small."""
+    import resource
+    path = tmp_path / "bomb.tar.gz"
+    size = 300 * 2**20
+
+    class Zeros(io.RawIOBase):
+        left = size
+
+        def readable(self):
+            return True
+
+        def readinto(self, b):
+            n = min(len(b), self.left)
+            b[:n] = bytes(n)
+            self.left -= n
+            return n
+    with tarfile.open(path, "w:gz", compresslevel=1) as tar:
+        info = tarfile.TarInfo("run/huge.log")
+        info.size = size
+        tar.addfile(info, io.BufferedReader(Zeros(), 1 << 20))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    problems = bundle.verify_bundle(path)
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert any("member too large (300 MiB" in p and "huge.log" in p for p in problems), problems
+    assert grown_mib < 200
 
 
 def test_deterministic_bytes_even_after_rerendering(run_dir, made):
     first = made.read_bytes()
     assert bundle.make_bundle(run_dir).read_bytes() == first
-    plot.plot_run(run_dir, [1, 4])                       # figures and tables re-rendered from scratch
-    shutil.rmtree(run_dir / "tables")
-    report.write_tables(run_dir, [1, 4])
+    shutil.rmtree(run_dir / "tables")                      # tables re-rendered from scratch
+    results.write_tables(results.load_run(run_dir), [1, 4])
     assert bundle.make_bundle(run_dir).read_bytes() == first
     assert first[3] & 0x08 == 0 and first[4:8] == b"\0\0\0\0"   # gzip: no file name, mtime 0
     with tarfile.open(made, "r:gz") as tar:
@@ -150,17 +226,16 @@ def test_incomplete_run_refused_unless_allowed(run_dir):
     manifest = json.loads((run_dir / "manifest.json").read_text())
     manifest.update(complete=False, ended=None)
     (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-    with pytest.raises(bundle.BundleError, match="incomplete"):
-        bundle.make_bundle(run_dir, render=bundle.render_all)
+    with pytest.raises(BadInput, match="incomplete"):
+        bundle.make_bundle(run_dir, render=render_outputs)
     assert list(run_dir.parent.iterdir()) == [run_dir]       # nothing written, not even a temp file
 
     # its tables still say "complete": the self-check refuses a bundle that would not verify
-    with pytest.raises(bundle.BundleError, match="table differs .*tables/table1.md"):
+    with pytest.raises(BadRecord, match="table differs .*tables/table1.md"):
         bundle.make_bundle(run_dir, allow_incomplete=True)
     assert list(run_dir.parent.iterdir()) == [run_dir]
 
-    shutil.rmtree(run_dir / "tables")
-    path = bundle.make_bundle(run_dir, allow_incomplete=True, render=bundle.render_all)
+    path = bundle.make_bundle(run_dir, allow_incomplete=True, render=render_outputs)
     found = members(path)
     bundled = json.loads(found[f"{run_dir.name}/manifest.json"])
     assert bundled["bundled_incomplete"] is True and bundled["complete"] is False
@@ -169,7 +244,7 @@ def test_incomplete_run_refused_unless_allowed(run_dir):
 
 
 def test_incomplete_manifest_without_mark_is_a_problem(run_dir):
-    path = bundle.make_bundle(run_dir, render=bundle.render_all)
+    path = bundle.make_bundle(run_dir, render=render_outputs)
     def unmark(files):
         m = json.loads(files["manifest.json"])
         m["complete"] = False
@@ -189,7 +264,7 @@ def test_secrets_are_redacted(run_dir, monkeypatch, capsys):
     manifest["command"] += ["--hf-token", TOKEN, "--note", other]
     (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
-    path = bundle.make_bundle(run_dir, render=bundle.render_all)
+    path = bundle.make_bundle(run_dir, render=render_outputs)
     err = capsys.readouterr().err
     assert "redacted" in err and "l1/r1/server-A.log" in err and "manifest.json" in err
     assert TOKEN not in err
@@ -207,7 +282,7 @@ def test_secrets_are_redacted(run_dir, monkeypatch, capsys):
 def test_no_partial_archive_on_failure(run_dir, monkeypatch):
     def broken(self, tarinfo, fileobj=None):
         raise OSError("disk full")
-    bundle.make_bundle(run_dir, render=bundle.render_all)
+    bundle.make_bundle(run_dir, render=render_outputs)
     target = run_dir.parent / f"{run_dir.name}.tar.gz"
     target.unlink()
     monkeypatch.setattr(tarfile.TarFile, "addfile", broken)

@@ -18,11 +18,16 @@ import pytest
 import yaml
 
 from conftest import MODEL_A, MODEL_B, ROOT, double_config, kit, kit_cmd, only_run
-from docker_fixtures import DOUBLE_IN_IMAGE, TESTBASE, docker_client, double_image, kit_image, run_id, testbase  # noqa: F401 (fixtures)
-from kit import events, image, run as runner, scenarios
-from kit.runtimes import ArmJob
+from docker_fixtures import DOUBLE_IN_IMAGE, STUB_VLLM
+from kit import image, run as runner
+from kit.errors import BadInput
+from kit.gpus import Gpu
+from kit.runtimes import ArmJob, gpu_access
 from kit.runtimes.docker import COMPILE_CACHE_TARGET, HF_CACHE_TARGET, OUT, DockerRuntime, container_spec
+from kit.workload import events, scenarios
+from kit.workload.options import ArmOptions
 
+pytestmark = pytest.mark.docker
 SECRET = "hf_sleepkit_test_not_a_real_token"
 
 
@@ -31,9 +36,9 @@ def double_cmd(config):
 
 
 def job_for(rid, arm="l1", server_cmd="python3 -m vllm.entrypoints.openai.api_server", **extra):
-    opts = dict(model_a=MODEL_A, model_b=MODEL_B, server_cmd=server_cmd, protocol="corrected",
-                ready_timeout=60.0, call_timeout=30.0, fixed_output=False) | extra
-    return ArmJob(run_id=rid, arm=arm, repeat=1, workload_args=runner.workload_args(opts, arm, 1, rid, False))
+    opts = ArmOptions(arm=arm, run_id=rid, model_a=MODEL_A, model_b=MODEL_B, server_cmd=server_cmd,
+                      **({"ready_timeout": 60.0, "call_timeout": 30.0} | extra))
+    return ArmJob(run_id=rid, unit=arm, repeat=1, argv=opts.to_argv())
 
 
 def labelled(client, rid):
@@ -42,29 +47,31 @@ def labelled(client, rid):
 
 # -- image ---------------------------------------------------------------------------------------
 
-def test_image_tag_follows_the_container_code(tmp_path):
+def test_image_hash_follows_the_container_code_only(tmp_path):
     (tmp_path / "docker").mkdir()
     shutil.copy(ROOT / "docker" / "Dockerfile", tmp_path / "docker" / "Dockerfile")
     shutil.copytree(ROOT / "kit", tmp_path / "kit", ignore=shutil.ignore_patterns("__pycache__"))
-    tag = image.image_tag("vllm/vllm-openai:v0.11.0", root=tmp_path)
-    assert re.fullmatch(r"sleepkit:vllm0\.11\.0-kit[\w.]+-[0-9a-f]{12}", tag), tag
-    assert image.image_tag("vllm/vllm-openai:v0.11.0", root=tmp_path) == tag
-    (tmp_path / "kit" / "__pycache__").mkdir(exist_ok=True)
-    (tmp_path / "kit" / "__pycache__" / "x.pyc").write_bytes(b"bytecode does not count")
-    assert image.image_tag("vllm/vllm-openai:v0.11.0", root=tmp_path) == tag
-    with open(tmp_path / "kit" / "workload.py", "a") as f:
+    first = image.content_hash("sha256:base1", root=tmp_path)
+    assert re.fullmatch(r"[0-9a-f]{12}", first) and image.content_hash("sha256:base1", root=tmp_path) == first
+    (tmp_path / "kit" / "workload" / "__pycache__").mkdir(exist_ok=True)
+    (tmp_path / "kit" / "workload" / "__pycache__" / "x.pyc").write_bytes(b"bytecode does not count")
+    with open(tmp_path / "kit" / "cli.py", "a") as f:
+        f.write("\n# host-side code is not in the image\n")
+    assert image.content_hash("sha256:base1", root=tmp_path) == first
+    assert image.content_hash("sha256:base2", root=tmp_path) != first          # another base image id
+    with open(tmp_path / "kit" / "workload" / "runner.py", "a") as f:
         f.write("\n# changed\n")
-    assert image.image_tag("vllm/vllm-openai:v0.11.0", root=tmp_path) != tag
-    assert image.image_tag("vllm/vllm-openai:v0.10.2", root=tmp_path).startswith("sleepkit:vllm0.10.2-")
+    assert image.content_hash("sha256:base1", root=tmp_path) != first
 
 
-def test_build_reuses_the_tag_and_records_the_base(docker_client, kit_image):
-    first = image.build_image(TESTBASE, client=docker_client, on_line=lambda line: None)   # kit/ may change
-    again = image.build_image(TESTBASE, client=docker_client, on_line=lambda line: None)
-    assert again["tag"] == first["tag"] and again["built"] is False and again["id"] == first["id"]
+def test_build_reads_the_vllm_version_inside_the_base_and_reuses_the_image(docker_client, kit_image, vllm_base):
+    assert re.fullmatch(rf"sleepkit:vllm{re.escape(STUB_VLLM)}-kit[\w.]+-[0-9a-f]{{12}}", kit_image), kit_image
+    again = image.build_image(vllm_base, client=docker_client, on_line=lambda line: None)
+    assert again["tag"] == kit_image and again["built"] is False
     info = image.image_info(again["tag"], docker_client)
-    assert info["id"] == again["id"] and info["base_image"] == TESTBASE
-    assert info["base_repo_digest"] is None           # a local `docker import` has no repo digest
+    assert info["id"] == again["id"] and info["base_image"] == vllm_base and info["vllm_version"] == STUB_VLLM
+    assert info["base_id"] == docker_client.images.get(vllm_base).id
+    assert info["base_repo_digest"] is None           # a local build has no repo digest
     config = docker_client.images.get(again["tag"]).attrs["Config"]
     assert config["Entrypoint"] == ["python3", "-m", "kit.workload"]
     assert config["WorkingDir"] == "/sleepkit"
@@ -72,23 +79,37 @@ def test_build_reuses_the_tag_and_records_the_base(docker_client, kit_image):
     assert config["Labels"]["org.opencontainers.image.title"] == "sleepkit"
 
 
-def test_build_errors_are_clear_and_never_pull(docker_client, testbase, tmp_path):
+def test_the_base_images_pythonpath_is_kept(docker_client, vllm_base, tmp_path):
+    """An offline vLLM overlay on the base's PYTHONPATH must stay visible behind the kit's."""
+    from docker_fixtures import build_from_files
+    base = build_from_files(docker_client, {"Dockerfile": f"FROM {vllm_base}\nENV PYTHONPATH=/opt/overlay\n".encode()},
+                            "sleepkit-test:overlay-base")
+    tag = image.build_image(base, client=docker_client, on_line=lambda line: None)["tag"]
+    assert "PYTHONPATH=/opt/sleepkit:/opt/overlay" in docker_client.images.get(tag).attrs["Config"]["Env"]
+
+
+def test_build_errors_are_clear_and_never_pull(docker_client, vllm_base, testbase, tmp_path):
     with pytest.raises(image.ImageError, match="sleepkit-no-such-base:never is not present"):
-        image.build_image("sleepkit-no-such-base:never", client=docker_client, pull=False, on_line=lambda l: None)
+        image.build_image("sleepkit-no-such-base:never", client=docker_client, pull=False, on_line=lambda line: None)
+    with pytest.raises(image.ImageError, match="has no vLLM that python3 can see"):
+        image.build_image(testbase, client=docker_client, on_line=lambda line: None, rebuild=True)
     (tmp_path / "docker").mkdir()
-    (tmp_path / "kit").mkdir()
+    (tmp_path / "kit" / "workload").mkdir(parents=True)
     (tmp_path / "kit" / "__init__.py").write_text("")
     (tmp_path / "docker" / "Dockerfile").write_text("ARG VLLM_IMAGE\nFROM ${VLLM_IMAGE}\nCOPY no-such-file /x\n")
     with pytest.raises(image.ImageError, match="failed: .*no-such-file"):
-        image.build_image(testbase, client=docker_client, root=tmp_path, on_line=lambda l: None)
+        image.build_image(vllm_base, client=docker_client, root=tmp_path, on_line=lambda line: None)
+    with pytest.raises(BadInput, match="--image sleepkit-no-such:image: no such image"):
+        image.require(docker_client, "sleepkit-no-such:image")
 
 
 def test_image_holds_only_the_kit_package(docker_client, kit_image):
     out = docker_client.containers.run(kit_image, entrypoint=["sh", "-c"], network_mode="host", remove=True,
-                                       command=["ls -A /opt/sleepkit /opt/sleepkit/kit /sleepkit"])
+                                       command=["ls -A /opt/sleepkit /opt/sleepkit/kit /opt/sleepkit/kit/workload /sleepkit"])
     listing = out.decode()
-    assert "workload.py" in listing and "engine.py" in listing
-    for absent in ("tests", "results", ".git", "README.md", "pyproject.toml", "Makefile", "__pycache__"):
+    assert "runner.py" in listing and "engine.py" in listing and "steps.py" in listing
+    for absent in ("tests", "results", ".git", "README.md", "pyproject.toml", "Makefile", "__pycache__", "cli.py",
+                   "report", "bundle.py"):
         assert absent not in listing, listing
 
 
@@ -101,7 +122,7 @@ def test_run_arm_collects_results_and_removes_the_container(docker_client, doubl
     models.mkdir()
     job = job_for(run_id, "l1", double_cmd(double_config(marker=run_id)))
     job.model_paths = [str(models)]
-    rt = DockerRuntime(double_image, gpus="none", hf_cache=tmp_path / "hf", client=docker_client)
+    rt = DockerRuntime(double_image, hf_cache=tmp_path / "hf", client=docker_client)
     seen, lines = [], []
 
     def on_line(line):
@@ -120,13 +141,13 @@ def test_run_arm_collects_results_and_removes_the_container(docker_client, doubl
     (attrs,) = seen
     assert {"sleepkit.run": run_id, "sleepkit.arm": "l1", "sleepkit.repeat": "1"}.items() <= attrs["Config"]["Labels"].items()
     assert attrs["HostConfig"]["NetworkMode"] == "host" and attrs["HostConfig"]["IpcMode"] == "host"
-    assert attrs["Config"]["Cmd"] == job.workload_args + ["--out", OUT]
+    assert attrs["Config"]["Cmd"] == job.argv + ["--out", OUT]
     env = dict(v.split("=", 1) for v in attrs["Config"]["Env"])
     assert env["VLLM_SERVER_DEV_MODE"] == "1" and env["HF_TOKEN"] == SECRET
     mounts = {m["Destination"]: m for m in attrs["Mounts"]}
     assert mounts[str(models)]["RW"] is False and mounts[HF_CACHE_TARGET]["RW"] is True
     assert OUT not in mounts and COMPILE_CACHE_TARGET not in mounts    # results copied out; cold caches
-    assert not attrs["HostConfig"].get("DeviceRequests")                # --gpus none
+    assert not attrs["HostConfig"].get("DeviceRequests") and not attrs["HostConfig"].get("Devices")   # no GPU
     for f in out.iterdir():
         assert SECRET not in f.read_text(errors="replace"), f
 
@@ -140,21 +161,21 @@ def test_shared_cache_mounts_one_volume(run_id):
 
 
 def test_failing_workload_returns_its_status_with_the_log_tail(docker_client, double_image, run_id, tmp_path):
-    rt = DockerRuntime(double_image, gpus="none", hf_cache=tmp_path / "hf", client=docker_client)
+    rt = DockerRuntime(double_image, hf_cache=tmp_path / "hf", client=docker_client)
     job = job_for(run_id, "nosleep", "python3 -c 'import sys; print(\"no such model\"); sys.exit(3)'")
     out = tmp_path / "out"
     assert rt.run_arm(job, out, lambda line: None) == 1
     assert "exited with status 3" in runner.last_error(out)
     assert "no such model" in runner.tail(out / "workload.log")
     assert (out / "events.jsonl").exists()
-    bad = ArmJob(run_id=run_id, arm="nosleep", repeat=2, workload_args=["--arm", "no-such-arm"])
+    bad = ArmJob(run_id=run_id, unit="nosleep", repeat=2, argv=["--arm", "no-such-arm"])
     assert rt.run_arm(bad, tmp_path / "bad", lambda line: None) == 2          # argparse usage error
     assert "invalid choice" in (tmp_path / "bad" / "workload.log").read_text()
     assert not labelled(docker_client, run_id)
 
 
 def test_stop_run_stops_a_running_arm(docker_client, double_image, run_id, tmp_path):
-    rt = DockerRuntime(double_image, gpus="none", hf_cache=tmp_path / "hf", client=docker_client)
+    rt = DockerRuntime(double_image, hf_cache=tmp_path / "hf", client=docker_client)
     job = job_for(run_id, "l1", "python3 -c 'import time; time.sleep(600)'", ready_timeout=600.0)
     result = {}
     worker = threading.Thread(target=lambda: result.update(code=rt.run_arm(job, tmp_path / "out", print)))
@@ -222,7 +243,8 @@ def test_kit_run_table1_in_docker(docker_client, double_image, results, tmp_path
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["complete"] is True
     assert manifest["runtime"]["name"] == "docker" and manifest["runtime"]["image"]["tag"] == double_image
-    assert manifest["runtime"]["image"]["base_image"] == TESTBASE
+    assert manifest["runtime"]["image"]["base_image"].startswith("sleepkit-test:vllm-stub")
+    assert manifest["runtime"]["image"]["vllm_version"] == STUB_VLLM
     for arm in ("l1", "nosleep"):
         evs = events.read(run / arm / "r1" / "events.jsonl")
         assert all(e["ok"] for e in evs), arm
@@ -282,7 +304,7 @@ def test_compose_matches_the_sdk_containers():
         assert argv[:3] == entrypoint
         spec = container_spec(ArmJob("compose", arm, 1, ["--arm", arm, "--run-id", "compose", "--model-a",
                                                           scenarios.MODEL_A, "--model-b", scenarios.MODEL_B]),
-                              resolve_defaults(svc["image"]))
+                              resolve_defaults(svc["image"]), gpu_access.settings("toolkit", [Gpu("all")]))
         assert as_options(argv[3:] + svc["command"]) == as_options(spec["command"])
         env = dict(e.split("=", 1) if "=" in e else (e, None) for e in svc["environment"])
         assert env == {**spec["environment"], **{k: None for k in spec["pass_env"]}}
@@ -292,28 +314,69 @@ def test_compose_matches_the_sdk_containers():
         assert volumes == {HF_CACHE_TARGET: "~/.cache/huggingface"}
         assert {m["target"] for m in spec["mounts"]} == set(volumes)
         (device,) = svc["deploy"]["resources"]["reservations"]["devices"]
-        assert device == {"driver": "nvidia", "count": "all", "capabilities": ["gpu"]} and spec["gpus"] == "all"
+        assert device == {"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}
+        # compose's reservation is the toolkit mode's device request for every GPU
+        assert spec["gpu"]["device_requests"] == [{"driver": "", "count": -1, "device_ids": [],
+                                                   "capabilities": [["gpu"]]}]
 
 
 # -- kit doctor's checks -----------------------------------------------------------------------------
 
 def test_doctor_checks_say_what_to_do(docker_client, tmp_path):
     from kit import doctor
-    hf = tmp_path / "hf"
-    checks = doctor.run_checks(tmp_path / "results", client=docker_client, hf_cache=hf, env={})
-    assert [c.name for c in checks] == ["docker engine", "nvidia container runtime", "disk for the image", "gpus",
+    from kit.options import RunOptions
+    options = RunOptions(tables=(1,), hf_cache=str(tmp_path / "hf"))
+    checks = doctor.run_checks(options, tmp_path / "results", DockerRuntime(client=docker_client), env={})
+    assert [c.name for c in checks] == ["docker engine", "gpu access", "image", "disk for the image", "gpus",
                                         "models", "results dir"]
     by_name = {c.name: c for c in checks}
-    assert by_name["docker engine"].ok and by_name["results dir"].ok
-    assert not by_name["models"].ok and "HF_TOKEN" in by_name["models"].fix
+    assert by_name["docker engine"].ok and by_name["results dir"].ok and by_name["models"].ok
+    assert by_name["gpu access"].ok is False and "toolkit: no NVIDIA Container Toolkit" in by_name["gpu access"].detail
+    assert "public models need no token" in by_name["models"].detail
+    assert "pulled first" in by_name["image"].detail          # the study's image is not here, and nothing pulled it
     for c in checks:
-        assert "\n" not in c.line() and (c.ok or c.fix), c
-    snapshot = hf / "hub" / "models--double--a" / "snapshots" / "abc"
+        assert "\n" not in c.line() and (c.ok is not False or c.fix), c
+    snapshot = tmp_path / "hf" / "hub" / "models--double--a" / "snapshots" / "abc"
     snapshot.mkdir(parents=True)
     (snapshot / "config.json").write_text("{}")
     local = tmp_path / "model-b"
     local.mkdir()
-    assert doctor.check_models(["double/a", str(local)], hf / "hub", env={}).ok
-    with_token = doctor.check_models(["other/x"], hf / "hub", env={"HF_TOKEN": SECRET})
+    assert "double/a: HF cache" in doctor.check_models(["double/a", str(local)], tmp_path / "hf" / "hub", env={}).detail
+    with_token = doctor.check_models(["other/x"], tmp_path / "hf" / "hub", env={"HF_TOKEN": SECRET})
     assert with_token.ok and SECRET not in with_token.line()
     assert not doctor.check_results_dir("/proc/no-such-dir").ok
+
+
+def test_preflight_fails_before_anything_is_created_or_pulled(docker_client, results, tmp_path):
+    """The default run on a host whose engine cannot give a container the GPU: one line, exit 2, no run
+    directory, and the study's vLLM image was not pulled."""
+    r = kit("run", "1", "--results-dir", results, "--hf-cache", tmp_path / "hf")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "pre-flight: gpu access" in r.stderr
+    assert "install the NVIDIA Container Toolkit" in r.stderr
+    assert not results.exists() or not any(results.iterdir())
+    assert not docker_client.images.list(name="vllm/vllm-openai") and "pulling" not in r.stdout
+    r = kit("run", "1", "--runtime", "docker", "--gpus", "none", "--image", "sleepkit-no-such:image",
+            "--results-dir", results, "--server-cmd", "python3 x.py")
+    assert r.returncode == 2 and "--image sleepkit-no-such:image: no such image" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_devices_mode_container_gets_the_nodes_and_a_read_only_driver(docker_client, kit_image, run_id, tmp_path):
+    """The `devices` GPU access through a real engine, with stand-ins: /dev/null as the GPU's node and a
+    folder as the driver. Checks what the container sees, not CUDA (no GPU here)."""
+    driver = tmp_path / "nvidia"
+    (driver / "lib64").mkdir(parents=True)
+    (driver / "lib64" / "libcuda.so.1").write_text("stand-in")
+    host = gpu_access.Host(nodes=("/dev/null",), control=(), driver_dir=str(driver))
+    gpu = gpu_access.settings("devices", [Gpu("0", 0, "GPU-12345678-abcd", "stand-in", None)],
+                              gpu_access.Host(nodes=("/dev/nvidia0",), driver_dir=str(driver)))
+    gpu["devices"] = ["/dev/null:/dev/nvidia0:rwm"]            # the stand-in node under the GPU's name
+    spec = container_spec(job_for(run_id), kit_image, gpu)
+    from kit.runtimes.docker import run_kwargs
+    kwargs = run_kwargs(spec) | {"entrypoint": ["sh", "-c"], "command": [
+        "test -c /dev/nvidia0 && cat /usr/local/nvidia/lib64/libcuda.so.1 && echo \" $LD_LIBRARY_PATH $SLEEPKIT_GPU_UUIDS\""
+        " && (touch /usr/local/nvidia/x 2>/dev/null && echo writable || echo read-only)"], "detach": False}
+    out = docker_client.containers.run(**kwargs, remove=True).decode()
+    assert out.split() == ["stand-in", gpu_access.LIB_PATH, "GPU-12345678-abcd", "read-only"], out
+    assert host.driver_dir == str(driver)

@@ -1,4 +1,4 @@
-"""Runtimes run one arm (one repeat) of the workload somewhere and collect what it wrote.
+"""Runtimes run one job (an arm repeat) of the workload somewhere and collect what it wrote.
 
 Every runtime has the same contract:
 
@@ -7,11 +7,14 @@ Every runtime has the same contract:
         out_dir  the host folder where the arm's files must end up
                  (events.jsonl, env.json, server-*.log, workload.log)
         on_line  called with each line the workload prints (progress), as it comes
-
     runtime.stop_run(run_id)   stop and remove everything this run started (Ctrl-C path)
-    runtime.describe()         dict for the manifest (image id, python env, ...)
+    runtime.describe()         dict for the manifest (image, python env, engine, ...)
+    runtime.job_record(job, out_dir)   optional: what the manifest keeps of one job (its GPU access,
+                               its Slurm job id and node)
 
-The workload itself is always `python3 -m kit.workload <job.workload_args> --out <dir>`.
+run_arm is called from one thread per lane (kit/schedule.py) at once, so a runtime keeps its state per
+job. A job's GPU, when the run chose one, is job.gpu: the runtime makes it the only GPU the workload sees.
+The workload itself is always `python3 -m kit.workload <job.argv> --out <dir>`.
 """
 from dataclasses import dataclass, field
 
@@ -19,18 +22,23 @@ from dataclasses import dataclass, field
 @dataclass
 class ArmJob:
     run_id: str
-    arm: str
+    unit: str                   # the folder name: arm, or arm@script for a seed variant
     repeat: int
-    workload_args: list            # argv after `python3 -m kit.workload`, without --out
-    env: dict = field(default_factory=dict)         # extra environment for the workload
+    argv: list                  # ArmOptions.to_argv(): after `python3 -m kit.workload`, without --out
+    gpu: object = None          # kit.gpus.Gpu of this job's lane, or None (no GPU chosen: the runtime's default)
+    env: dict = field(default_factory=dict)          # extra environment for the workload
     model_paths: list = field(default_factory=list)  # local model dirs that must be visible (mounted ro)
 
 
-def get_runtime(name, **options):
-    if name == "local":
+def get_runtime(options, on_build_line=print):
+    """The runtime for a run's options (kit.options.RunOptions)."""
+    if options.runtime == "local":
         from kit.runtimes.local import LocalRuntime
-        return LocalRuntime(**options)
-    if name == "docker":
-        from kit.runtimes.docker import DockerRuntime
-        return DockerRuntime(**options)
-    raise ValueError(f"unknown runtime {name!r}")
+        return LocalRuntime(cache=options.cache)
+    if options.runtime == "slurm":
+        from kit.runtimes.slurm import SlurmRuntime
+        return SlurmRuntime.from_options(options)
+    from kit.runtimes.docker import DockerRuntime
+    return DockerRuntime(image=options.image or None, vllm_image=options.vllm_image or None,
+                         gpu_access=options.gpu_access, hf_cache=options.hf_cache, cache=options.cache,
+                         on_build_line=on_build_line)

@@ -1,6 +1,6 @@
 """Docker runtime: one fresh GPU container per arm and repeat (docker-py).
 
-The container runs `python3 -m kit.workload <job.workload_args> --out /sleepkit/out` on host networking
+The container runs `python3 -m kit.workload <job.argv> --out /sleepkit/out` on host networking
 (servers bind 127.0.0.1) with the host's IPC namespace. Its output streams live to on_line and into
 out_dir/workload.log; when it exits, /sleepkit/out is copied out through the engine (get_archive; the
 results are never bind-mounted) and the container is removed, also on errors.
@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from kit import image as images
+from kit.runtimes import gpu_access
 
 OUT = "/sleepkit/out"
 HF_CACHE_TARGET = "/root/.cache/huggingface"
@@ -26,38 +27,28 @@ LABEL_RUN, LABEL_ARM, LABEL_REPEAT = "sleepkit.run", "sleepkit.arm", "sleepkit.r
 START_FAILED = 125           # like `docker run`: the container could not be created or started
 
 
-def container_spec(job, image, gpus="all", hf_cache="~/.cache/huggingface", cache="cold"):
-    """What the arm's container is, without secrets: safe to log, compare (compose test) and record."""
+def container_spec(job, image, gpu=None, hf_cache="~/.cache/huggingface", cache="cold"):
+    """What the arm's container is, without secrets: safe to log, compare (compose test) and record.
+    gpu: the GPU settings of kit.runtimes.gpu_access.settings() (None: no GPU)."""
     if cache not in ("cold", "shared"):
         raise ValueError(f"cache must be 'cold' or 'shared', not {cache!r}")
-    env = {"VLLM_SERVER_DEV_MODE": "1", **job.env}
+    gpu = gpu or gpu_access.settings("toolkit", [])
+    env = {"VLLM_SERVER_DEV_MODE": "1", **gpu["environment"], **job.env}
     mounts = [{"type": "bind", "source": str(Path(hf_cache).expanduser().resolve()),
                "target": HF_CACHE_TARGET, "read_only": False}]
     mounts += [{"type": "bind", "source": str(Path(p).resolve()), "target": str(Path(p).resolve()),
                 "read_only": True} for p in job.model_paths]
+    mounts += gpu["mounts"]
     if cache == "shared":   # cold: nothing mounted, a fresh container starts with empty compile caches
         mounts.append({"type": "volume", "source": COMPILE_CACHE_VOLUME, "target": COMPILE_CACHE_TARGET,
                        "read_only": False})
         env.update(TORCHINDUCTOR_CACHE_DIR=f"{COMPILE_CACHE_TARGET}/torchinductor",
                    TRITON_CACHE_DIR=f"{COMPILE_CACHE_TARGET}/triton")
-    return {"image": image, "command": list(job.workload_args) + ["--out", OUT], "environment": env,
+    return {"image": image, "command": list(job.argv) + ["--out", OUT], "environment": env,
             "pass_env": list(PASS_ENV), "mounts": mounts, "ipc_mode": "host", "network_mode": "host",
-            "init": True, "gpus": parse_gpus(gpus),
-            "labels": {LABEL_RUN: job.run_id, LABEL_ARM: job.arm, LABEL_REPEAT: str(job.repeat)},
-            "name": re.sub(r"[^A-Za-z0-9_.-]", "_", f"sleepkit-{job.run_id}-{job.arm}-r{job.repeat}")}
-
-
-def parse_gpus(gpus):
-    """'all' | 'none' | '0,1' (or a list) -> 'all', 'none' or a list of device ids."""
-    if isinstance(gpus, (list, tuple)):
-        return [str(g) for g in gpus]
-    gpus = str(gpus).strip()
-    if gpus in ("all", "none"):
-        return gpus
-    ids = [g.strip() for g in gpus.split(",") if g.strip()]
-    if not ids:
-        raise ValueError(f"gpus must be 'all', 'none' or device ids like '0,1', not {gpus!r}")
-    return ids
+            "init": True, "gpu": gpu,
+            "labels": {LABEL_RUN: job.run_id, LABEL_ARM: job.unit, LABEL_REPEAT: str(job.repeat)},
+            "name": re.sub(r"[^A-Za-z0-9_.-]", "_", f"sleepkit-{job.run_id}-{job.unit}-r{job.repeat}")}
 
 
 def run_kwargs(spec, host_env=os.environ):
@@ -67,13 +58,13 @@ def run_kwargs(spec, host_env=os.environ):
     env.update({k: host_env[k] for k in spec["pass_env"] if host_env.get(k)})
     mounts = [docker.types.Mount(m["target"], m["source"], type=m["type"], read_only=m["read_only"])
               for m in spec["mounts"]]
-    gpus = spec["gpus"]
-    requests = [] if gpus == "none" else [docker.types.DeviceRequest(
-        count=-1 if gpus == "all" else None, device_ids=None if gpus == "all" else gpus,
-        capabilities=[["gpu"]])]
+    requests = [docker.types.DeviceRequest(driver=r["driver"], count=r["count"], device_ids=r["device_ids"] or None,
+                                           capabilities=r["capabilities"] or None)
+                for r in spec["gpu"]["device_requests"]]
     return dict(image=spec["image"], command=spec["command"], environment=env, mounts=mounts,
                 ipc_mode=spec["ipc_mode"], network_mode=spec["network_mode"], init=spec["init"],
-                device_requests=requests, labels=spec["labels"], name=spec["name"], detach=True)
+                device_requests=requests, devices=spec["gpu"]["devices"], labels=spec["labels"],
+                name=spec["name"], detach=True)
 
 
 def extract_archive(chunks, out_dir, top="out"):
@@ -112,13 +103,15 @@ def stream_lines(chunks):
 class DockerRuntime:
     name = "docker"
 
-    def __init__(self, image=None, gpus="all", hf_cache="~/.cache/huggingface", cache="cold",
-                 vllm_image=None, stop_timeout=10, client=None, on_build_line=print):
-        """image None: build (or reuse) the kit image on vllm_image (default: the study's) when first needed."""
+    def __init__(self, image=None, gpu_access="auto", hf_cache="~/.cache/huggingface", cache="cold",
+                 vllm_image=None, stop_timeout=10, client=None, on_build_line=print, host=None):
+        """image None: build (or reuse) the kit image on vllm_image (default: the study's); prepare() does it."""
         self.image, self.vllm_image, self.on_build_line = image, vllm_image, on_build_line
-        self.gpus, self.hf_cache, self.cache = parse_gpus(gpus), hf_cache, cache
+        self.requested_access, self.hf_cache, self.cache = gpu_access, hf_cache, cache
         self.stop_timeout = stop_timeout
-        self._client = client
+        self._client, self._host = client, host
+        self.access, self.access_reason = None, None
+        self.image_record = None
         self._active = {}     # container id -> Event set once run_arm has removed it
 
     @property
@@ -127,13 +120,32 @@ class DockerRuntime:
             self._client = images.connect()
         return self._client
 
-    def image_tag(self):
+    @property
+    def host(self):
+        if self._host is None:
+            self._host = gpu_access.gather()
+        return self._host
+
+    def choose_access(self):
+        """The GPU access mode for this engine and host (NotReady when none works); decided once."""
+        if self.access is None:
+            self.access, self.access_reason = gpu_access.choose(self.requested_access, self.host, self.client.info())
+        return self.access, self.access_reason
+
+    def prepare(self):
+        """Build (or find) the kit image unless one was given; after the pre-flight, before any arm."""
         if self.image is None:
             self.image = images.build_image(self.vllm_image, client=self.client, on_line=self.on_build_line)["tag"]
         return self.image
 
     def spec(self, job):
-        return container_spec(job, self.image_tag(), self.gpus, self.hf_cache, self.cache)
+        gpus = [job.gpu] if job.gpu is not None else []
+        gpu = gpu_access.settings(self.choose_access()[0] if gpus else None, gpus, self.host if gpus else None)
+        return container_spec(job, self.prepare(), gpu, self.hf_cache, self.cache)
+
+    def job_record(self, job, out_dir):
+        """For the manifest: how this job's container got its GPU (mode, devices, mounts; no secrets)."""
+        return {"gpu_access": self.spec(job)["gpu"]}
 
     def run_arm(self, job, out_dir, on_line):
         import docker
@@ -220,10 +232,10 @@ class DockerRuntime:
 
     def describe(self):
         version = self.client.version()
-        return {"name": self.name, "image": images.image_info(self.image_tag(), self.client),
+        return {"name": self.name, "image": images.image_info(self.prepare(), self.client),
                 "engine": {"version": version.get("Version"), "api_version": version.get("ApiVersion")},
-                "gpus": self.gpus, "cache": self.cache,
-                "compile_cache_volume": COMPILE_CACHE_VOLUME if self.cache == "shared" else None,
+                "gpu_access": {"requested": self.requested_access, "mode": self.access, "why": self.access_reason},
+                "cache": self.cache, "compile_cache_volume": COMPILE_CACHE_VOLUME if self.cache == "shared" else None,
                 "hf_cache": str(Path(self.hf_cache).expanduser()), "ipc_mode": "host", "network_mode": "host"}
 
 

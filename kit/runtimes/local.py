@@ -1,10 +1,11 @@
-"""Host runtime: the workload runs as a subprocess of `kit run` (bare metal, Slurm, no Docker)."""
+"""Host runtime: the workload runs as a subprocess of `kit run` (bare metal, a Slurm job, no Docker)."""
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from importlib import metadata
 from pathlib import Path
 
@@ -19,6 +20,15 @@ def cache_env(root):
             "TRITON_CACHE_DIR": str(root / "triton")}
 
 
+def gpu_env(gpu):
+    """The workload (and its servers) see exactly this GPU, numbered as NVML numbers it; the workload
+    reads the memory of this GPU only (SLEEPKIT_GPU_UUIDS)."""
+    if gpu is None or gpu.id == "all":
+        return {}
+    env = {"CUDA_VISIBLE_DEVICES": gpu.visible, "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+    return env | ({"SLEEPKIT_GPU_UUIDS": gpu.uuid} if gpu.uuid else {})
+
+
 class LocalRuntime:
     name = "local"
 
@@ -27,7 +37,8 @@ class LocalRuntime:
             raise ValueError(f"cache must be 'cold' or 'shared', not {cache!r}")
         self.cache = cache
         self.python = python or sys.executable
-        self.proc = None
+        self.procs = {}
+        self.lock = threading.Lock()
 
     def run_arm(self, job, out_dir, on_line):
         out_dir = Path(out_dir)
@@ -35,7 +46,7 @@ class LocalRuntime:
         # cold: every arm compiles from scratch, so arms are compared fairly
         cache = Path(tempfile.mkdtemp(prefix="sleepkit-cache-")) if self.cache == "cold" else SHARED_CACHE
         try:
-            return self._run(job, out_dir, on_line, cache_env(cache))
+            return self._run(job, out_dir, on_line, {**cache_env(cache), **gpu_env(job.gpu)})
         finally:
             if self.cache == "cold":
                 shutil.rmtree(cache, ignore_errors=True)
@@ -43,30 +54,36 @@ class LocalRuntime:
     def _run(self, job, out_dir, on_line, extra_env):
         env = dict(os.environ, **extra_env, **job.env, PYTHONUNBUFFERED="1")
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(KIT_ROOT), env.get("PYTHONPATH")]))
-        cmd = [self.python, "-m", "kit.workload", *job.workload_args, "--out", str(out_dir)]
+        cmd = [self.python, "-m", "kit.workload", *job.argv, "--out", str(out_dir)]
         with open(out_dir / "workload.log", "a", encoding="utf-8") as log:
             # own session: Ctrl-C reaches `kit run`, which stops the workload in order (stop_run)
-            self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, text=True, start_new_session=True)
-            for line in self.proc.stdout:
-                log.write(line)
-                log.flush()
-                on_line(line.rstrip("\n"))
-            code = self.proc.wait()
-        self.proc = None
-        return code
+            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+            with self.lock:
+                self.procs[id(job)] = proc
+            try:
+                for line in proc.stdout:
+                    log.write(line)
+                    log.flush()
+                    on_line(line.rstrip("\n"))
+                return proc.wait()
+            finally:
+                with self.lock:
+                    self.procs.pop(id(job), None)
 
     def stop_run(self, run_id, grace=120.0):
-        """SIGTERM the workload (it stops its servers), SIGKILL its group if it does not finish."""
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        """SIGTERM every workload of the run (each stops its servers), SIGKILL a group that does not finish."""
+        with self.lock:
+            procs = list(self.procs.values())
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
 
     def describe(self):
         packages = sorted(f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions()

@@ -1,4 +1,4 @@
-"""The study as data: arms, tables, server arguments and prompts (DESIGN.md)."""
+"""The study as data: arms, tables, server arguments and prompts (the five comparisons of docs/seed-scripts.md)."""
 from dataclasses import dataclass
 
 MODEL_A = "Qwen/Qwen3-0.6B"

@@ -1,16 +1,20 @@
 """The event record: the one interface between the workload (writer) and reports (readers).
 
 One JSON object per line in events.jsonl. Standard library only: this runs inside any vLLM image.
+Versions: 1 had no `schema` field; 2 adds it and lets a check be skipped (`ok: null`, the reason in
+`detail`). A reader takes every version up to SCHEMA and names the file and line of a newer one.
 """
 import json
 
+SCHEMA = 2
 KINDS = ("load", "warmup", "sleep", "wake", "prompt", "stop", "total")
 MODELS = ("A", "B", None)
 
 # field -> (allowed types, required)
 FIELDS = {
+    "schema": ((int,), False),
     "run": ((str,), True),
-    "arm": ((str,), True),
+    "arm": ((str,), True),             # the arm, or `<arm>@<script>` for a seed-protocol variant
     "repeat": ((int,), True),
     "seq": ((int,), True),
     "kind": ((str,), True),
@@ -28,7 +32,7 @@ FIELDS = {
     "gpu_mib_after": ((int, type(None)), False),
     "rss_mib_before": ((int, type(None)), False),  # host RSS of the server's process tree
     "rss_mib_after": ((int, type(None)), False),
-    "checks": ((list, type(None)), False),        # [{"check": name, "ok": bool, "detail": text}]
+    "checks": ((list, type(None)), False),        # [{"check": name, "ok": bool or null (skipped), "detail"}]
 }
 
 
@@ -39,6 +43,10 @@ class SchemaError(ValueError):
 def validate(record, where="event"):
     if not isinstance(record, dict):
         raise SchemaError(f"{where}: not a JSON object")
+    version = record.get("schema", 1)
+    if isinstance(version, int) and version > SCHEMA:
+        raise SchemaError(f"{where}: events schema {version} is newer than this kit reads ({SCHEMA}); "
+                          "upgrade sleepkit to read this run")
     for name, (types, required) in FIELDS.items():
         if name not in record:
             if required:
@@ -55,7 +63,8 @@ def validate(record, where="event"):
     if record["model"] not in MODELS:
         raise SchemaError(f"{where}: model must be 'A', 'B' or null")
     for check in record.get("checks") or []:
-        if not (isinstance(check, dict) and isinstance(check.get("check"), str) and isinstance(check.get("ok"), bool)):
+        if not (isinstance(check, dict) and isinstance(check.get("check"), str)
+                and (isinstance(check.get("ok"), bool) or (check.get("ok") is None and version >= 2))):
             raise SchemaError(f"{where}: malformed check {check!r}")
     return record
 
@@ -70,7 +79,7 @@ class Writer:
 
     def write(self, **fields):
         self.seq += 1
-        record = validate({**self.common, "seq": self.seq, **fields})
+        record = validate({"schema": SCHEMA, **self.common, "seq": self.seq, **fields})
         self.file.write(json.dumps(record, sort_keys=True) + "\n")
         self.file.flush()
         return record

@@ -14,7 +14,7 @@ import time
 import urllib.error
 import urllib.request
 
-from kit import memory
+from kit.workload import memory
 
 
 class ServerError(RuntimeError):
@@ -78,10 +78,11 @@ class Server:
         except subprocess.TimeoutExpired:
             return False
 
-    def wait_ready(self, timeout, poll=0.05, heartbeat=None):
-        """Poll /health every `poll` s; fail at once if the process exits. `heartbeat(seconds)` every 30 s."""
+    def wait_ready(self, timeout, poll=0.05, beat_every=30.0, heartbeat=None):
+        """Poll /health every `poll` s; fail at once if the process exits. `heartbeat(seconds)` every
+        `beat_every` s while waiting."""
         t0 = time.monotonic()
-        next_beat = 30.0
+        next_beat = beat_every
         while True:
             if not self.alive():
                 raise self.error(f"exited with status {self.proc.returncode} before it was ready")
@@ -90,7 +91,7 @@ class Server:
                 raise self.error(f"was not ready after {timeout:.0f} s (--ready-timeout)")
             if heartbeat and waited >= next_beat:
                 heartbeat(waited)
-                next_beat += 30.0
+                next_beat += beat_every
             try:
                 with urllib.request.urlopen(self.url + "/health", timeout=max(poll, 1.0)) as r:
                     if r.status == 200:

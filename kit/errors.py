@@ -1,0 +1,46 @@
+"""One error tree for the host side. kit.cli.main() turns any KitError into one line and its exit code.
+
+    KitError            exit 2 unless a subclass says otherwise; `hint` says what to do
+      BadInput          an option or argument the user can fix
+      NotFound          no such run, bundle or file
+      BadRecord         a run's files or a bundle that cannot be read (not JSON, wrong schema, truncated)
+      NotReady          a pre-flight check failed: this host cannot run what was asked (yet)
+      EngineError       the container engine failed (unreachable, build failed)     exit 1
+      RunFailed         some arms failed; the run itself completed                    exit 1
+"""
+
+
+class KitError(Exception):
+    exit_code = 2
+
+    def __init__(self, message, hint=None):
+        super().__init__(message)
+        self.message, self.hint = message, hint
+
+    def line(self):
+        text = " ".join(self.message.split())       # one line, whatever the message held
+        return f"{text}; {self.hint}" if self.hint else text
+
+
+class BadInput(KitError):
+    pass
+
+
+class NotFound(KitError):
+    pass
+
+
+class BadRecord(KitError):
+    pass
+
+
+class NotReady(KitError):
+    pass
+
+
+class EngineError(KitError):
+    exit_code = 1
+
+
+class RunFailed(KitError):
+    exit_code = 1

@@ -1,0 +1,93 @@
+"""The host's GPUs through NVML: what `--gpus` names, and whether a GPU is free enough for an arm.
+
+Where NVML is absent (CI, a laptop with the test double as the server), the ids given are taken as
+they are: the scheduler and its tests work the same without a GPU.
+"""
+from dataclasses import dataclass
+
+from kit.errors import BadInput
+
+FREE_FRACTION = 0.6    # two servers at --gpu-memory-utilization 0.3 each
+
+
+@dataclass(frozen=True)
+class Gpu:
+    id: str                  # what the user wrote, or the NVML index
+    index: int | None = None
+    uuid: str | None = None
+    name: str | None = None
+    minor: int | None = None  # /dev/nvidia<minor>
+    total_mib: int | None = None
+
+    @property
+    def visible(self):
+        """CUDA_VISIBLE_DEVICES for this GPU: its NVML index (with CUDA_DEVICE_ORDER=PCI_BUS_ID, CUDA's numbering
+        is NVML's), else the id as given. Not the UUID: vLLM reads CUDA_VISIBLE_DEVICES as integers."""
+        return str(self.index) if self.index is not None else self.id
+
+    def record(self):
+        return {"id": self.id, "index": self.index, "uuid": self.uuid, "name": self.name}
+
+
+def _nvml():
+    try:
+        import pynvml
+        pynvml.nvmlInit()
+        return pynvml
+    except Exception:  # noqa: BLE001 - no bindings, no driver, no GPU: all mean "no NVML here"
+        return None
+
+
+def _text(v):
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def nvml_gpus():
+    """Every GPU NVML sees, or None without NVML."""
+    nvml = _nvml()
+    if nvml is None:
+        return None
+    try:
+        found = []
+        for i in range(nvml.nvmlDeviceGetCount()):
+            h = nvml.nvmlDeviceGetHandleByIndex(i)
+            found.append(Gpu(str(i), i, _text(nvml.nvmlDeviceGetUUID(h)), _text(nvml.nvmlDeviceGetName(h)),
+                             nvml.nvmlDeviceGetMinorNumber(h), nvml.nvmlDeviceGetMemoryInfo(h).total // 2**20))
+        return found
+    finally:
+        nvml.nvmlShutdown()
+
+
+def resolve(ids):
+    """'all' or a tuple of ids (kit.options.parse_gpus) -> [Gpu]. 'none' -> []."""
+    if ids == "none":
+        return []
+    known = nvml_gpus()
+    if known is None:
+        if ids == "all":
+            return [Gpu("all")]      # no NVML: one lane, whatever the runtime makes of "all"
+        return [Gpu(i) for i in ids]
+    if ids == "all":
+        return known
+    by_id = {g.id: g for g in known} | {g.uuid: g for g in known}
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise BadInput(f"--gpus: no GPU {missing[0]} here", f"NVML sees {', '.join(g.id for g in known) or 'none'}")
+    return [by_id[i] for i in ids]
+
+
+def busy_reason(gpu, fraction=FREE_FRACTION):
+    """Why this GPU cannot take an arm now (too little free memory), or None (also when NVML is absent)."""
+    nvml = _nvml()
+    if nvml is None or gpu.index is None:
+        return None
+    try:
+        mem = nvml.nvmlDeviceGetMemoryInfo(nvml.nvmlDeviceGetHandleByIndex(gpu.index))
+    except Exception as e:  # noqa: BLE001 - a GPU NVML cannot read is not usable
+        return f"NVML cannot read GPU {gpu.id} ({e})"
+    finally:
+        nvml.nvmlShutdown()
+    if mem.free < fraction * mem.total:
+        return (f"GPU {gpu.id} has {mem.free / 2**30:.1f} of {mem.total / 2**30:.1f} GiB free; an arm needs "
+                f"{fraction:.0%} (two servers at --gpu-memory-utilization 0.3)")
+    return None

@@ -1,0 +1,160 @@
+"""The run directory's layout, named in one place (docs/results-layout.md describes it for people).
+
+    results/<run-id>/
+      manifest.json              RunDir.manifest_path
+      <unit>/r<k>/               RunDir.repeat_dir(unit, k): events.jsonl, env.json, status.json,
+                                 server-A.log, server-B.log, workload.log (+ slurm.json)
+      tables/  figures/
+"""
+import json
+import os
+import re
+from pathlib import Path
+
+from kit.errors import BadInput, BadRecord, NotFound
+
+MANIFEST = "manifest.json"
+MANIFEST_SCHEMA = 2       # 1: no "schema" key (kit 0.1.0); 2: typed options, jobs, schema key
+EVENTS, STATUS, ENV, WORKLOAD_LOG = "events.jsonl", "status.json", "env.json", "workload.log"
+TABLES, FIGURES = "tables", "figures"
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+REFERENCE = "reference"   # results/reference/ holds committed reference runs, not a run itself
+
+
+def server_log(model):
+    return f"server-{model}.log"
+
+
+def default_results_dir():
+    return os.environ.get("KIT_RESULTS_DIR") or "results"
+
+
+def check_run_id(run_id):
+    if not RUN_ID.fullmatch(run_id or "") or ".." in run_id:
+        raise BadInput(f"run id {run_id!r} is not a run id", "use letters, digits, '.', '_' and '-'")
+    return run_id
+
+
+class RunDir:
+    def __init__(self, path):
+        self.path = Path(path)
+
+    @property
+    def run_id(self):
+        return self.path.name
+
+    @property
+    def manifest_path(self):
+        return self.path / MANIFEST
+
+    @property
+    def tables_dir(self):
+        return self.path / TABLES
+
+    @property
+    def figures_dir(self):
+        return self.path / FIGURES
+
+    def repeat_dir(self, unit, k):
+        return self.path / unit / f"r{k}"
+
+    def repeat_dirs(self, unit):
+        """{k: folder} of the repeats of one unit found on disk."""
+        found = {}
+        for p in (self.path / unit).glob("r[0-9]*"):
+            if p.is_dir() and p.name[1:].isdigit():
+                found[int(p.name[1:])] = p
+        return found
+
+    def units_on_disk(self):
+        return sorted(p.name for p in self.path.iterdir() if p.is_dir() and self.repeat_dirs(p.name))
+
+    def exists(self):
+        return self.manifest_path.is_file()
+
+    def read_manifest(self):
+        """The manifest as a dict; NotFound when missing, BadRecord when unreadable or from a newer kit."""
+        return parse_manifest(read_text(self.manifest_path, "manifest"), self.manifest_path)
+
+    def write_manifest(self, manifest):
+        write_json(self.manifest_path, dict(manifest, schema=MANIFEST_SCHEMA))
+
+
+def read_text(path, what):
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NotFound(f"{path}: no {what} there") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise BadRecord(f"{path}: cannot read the {what} ({e})") from None
+
+
+def parse_manifest(text, where):
+    try:
+        manifest = json.loads(text)
+    except ValueError as e:
+        raise BadRecord(f"{where}: not JSON ({e.args[0] if e.args else e})",
+                        "the run's manifest is damaged; restore it from its bundle") from None
+    if not isinstance(manifest, dict):
+        raise BadRecord(f"{where}: not a JSON object")
+    version = manifest.get("schema", 1)
+    if not isinstance(version, int) or version > MANIFEST_SCHEMA:
+        raise BadRecord(f"{where}: manifest schema {version!r} is newer than this kit reads ({MANIFEST_SCHEMA})",
+                        "upgrade sleepkit to read this run")
+    return manifest
+
+
+def write_json(path, data):
+    """Atomically: a reader never sees half a file."""
+    tmp = Path(str(path) + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def read_json(path):
+    """A small JSON file of a run (status.json, env.json), or None when absent; BadRecord when broken."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise BadRecord(f"{path}: not readable JSON ({e})") from None
+
+
+def results_root(results_dir):
+    root = Path(results_dir)
+    if not root.is_dir() or not os.access(root, os.R_OK | os.X_OK):
+        raise NotFound(f"results dir {results_dir} is not a readable folder",
+                       "pass --results-dir DIR or set KIT_RESULTS_DIR")
+    return root
+
+
+def list_runs(results_dir):
+    """[(RunDir, manifest or the BadRecord that reading it raised)] of every run in a results dir."""
+    found = []
+    for p in sorted(results_root(results_dir).iterdir()):
+        run = RunDir(p)
+        if p.name == REFERENCE or not run.exists():
+            continue
+        try:
+            found.append((run, run.read_manifest()))
+        except BadRecord as e:
+            found.append((run, e))
+    return found
+
+
+def pick_run(results_dir, run_id=None):
+    """The named run, or the latest readable one (damaged runs are passed over, not fatal)."""
+    if run_id:
+        run = RunDir(results_root(results_dir) / check_run_id(run_id))
+        if not run.exists():
+            raise NotFound(f"no run {run_id!r} in {results_dir}", "list the runs with `kit ls`")
+        return run
+    good = [(m.get("created") or "", run.run_id, run) for run, m in list_runs(results_dir) if isinstance(m, dict)]
+    if not good:
+        reference = Path(results_dir) / REFERENCE
+        hint = "start one with `kit run 1`"
+        if reference.is_dir():
+            hint += f"; the committed reference runs are in {reference} (`kit table RUN --results-dir {reference}`)"
+        raise NotFound(f"no runs in {results_dir}", hint)
+    return max(good)[2]

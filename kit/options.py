@@ -1,0 +1,167 @@
+"""The options of a run: one frozen dataclass, built once from the command line, checked once,
+written to the manifest and read back whole by `kit run --resume`.
+
+Each field's metadata carries its help text (the CLI's options are made from it, kit/cli.py) and its
+manifest key is the field name (docs/results-layout.md lists them; a test keeps the two in step).
+Defaults the workload shares (server command, timeouts, models, protocol) come from kit.workload.options.
+"""
+import math
+import re
+import shlex
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+from kit.errors import BadInput
+from kit.workload import scenarios
+from kit.workload.options import PROTOCOLS, ArmOptions
+from kit.workload.options import defaults as arm_defaults
+
+RUNTIMES = ("docker", "local", "slurm")
+CACHES = ("cold", "shared")
+GPU_ACCESS = ("auto", "toolkit", "cdi", "devices")
+SLURM_CONTAINERS = ("none", "podman", "docker")
+MAX_REPEAT = 100          # 100 repeats of all five arms are about a day on one GPU
+HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
+_ARM = arm_defaults()
+
+
+def _o(default, help, **meta):
+    return field(default=default, metadata={"help": help, **meta})
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    tables: tuple = _o((), "the tables (1-5) the run is for")
+    arms: tuple = _o((), "only these arms (--arm), instead of every arm of the tables")
+    repeat: int = _o(1, "repeats of every arm")
+    runtime: str = _o("docker", "docker: one fresh GPU container per arm; local: the workload runs on this "
+                                "host; slurm: one batch job per arm", choices=RUNTIMES)
+    model_a: str = _o(_ARM["model_a"], "model A: hub name or local folder")
+    model_b: str = _o(_ARM["model_b"], "model B: hub name or local folder")
+    protocol: str = _o(_ARM["protocol"], "corrected, or seed: replay the original scripts' requests", choices=PROTOCOLS)
+    fixed_output: bool = _o(_ARM["fixed_output"], "send ignore_eos so every prompt yields exactly 100 tokens")
+    server_cmd: str = _o(_ARM["server_cmd"], "server command; the kit appends --model, --host, --port and "
+                                             "the study's arguments")
+    ready_timeout: float = _o(_ARM["ready_timeout"], "seconds a server may take to start")
+    call_timeout: float = _o(_ARM["call_timeout"], "seconds one HTTP call may take")
+    cache: str = _o("cold", "compile caches: cold = empty per arm (fair); shared = one persistent cache",
+                    choices=CACHES)
+    gpus: str = _o("all", "GPUs the run may use, one arm per GPU at a time: all, none, or ids like 0,1")
+    gpu_access: str = _o("auto", "docker: how the GPU enters a container (auto picks what this engine "
+                                 "supports)", choices=GPU_ACCESS)
+    image: str = _o("", "docker: use this existing kit image, skip the build")
+    vllm_image: str = _o("", "docker: build the kit image on this vLLM image (default: the study's v0.11.0)")
+    hf_cache: str = _o("~/.cache/huggingface", "docker: the host's Hugging Face cache to mount")
+    slurm_partition: str = _o("", "slurm: partition(s), comma-separated (default: KIT_SLURM_PARTITION or the "
+                                  "cluster's default)")
+    slurm_account: str = _o("", "slurm: account (default: KIT_SLURM_ACCOUNT)")
+    slurm_time: str = _o("", "slurm: time limit per arm job, e.g. 1:00:00 (default: KIT_SLURM_TIME)")
+    slurm_args: str = _o("", "slurm: more sbatch options, e.g. '--constraint=h100' (default: KIT_SLURM_ARGS)")
+    slurm_python: str = _o("python3", "slurm: the Python on the nodes that runs the workload (direct mode; it needs "
+                                      "psutil and vLLM)")
+    slurm_container: str = _o("none", "slurm: run the workload directly on the node (none), or in the kit's "
+                                      "image (--image) with podman or docker", choices=SLURM_CONTAINERS)
+
+    def check(self):
+        """BadInput naming the first problem; returns self so it chains."""
+        for name in ("runtime", "protocol", "cache", "gpu_access", "slurm_container"):
+            allowed = field_meta(name).get("choices")
+            if getattr(self, name) not in allowed:
+                raise BadInput(f"--{flag(name)} {getattr(self, name)!r} is not one of {', '.join(allowed)}")
+        if not 1 <= self.repeat <= MAX_REPEAT:
+            raise BadInput(f"--repeat must be between 1 and {MAX_REPEAT} (got {self.repeat})",
+                           "one repeat of all five arms takes about 15 minutes on one GPU")
+        for name in ("ready_timeout", "call_timeout"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise BadInput(f"--{flag(name)} must be a positive number of seconds (got {value})")
+        try:
+            if not shlex.split(self.server_cmd):
+                raise ValueError("it is empty")
+        except ValueError as e:
+            raise BadInput(f"--server-cmd cannot be parsed as a command line: {e}", "check its quotes") from None
+        for name in ("model_a", "model_b"):
+            check_model(getattr(self, name), flag(name))
+        parse_gpus(self.gpus)
+        if self.runtime == "slurm" and self.slurm_container != "none":
+            if not self.image:
+                raise BadInput(f"--slurm-container {self.slurm_container} needs --image",
+                               "a kit image present on every node (`kit build` there, or load it)")
+            if self.gpu_access == "devices":
+                raise BadInput("--gpu-access devices is for --runtime docker", "use auto, cdi or toolkit with Slurm")
+        unknown = [a for a in self.arms if a not in scenarios.ARMS]
+        if unknown:
+            raise BadInput(f"unknown arm {unknown[0]!r}", f"one of {', '.join(scenarios.ARMS)}")
+        return self
+
+    def arm_options(self, arm, script, repeat, run_id, measure_h2d=False):
+        """What the workload of one arm repeat is given (its argv: .to_argv())."""
+        return ArmOptions(arm=arm, script=script, run_id=run_id, repeat=repeat, model_a=self.model_a,
+                          model_b=self.model_b, server_cmd=self.server_cmd, protocol=self.protocol,
+                          fixed_output=self.fixed_output, ready_timeout=self.ready_timeout,
+                          call_timeout=self.call_timeout, measure_h2d=measure_h2d)
+
+    def to_manifest(self):
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_manifest(cls, manifest):
+        """The options a manifest recorded (schema 2), or what a schema-1 manifest (kit 0.1.0) held."""
+        stored = dict(manifest.get("options") or {})
+        if manifest.get("schema", 1) < 2:
+            stored.update(_legacy(manifest))
+        known = {f.name: f for f in fields(cls)}
+        values = {k: tuple(v) if known[k].type is tuple else v for k, v in stored.items() if k in known}
+        return cls(**values)
+
+    def differences(self, other, names):
+        """[(name, mine, theirs)] for the given field names whose values differ."""
+        return [(n, getattr(self, n), getattr(other, n)) for n in names if getattr(self, n) != getattr(other, n)]
+
+    def with_(self, **changes):
+        return replace(self, **changes)
+
+
+def _legacy(manifest):
+    runtime = manifest.get("runtime") or {}
+    out = {"model_a": (manifest.get("models") or {}).get("A", {}).get("name", _ARM["model_a"]),
+           "model_b": (manifest.get("models") or {}).get("B", {}).get("name", _ARM["model_b"]),
+           "runtime": runtime.get("name", "docker")}
+    if runtime.get("name") == "docker":
+        gpus = runtime.get("gpus", "all")
+        out.update(image=(runtime.get("image") or {}).get("tag") or "",
+                   gpus=",".join(gpus) if isinstance(gpus, list) else gpus, hf_cache=runtime.get("hf_cache", ""))
+    if (manifest.get("options") or {}).get("cache") not in CACHES:
+        out["cache"] = "cold"
+    return out
+
+
+def field_meta(name):
+    return next(f.metadata for f in fields(RunOptions) if f.name == name)
+
+
+def flag(name):
+    return name.replace("_", "-")
+
+
+def check_model(value, option):
+    """A local folder must exist; anything else must look like a hub name ('org/name')."""
+    looks_local = value.startswith(("/", ".", "~")) or value.count("/") > 1
+    if Path(value).expanduser().is_dir():
+        return
+    if looks_local:
+        raise BadInput(f"--{option} {value}: no such folder", "give an existing model folder or a hub name like Qwen/Qwen3-0.6B")
+    if not HUB_NAME.fullmatch(value):
+        raise BadInput(f"--{option} {value!r} is neither a folder nor a hub name like Qwen/Qwen3-0.6B")
+
+
+def parse_gpus(value):
+    """'all' | 'none' | '0,1' | 'GPU-<uuid>,...' -> 'all', 'none' or a tuple of ids."""
+    text = str(value).strip()
+    if text in ("all", "none"):
+        return text
+    ids = tuple(g.strip() for g in text.split(","))
+    bad = [g for g in ids if not (g.isdigit() or re.fullmatch(r"GPU-[0-9a-fA-F-]{8,}", g))]
+    if not ids or bad or len(set(ids)) != len(ids):
+        raise BadInput(f"--gpus {text!r}: not a GPU list", "use all, none, or distinct ids like 0,1")
+    return ids

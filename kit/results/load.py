@@ -1,0 +1,134 @@
+"""Reading a run: its manifest, options and, per unit (an arm or a seed-protocol variant of one) and
+repeat, the events, status and environment. Everything above this reads runs through load_run.
+Unreadable files raise kit.errors.BadRecord naming the file (and line, for events).
+"""
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kit import layout
+from kit.errors import BadRecord, NotFound
+from kit.options import RunOptions
+from kit.results.archive import Unpacked
+from kit.workload import events as ev
+from kit.workload import scenarios
+from kit.workload.steps import unit_name
+
+
+@dataclass
+class Repeat:
+    repeat: int
+    events: list
+    status: dict | None
+    env: dict
+    error: str | None = None     # None: this repeat is usable
+    pending: bool = False        # planned but not run yet (an interrupted run)
+
+    @property
+    def ok(self):
+        return self.error is None
+
+
+@dataclass
+class Run:
+    source: Path                 # the run directory or the bundle it was read from
+    manifest: dict
+    options: RunOptions
+    units: dict = field(default_factory=dict)     # unit -> [Repeat], by repeat index
+
+    @property
+    def run_id(self):
+        return self.manifest.get("run_id") or Path(self.source).name
+
+    @property
+    def tables(self):
+        """The tables the run was made for, else those whose arms it has."""
+        if self.options.tables:
+            return sorted(int(n) for n in self.options.tables)
+        return [n for n in scenarios.TABLES if all(self.unit_for(n, a) in self.units for a in scenarios.TABLES[n].arms)]
+
+    def unit_for(self, number, arm):
+        """The unit that serves `arm` in table `number` (its seed variant for that table's script)."""
+        if self.manifest.get("schema", 1) < 2 and self.options.protocol == "seed" and arm == "l2":
+            # kit 0.1.0 named units by arm, and its seed l2 replayed Table 5's script in every table
+            return "l2" if number == 5 else "l2@" + scenarios.TABLES[number].script.removesuffix(".py")
+        return unit_name(arm, self.options.protocol, scenarios.TABLES[number].script)
+
+    def h2d_gbps(self, unit, rep):
+        """The host->GPU bandwidth of the GPU this repeat ran on: its own measurement, else the one the
+        run made on that GPU (manifest "h2d"), else the run's single measurement (older runs)."""
+        if rep.env.get("h2d_gbps") is not None:
+            return rep.env["h2d_gbps"]
+        job = next((j for j in self.manifest.get("jobs") or [] if j.get("unit") == unit
+                    and j.get("repeat") == rep.repeat), None)
+        per_gpu = self.manifest.get("h2d") or {}
+        if job and job.get("lane") in per_gpu:
+            return per_gpu[job["lane"]]
+        return (self.manifest.get("environment") or {}).get("h2d_gbps")
+
+
+def planned_units(manifest, options):
+    if manifest.get("units"):
+        return list(manifest["units"])
+    return list(options.arms) or scenarios.arms_for(options.tables)     # schema 1
+
+
+def load_run(run_dir):
+    run_dir = layout.RunDir(run_dir)
+    manifest = run_dir.read_manifest()
+    try:
+        options = RunOptions.from_manifest(manifest)
+    except (TypeError, ValueError) as e:
+        raise BadRecord(f"{run_dir.manifest_path}: options do not read back ({e})") from None
+    run = Run(run_dir.path, manifest, options)
+    planned = planned_units(manifest, options)
+    complete = manifest.get("complete") is True
+    for unit in dict.fromkeys([*planned, *run_dir.units_on_disk()]):
+        found = run_dir.repeat_dirs(unit)
+        reps = [_load_repeat(found[k], k) for k in sorted(found)]
+        reps += [Repeat(k, [], None, {}, f"no results (r{k} missing)", pending=not complete)
+                 for k in range(1, options.repeat + 1) if k not in found]
+        run.units[unit] = sorted(reps, key=lambda r: r.repeat)
+    return run
+
+
+def _load_repeat(folder, k):
+    status = layout.read_json(folder / layout.STATUS)
+    path = folder / layout.EVENTS
+    try:
+        events = ev.read(path) if path.exists() else None
+    except ev.SchemaError as e:
+        raise BadRecord(f"malformed events: {e}", "the run's events.jsonl is damaged") from None
+    return Repeat(k, events or [], status, layout.read_json(folder / layout.ENV) or {}, _repeat_error(status, events))
+
+
+def _repeat_error(status, events):
+    if status is not None and not status.get("ok"):
+        return status.get("error") or f"exit code {status.get('exit_code')}"
+    if events is None:
+        return "no events.jsonl"
+    bad = next((e for e in events if not e["ok"]), None)
+    if bad:
+        return f"{bad['kind']} {bad['model'] or '-'} round {bad['round']}: {bad['error']}"
+    if status is None and not any(e["kind"] == "total" for e in events):
+        return "unfinished: no status.json and no total event"
+    return None
+
+
+def load_any(source, results_dir=None):
+    """A run from a run id (in results_dir), a run directory, or a bundle (.tar.gz)."""
+    path = Path(source)
+    if path.name.endswith((".tar.gz", ".tgz")):
+        if not path.is_file():
+            raise NotFound(f"no bundle file {source}")
+        with Unpacked(path) as bundle:
+            if bundle.problems:
+                raise BadRecord(f"{path}: {bundle.problems[0]}")
+            run = load_run(bundle.root)       # events are read into memory here
+        run.source = path
+        return run
+    if path.is_dir() and (path / layout.MANIFEST).exists():
+        return load_run(path)
+    if results_dir is not None and layout.RUN_ID.fullmatch(str(source)):
+        return load_run(layout.pick_run(results_dir, str(source)).path)
+    raise NotFound(f"{source!r} is neither a run id in {results_dir}, a run folder nor a bundle",
+                   "list the runs with `kit ls`")

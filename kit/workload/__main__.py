@@ -1,0 +1,5 @@
+import sys
+
+from kit.workload.runner import main
+
+sys.exit(main())

@@ -1,0 +1,94 @@
+"""What one arm repeat needs to run: a frozen dataclass that is also the workload's command line.
+
+The host builds ArmOptions from the run's options and turns them into argv (to_argv); the workload,
+in a container or on the host, parses the same argv back (parse). One definition, no defaults elsewhere.
+Container side: standard library only.
+"""
+import argparse
+import math
+from dataclasses import MISSING, dataclass, field, fields
+
+from kit.workload import scenarios
+
+DEFAULT_SERVER_CMD = "python3 -m vllm.entrypoints.openai.api_server"
+PROTOCOLS = ("corrected", "seed")
+
+
+def _opt(default, help, **extra):
+    return field(default=default, metadata={"help": help, **extra})
+
+
+@dataclass(frozen=True)
+class ArmOptions:
+    arm: str = field(metadata={"help": "the arm to run", "choices": tuple(scenarios.ARMS)})
+    out: str = _opt("", "folder for events.jsonl, env.json and the server logs")
+    run_id: str = _opt("adhoc", "the run this arm repeat belongs to (written into every event)")
+    repeat: int = _opt(1, "repeat index (1-based)")
+    script: str = _opt("", "seed protocol: the original script whose sequence to replay",
+                       choices=("",) + tuple(t.script for t in scenarios.TABLES.values()))
+    model_a: str = _opt(scenarios.MODEL_A, "model A: hub name or local folder")
+    model_b: str = _opt(scenarios.MODEL_B, "model B: hub name or local folder")
+    server_cmd: str = _opt(DEFAULT_SERVER_CMD, "server command; --model/--host/--port and the study's "
+                                               "arguments are appended")
+    protocol: str = _opt("corrected", "corrected, or seed (replay the original scripts' requests)",
+                         choices=PROTOCOLS)
+    fixed_output: bool = _opt(False, "send ignore_eos so every prompt yields exactly max_tokens")
+    max_tokens: int = _opt(scenarios.MAX_TOKENS, "output tokens per prompt")
+    ready_timeout: float = _opt(900.0, "seconds a server may take to start")
+    call_timeout: float = _opt(300.0, "seconds one HTTP call may take")
+    measure_h2d: bool = _opt(False, "measure the pinned host->GPU bandwidth first (torch)")
+
+    def __post_init__(self):
+        problem = self.problem()
+        if problem:
+            raise ValueError(problem)
+
+    def problem(self):
+        """What is wrong with these options, or None."""
+        if self.arm not in scenarios.ARMS:
+            return f"unknown arm {self.arm!r} (one of {', '.join(scenarios.ARMS)})"
+        for name in ("ready_timeout", "call_timeout"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                return f"{name.replace('_', '-')} must be a positive number of seconds (got {value!r})"
+        if self.repeat < 1 or self.max_tokens < 1:
+            return "repeat and max-tokens must be at least 1"
+        if self.protocol not in PROTOCOLS:
+            return f"unknown protocol {self.protocol!r}"
+        return None
+
+    def to_argv(self):
+        argv = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            flag = "--" + f.name.replace("_", "-")
+            if f.type is bool or f.type == "bool":
+                argv += [flag] if value else []
+            elif f.default is MISSING or value != f.default:
+                argv += [flag, str(value)]
+        return argv
+
+    @classmethod
+    def parse(cls, argv):
+        """argv -> ArmOptions; bad usage exits 2 with argparse's message."""
+        p = argparse.ArgumentParser(prog="python3 -m kit.workload",
+                                    description="Run one arm of the vLLM Sleep Mode study; write events.jsonl.")
+        for f in fields(cls):
+            flag = "--" + f.name.replace("_", "-")
+            kind = {"bool": bool, "int": int, "float": float}.get(f.type, f.type)
+            if kind is bool:
+                p.add_argument(flag, action="store_true", help=f.metadata["help"])
+            else:
+                p.add_argument(flag, type={int: int, float: float}.get(kind, str), help=f.metadata["help"],
+                               required=f.default is MISSING, default=None if f.default is MISSING else f.default,
+                               choices=f.metadata.get("choices"))
+        ns = p.parse_args(argv)
+        try:
+            return cls(**vars(ns))
+        except ValueError as e:
+            p.error(str(e))
+
+
+def defaults():
+    """{field: default} of every option that has one (the CLI takes its defaults from here)."""
+    return {f.name: f.default for f in fields(ArmOptions) if f.default is not MISSING}

@@ -1,0 +1,136 @@
+"""Every bad input of every command: one line on stderr naming what is wrong, exit 2, no traceback,
+nothing written. In-process (kit.cli.main, the one place errors are translated)."""
+import json
+import shutil
+
+import pytest
+
+from fabricate import fabricate_run
+from kit.cli import main
+
+GOOD_SERVER = "python3 tests/vllm_double.py"
+
+
+def run_main(capsys, *args):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def results(tmp_path):
+    run_dir = fabricate_run(tmp_path / "results", (1,), run_id="good")
+    fabricate_run(tmp_path / "results", (1,), run_id="broken-manifest")
+    (tmp_path / "results" / "broken-manifest" / "manifest.json").write_text('{"run_id": "broken-man')
+    bad = fabricate_run(tmp_path / "results", (1,), run_id="bad-events")
+    events = bad / "l1" / "r1" / "events.jsonl"
+    events.write_text(events.read_text() + "garbage, not JSON\n")
+    (tmp_path / "junk.tar.gz").write_bytes(b"this is not a tar")
+    bundle = tmp_path / "cut.tar.gz"
+    shutil.make_archive(str(tmp_path / "whole"), "gztar", run_dir.parent, run_dir.name)
+    data = (tmp_path / "whole.tar.gz").read_bytes()
+    bundle.write_bytes(data[: len(data) // 2])
+    return tmp_path / "results"
+
+
+def bad_inputs(r):
+    """(argv, what the line must say) for every command."""
+    tmp = r.parent
+    return [
+        (["run", "7"], "unknown table '7'"),
+        (["run"], "which tables?"),
+        (["run", "1", "--all"], "not both"),
+        (["run", "1", "--arm", "l1"], "give tables or --arm, not both"),
+        (["run", "1", "--repeat", "0"], "--repeat must be between 1 and 100"),
+        (["run", "1", "--repeat", "1000000000000"], "--repeat must be between 1 and 100"),
+        (["run", "1", "--ready-timeout", "-1"], "--ready-timeout must be a positive number"),
+        (["run", "1", "--ready-timeout", "0"], "--ready-timeout must be a positive number"),
+        (["run", "1", "--ready-timeout", "nan"], "--ready-timeout must be a positive number"),
+        (["run", "1", "--call-timeout", "nan"], "--call-timeout must be a positive number"),
+        (["run", "1", "--server-cmd", "python3 'unbalanced"], "--server-cmd cannot be parsed"),
+        (["run", "1", "--server-cmd", "python3 'unbalanced", "--dry-run"], "--server-cmd cannot be parsed"),
+        (["run", "1", "--model-a", "/nonexistent/model"], "--model-a /nonexistent/model: no such folder"),
+        (["run", "1", "--gpus", "garbage"], "--gpus 'garbage': not a GPU list"),
+        (["run", "1", "--runtime", "kubernetes"], "Invalid value for '--runtime'"),
+        (["run", "1", "--runtime", "local", "--server-cmd", GOOD_SERVER, "--results-dir", r, "--run-id", "../x"],
+         "run id '../x' is not a run id"),
+        (["run", "1", "--runtime", "local", "--server-cmd", GOOD_SERVER, "--results-dir", r, "--run-id", "good"],
+         "run 'good' exists"),
+        (["run", "--resume", "nosuch", "--results-dir", r], "cannot resume 'nosuch': no such run"),
+        (["run", "--resume", "good", "1", "--results-dir", r], "--resume finishes a run with its own tables"),
+        (["run", "--resume", "broken-manifest", "--results-dir", r], "broken-manifest/manifest.json: not JSON"),
+        (["run", "--resume", "broken-manifest", "--results-dir", r, "--dry-run"], "manifest.json: not JSON"),
+        (["table", "--results-dir", "/nonexistent/results"], "is not a readable folder"),
+        (["table", "../good", "--results-dir", r], "is not a run id"),
+        (["table", "nosuch", "--results-dir", r], "no run 'nosuch'"),
+        (["table", "--results-dir", r, "--table", "9"], "unknown table '9'"),
+        (["table", "broken-manifest", "--results-dir", r], "not JSON"),
+        (["table", "bad-events", "--results-dir", r], "events.jsonl:27: not JSON"),
+        (["plot", "bad-events", "--results-dir", r], "events.jsonl:27: not JSON"),
+        (["plot", "broken-manifest", "--results-dir", r], "not JSON"),
+        (["bundle", "bad-events", "--results-dir", r], "events.jsonl:27: not JSON"),
+        (["bundle", "broken-manifest", "--results-dir", r], "not JSON"),
+        (["bundle", "a", "b", "--results-dir", r], "at most one RUN_ID"),
+        (["bundle", "verify"], "takes one FILE"),
+        (["bundle", "verify", tmp / "nosuch.tar.gz"], "no bundle file"),
+        (["compare", tmp / "junk.tar.gz", "published"], "not a readable tar.gz"),
+        (["compare", tmp / "cut.tar.gz", "published"], "not a readable tar.gz"),
+        (["compare", "nosuch", "published", "--results-dir", r], "no run 'nosuch'"),
+        (["compare", "good", "published:h100", "--results-dir", r], "published:h100: no such source"),
+        (["compare", "good", "bad-events", "--results-dir", r], "events.jsonl:27: not JSON"),
+        (["show", "broken-manifest", "--results-dir", r], "not JSON"),
+        (["show", "nosuch", "--results-dir", r], "no run 'nosuch'"),
+        (["doctor", "--gpus", "0,,1"], "not a GPU list"),
+        (["build", "--vllm-version", "latest"], "--vllm-version must look like 0.11.0"),
+        (["models", "twin", "qwen3-0.6b", "--out", r], "is not empty"),
+    ]
+
+
+def test_every_bad_input_is_one_line_and_exit_2(results, capsys):
+    before = sorted(p.relative_to(results) for p in results.rglob("*"))
+    for argv, message in bad_inputs(results):
+        code, out, err = run_main(capsys, *argv)
+        assert code == 2, (argv, code, out, err)
+        assert message in err, (argv, err)
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err + out, (argv, err)
+    assert sorted(p.relative_to(results) for p in results.rglob("*")) == before      # nothing written
+
+
+def test_a_damaged_run_does_not_hide_the_others(results, capsys):
+    code, out, _ = run_main(capsys, "table", "--results-dir", results, "--table", "1")
+    assert code == 0 and "Table 1:" in out
+    code, out, _ = run_main(capsys, "ls", "--results-dir", results)
+    assert code == 0 and "broken-manifest" in out and "damaged" in out and "good" in out
+
+
+def test_fresh_clone_points_at_the_reference_runs(tmp_path, capsys):
+    (tmp_path / "results" / "reference").mkdir(parents=True)
+    code, _, err = run_main(capsys, "table", "--results-dir", tmp_path / "results")
+    assert code == 2 and "no runs in" in err and "reference" in err
+
+
+def test_results_dir_from_the_environment(results, capsys, monkeypatch):
+    monkeypatch.setenv("KIT_RESULTS_DIR", str(results))
+    code, out, _ = run_main(capsys, "ls")
+    assert code == 0 and "good" in out
+    code, out, _ = run_main(capsys, "show", "good")
+    assert code == 0 and "run good: complete" in out
+
+
+def test_table_views(results, capsys):
+    code, out, _ = run_main(capsys, "table", "good", "--results-dir", results)
+    assert code == 0 and out.startswith("Table 1: Sleep mode (L1) vs no sleep mode")
+    assert max(len(line) for line in out.splitlines()) <= 120
+    code, wide, _ = run_main(capsys, "table", "good", "--results-dir", results, "--wide")
+    assert "min..max" in wide and "pub[2]" in wide
+    code, js, _ = run_main(capsys, "table", "good", "--results-dir", results, "--format", "json")
+    assert json.loads(js)["tables"][0]["table"] == 1
+
+
+def test_help_explains_every_command(capsys):
+    for cmd in ("run", "table", "plot", "bundle", "compare", "ls", "show", "doctor", "build", "clean"):
+        code, out, _ = run_main(capsys, cmd, "--help")
+        assert code == 0 and "Usage: kit " + cmd in out, cmd
+    code, out, _ = run_main(capsys, "run", "--help")
+    for option in ("--gpus", "--gpu-access", "--arm", "--resume", "--cache", "--protocol", "--runtime"):
+        assert option in out
