@@ -229,7 +229,7 @@ cmd_base_image() {
   local EXC=(--exclude=usr/local/nvidia --exclude='usr/local/cuda*' --exclude=usr/share/doc
              --exclude=usr/share/man --exclude=usr/share/info --exclude=usr/lib/modules
              --exclude=usr/lib/firmware --exclude=usr/src --exclude='etc/ssh/ssh_host_*'
-             --exclude=.cache --exclude-caches)
+             --exclude=.cache)
   if [ "${DROP_BYTECODE:-0}" = 1 ]; then EXC+=(--exclude=__pycache__); fi
   local x pat dropped=() sz
   for x in "${venv_ex[@]}"; do
