@@ -55,24 +55,25 @@ def redact(data, secrets):
 
 # ---------------------------------------------------------------- making a bundle
 
-def run_files(run_dir):
+def run_files(run_dir, figures=True):
     """Sorted relative POSIX paths of the regular files of a run directory (no symlinks, no *.tmp,
-    no old SHA256SUMS)."""
+    no old SHA256SUMS; no figures/ unless figures)."""
     out = []
     for path in Path(run_dir).rglob("*"):
         rel = path.relative_to(run_dir).as_posix()
         if path.is_symlink():
             print(f"bundle: skipped symlink {rel}", file=sys.stderr)
-        elif path.is_file() and not rel.endswith(".tmp") and rel != SUMS:
+        elif path.is_file() and not rel.endswith(".tmp") and rel != SUMS \
+                and (figures or not rel.startswith(layout.FIGURES + "/")):
             out.append(rel)
     return sorted(out)
 
 
-def bundle_contents(run_dir, manifest, incomplete):
+def bundle_contents(run_dir, manifest, incomplete, figures=True):
     """{relative path: bytes} of everything that goes in, redacted, with SHA256SUMS."""
     secrets = secret_values()
     contents, redacted = {}, {}
-    for rel in run_files(run_dir):
+    for rel in run_files(run_dir, figures):
         data = (Path(run_dir) / rel).read_bytes()
         if rel == layout.MANIFEST and incomplete:
             data = (json.dumps(dict(manifest, bundled_incomplete=True), indent=1, sort_keys=True) + "\n").encode()
@@ -88,9 +89,10 @@ def bundle_contents(run_dir, manifest, incomplete):
     return contents
 
 
-def make_bundle(run_dir, allow_incomplete=False, render=None):
+def make_bundle(run_dir, allow_incomplete=False, render=None, figures=True):
     """Write <results>/<run-id>.tar.gz next to the run directory and return its path.
-    render(run) is called first to write the run's tables and figures (they are never bundled stale)."""
+    render(run) is called first to write the run's tables and figures (they are never bundled stale).
+    figures=False leaves figures/ out (`kit plot` redraws them from the events)."""
     run_dir = layout.RunDir(Path(run_dir).resolve())
     manifest = run_dir.read_manifest()
     incomplete = manifest.get("complete") is not True
@@ -99,7 +101,7 @@ def make_bundle(run_dir, allow_incomplete=False, render=None):
                        "finish it with `kit run --resume`, or bundle it anyway with --allow-incomplete")
     if render is not None:
         render(results.load_run(run_dir.path))
-    contents = bundle_contents(run_dir.path, manifest, incomplete)
+    contents = bundle_contents(run_dir.path, manifest, incomplete, figures)
     path = run_dir.path.parent / f"{run_dir.run_id}.tar.gz"
     problems = archive.write_targz(path, run_dir.run_id, contents, check=verify_bundle)
     if problems:
@@ -144,7 +146,7 @@ def check_manifest(unpacked):
     if problems:
         return None, problems
     try:
-        RunOptions.from_manifest(manifest).check()
+        RunOptions.from_manifest(manifest).check(here=False)
     except (TypeError, ValueError, KitError) as e:
         problems.append(f"manifest.json: options do not read back ({getattr(e, 'message', e)})")
     problems += [f"manifest.json: models lacks {m!r}" for m in ("A", "B")

@@ -212,7 +212,8 @@ def plot(run_id, results_dir, tables):
 @click.argument("args", nargs=-1, metavar="[RUN_ID] | verify FILE")
 @results_option
 @click.option("--allow-incomplete", is_flag=True, help="Bundle an interrupted run (the manifest says so).")
-def bundle(args, results_dir, allow_incomplete):
+@click.option("--no-figures", is_flag=True, help="Leave the figures out (a smaller archive; `kit plot` redraws them).")
+def bundle(args, results_dir, allow_incomplete, no_figures):
     """Archive a run as <results>/<run-id>.tar.gz with SHA256SUMS, or check one.
 
     \b
@@ -234,14 +235,21 @@ def bundle(args, results_dir, allow_incomplete):
     if len(args) > 1:
         raise BadInput("kit bundle takes at most one RUN_ID")
     run_dir = layout.pick_run(results_dir, args[0] if args else None)
-    click.echo(str(bundles.make_bundle(run_dir.path, allow_incomplete=allow_incomplete, render=render_outputs)))
+    render = render_tables if no_figures else render_outputs
+    click.echo(str(bundles.make_bundle(run_dir.path, allow_incomplete=allow_incomplete, render=render,
+                                       figures=not no_figures)))
+
+
+def render_tables(run):
+    """Tables always: a bundle never holds stale ones."""
+    from kit import results
+    results.write_tables(run)
 
 
 def render_outputs(run):
-    """Tables always (never bundled stale); figures when any is missing."""
+    """Tables always; figures when any is missing."""
     from kit import plot as plots
-    from kit import results
-    results.write_tables(run)
+    render_tables(run)
     figures = layout.RunDir(run.source).figures_dir
     if any(not (figures / name).is_file() for name in plots.expected_figures(run, run.tables)):
         plots.plot_run(run, run.tables)
@@ -291,6 +299,22 @@ def show(run_id, results_dir):
     """Summarise a run (default: the latest): what ran, where, how it ended, and where its files are."""
     from kit import runs
     click.echo(runs.show_text(layout.pick_run(results_dir, run_id)))
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--tables", metavar="N[,N]", help="The tables the run is for (default: every table whose two arms are there).")
+@click.option("--model-a", help="Model A (default: the --model its server was started with, from server-A.log).")
+@click.option("--model-b", help="Model B (default: from server-B.log).")
+def adopt(run_dir, tables, model_a, model_b):
+    """Make RUN_DIR, written by compose.yaml (results/<run-id>/<arm>/r1/) or by `python3 -m kit.workload`,
+    a run: each repeat's status.json from its events, and manifest.json. Then `kit table RUN_ID` reads it."""
+    from kit import adopt as adopting
+    command = ["kit", "adopt", run_dir]
+    for name, value in (("--tables", tables), ("--model-a", model_a), ("--model-b", model_b)):
+        command += [name, value] if value else []
+    manifest = adopting.adopt(run_dir, parse_tables((tables,) if tables else ()), model_a, model_b, command)
+    click.echo(adopting.summary(run_dir, manifest))
 
 
 # -- hosts and images ---------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ from kit.workload import scenarios
 from kit.workload.options import PROTOCOLS, ArmOptions
 from kit.workload.options import defaults as arm_defaults
 
-RUNTIMES = ("docker", "local", "slurm")
+RUN_RUNTIMES = ("docker", "local", "slurm")     # what `kit run` can start (its --runtime choices)
+RUNTIMES = RUN_RUNTIMES + ("compose",)          # what a manifest can hold: compose = adopted (`kit adopt`)
 CACHES = ("cold", "shared")
 GPU_ACCESS = ("auto", "toolkit", "cdi", "devices")
 SLURM_CONTAINERS = ("none", "podman", "docker")
@@ -35,7 +36,7 @@ class RunOptions:
     arms: tuple = _o((), "only these arms (--arm), instead of every arm of the tables")
     repeat: int = _o(1, "repeats of every arm")
     runtime: str = _o("docker", "docker: one fresh GPU container per arm; local: the workload runs on this "
-                                "host; slurm: one batch job per arm", choices=RUNTIMES)
+                                "host; slurm: one batch job per arm", choices=RUN_RUNTIMES)
     model_a: str = _o(_ARM["model_a"], "model A: hub name or local folder")
     model_b: str = _o(_ARM["model_b"], "model B: hub name or local folder")
     protocol: str = _o(_ARM["protocol"], "corrected, or seed: replay the original scripts' requests", choices=PROTOCOLS)
@@ -62,10 +63,11 @@ class RunOptions:
     slurm_container: str = _o("none", "slurm: run the workload directly on the node (none), or in the kit's "
                                       "image (--image) with podman or docker", choices=SLURM_CONTAINERS)
 
-    def check(self):
-        """BadInput naming the first problem; returns self so it chains."""
+    def check(self, here=True):
+        """BadInput naming the first problem; returns self so it chains. here=False: the options of a run
+        made elsewhere (a bundle being verified), whose local model folders need not exist on this machine."""
         for name in ("runtime", "protocol", "cache", "gpu_access", "slurm_container"):
-            allowed = field_meta(name).get("choices")
+            allowed = RUNTIMES if name == "runtime" else field_meta(name).get("choices")
             if getattr(self, name) not in allowed:
                 raise BadInput(f"--{flag(name)} {getattr(self, name)!r} is not one of {', '.join(allowed)}")
         if not 1 <= self.repeat <= MAX_REPEAT:
@@ -81,7 +83,8 @@ class RunOptions:
         except ValueError as e:
             raise BadInput(f"--server-cmd cannot be parsed as a command line: {e}", "check its quotes") from None
         for name in ("model_a", "model_b"):
-            check_model(getattr(self, name), flag(name))
+            if here:
+                check_model(getattr(self, name), flag(name))
         parse_gpus(self.gpus)
         if self.runtime == "slurm" and self.slurm_container != "none":
             if not self.image:

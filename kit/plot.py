@@ -465,7 +465,7 @@ def memory_figure(spec, limits=None):
     _memory_series(ax1, points, "gpu", False, limits.get("gpu"))
     _memory_series(ax2, points, "rss", True, limits.get("rss"))
     scale = "from 0, shared" if limits else "from 0"
-    ax1.set_ylabel(f"GPU memory used, MiB\n(all devices, {scale})", fontsize=8)
+    ax1.set_ylabel(f"GPU memory used, MiB\n(the arm's GPU, {scale})", fontsize=8)
     ax2.set_ylabel(f"server process-tree host\nRSS, MiB ({scale})", fontsize=8)
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)

@@ -130,6 +130,9 @@ def open_resume(results_dir, run_id, given, command):
         raise NotFound(f"cannot resume {run_id!r}: no such run in {results_dir}", "list the runs with `kit ls`")
     manifest = run_dir.read_manifest()
     options = RunOptions.from_manifest(manifest)
+    if options.runtime == "compose":
+        raise BadInput(f"{run_id} was adopted from docker compose; kit run cannot resume it",
+                       "run the missing arms with `docker compose run`, then adopt a new folder")
     for name, value in given.items():
         if getattr(options, name) != value:
             raise BadInput(f"--{name.replace('_', '-')} {value!r} conflicts with the run's {getattr(options, name)!r}",

@@ -299,3 +299,17 @@ def test_secret_names():
     assert names == {"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "DB_PASSWORD"}
     data, hits = bundle.redact(io.BytesIO(b"a hf_" + b"x" * 30 + b" b").getvalue(), [])
     assert data == b"a [REDACTED] b" and hits == ["hf_ token"]
+
+
+def test_a_bundle_without_figures_still_verifies(run_dir):
+    path = bundle.make_bundle(run_dir, render=lambda run: results.write_tables(run), figures=False)
+    names = set(members(path))
+    assert not any("/figures/" in n for n in names) and f"{run_dir.name}/tables/table1.md" in names
+    assert bundle.verify_bundle(path) == []
+
+
+def test_a_bundle_made_elsewhere_verifies_without_its_model_folders(run_dir):
+    m = json.loads((run_dir / "manifest.json").read_text())
+    m["options"]["model_a"] = "/models/only/on/the/gpu/host"
+    (run_dir / "manifest.json").write_text(json.dumps(m))
+    assert bundle.verify_bundle(bundle.make_bundle(run_dir, render=render_outputs)) == []

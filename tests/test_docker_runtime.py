@@ -310,7 +310,7 @@ def test_compose_matches_the_sdk_containers():
         assert env == {**spec["environment"], **{k: None for k in spec["pass_env"]}}
         assert (svc["ipc"], svc["network_mode"], svc["init"]) == (spec["ipc_mode"], spec["network_mode"], spec["init"])
         volumes = dict(reversed(resolve_defaults(v).split(":")) for v in svc["volumes"])
-        assert volumes.pop(OUT) == f"./results/compose/{arm}"
+        assert volumes.pop(OUT) == f"./results/compose/{arm}/r1"       # the run layout: `kit adopt` reads it
         assert volumes == {HF_CACHE_TARGET: "~/.cache/huggingface"}
         assert {m["target"] for m in spec["mounts"]} == set(volumes)
         (device,) = svc["deploy"]["resources"]["reservations"]["devices"]
