@@ -24,10 +24,10 @@ def when(stamp):
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
-def one_run(results, gpus):
+def one_run(results, gpus, repeat):
     t0 = time.monotonic()
     r = kit("run", "--all", *run_args(results, double_config(marker=f"bench-par-{gpus}", weights_mib=1),
-                                      "--fixed-output"), "--gpus", gpus, timeout=900)
+                                      "--fixed-output"), "--gpus", gpus, "--repeat", repeat, timeout=900)
     wall = time.monotonic() - t0
     if r.returncode != 0:
         sys.exit(f"bench run on --gpus {gpus} failed:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
@@ -52,26 +52,32 @@ def check_lanes(run):
 
 def durations(run):
     found = {}
-    for arm_dir in sorted(p for p in run.iterdir() if (p / "r1" / "events.jsonl").exists()):
-        for e in events.read(arm_dir / "r1" / "events.jsonl"):
+    for path in sorted(run.glob("*/r*/events.jsonl")):
+        for e in events.read(path):
             if e["kind"] != "total":
                 found.setdefault(e["kind"], []).append(e["duration_s"])
     return found
 
 
-def main():
+def compare(repeat):
     with tempfile.TemporaryDirectory() as tmp:
-        serial, t1 = one_run(Path(tmp) / "one", "0")
-        parallel, t2 = one_run(Path(tmp) / "two", "0,1")
+        serial, t1 = one_run(Path(tmp) / "one", "0", repeat)
+        parallel, t2 = one_run(Path(tmp) / "two", "0,1", repeat)
         lanes = {name: check_lanes(run) for name, run in (("1 lane", serial), ("2 lanes", parallel))}
         d1, d2 = durations(serial), durations(parallel)
-    print("all five arms on the vLLM test double (--fixed-output)")
+    print(f"all five arms x {repeat} repeat(s) on the vLLM test double (--fixed-output)")
     print(f"  --gpus 0    wall {t1:6.1f} s")
-    print(f"  --gpus 0,1  wall {t2:6.1f} s   ratio {t2 / t1:.2f} (target <= 0.60)")
+    print(f"  --gpus 0,1  wall {t2:6.1f} s   ratio {t2 / t1:.3f} (target <= 0.600)")
     for name, (one_id, exclusive, used) in lanes.items():
         print(f"  {name}: lanes used {', '.join(used)}; each server saw one GPU id, its lane's: {one_id}; "
               f"no lane ran two jobs at once: {exclusive}")
-    print("\ninterference: median event duration on 2 lanes / on 1 lane")
+    return d1, d2
+
+
+def main():
+    compare(1)     # five jobs on two lanes: one lane runs three of them
+    d1, d2 = compare(2)
+    print("\ninterference (2 repeats): median event duration on 2 lanes / on 1 lane")
     print(f"{'event':<8} {'n':>3} {'1 lane s':>9} {'2 lanes s':>10} {'ratio':>6}")
     for kind in d1:
         a, b = statistics.median(d1[kind]), statistics.median(d2[kind])
