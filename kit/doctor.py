@@ -21,7 +21,7 @@ from kit.options import parse_gpus
 
 PULL_DISK_GB = 30       # a vLLM image pulled and unpacked, plus the kit's layer and build room
 BUILD_DISK_GB = 2       # the kit's own layer on a base image already here
-GB, GIB = 1e9, 1024 ** 3
+GB = 1e9
 
 
 def runs_vllm(options):

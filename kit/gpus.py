@@ -17,7 +17,6 @@ class Gpu:
     uuid: str | None = None
     name: str | None = None
     minor: int | None = None  # /dev/nvidia<minor>
-    total_mib: int | None = None
 
     @property
     def visible(self):
@@ -52,7 +51,7 @@ def nvml_gpus():
         for i in range(nvml.nvmlDeviceGetCount()):
             h = nvml.nvmlDeviceGetHandleByIndex(i)
             found.append(Gpu(str(i), i, _text(nvml.nvmlDeviceGetUUID(h)), _text(nvml.nvmlDeviceGetName(h)),
-                             nvml.nvmlDeviceGetMinorNumber(h), nvml.nvmlDeviceGetMemoryInfo(h).total // 2**20))
+                             nvml.nvmlDeviceGetMinorNumber(h)))
         return found
     finally:
         nvml.nvmlShutdown()

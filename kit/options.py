@@ -117,10 +117,6 @@ class RunOptions:
         values = {k: tuple(v) if known[k].type is tuple else v for k, v in stored.items() if k in known}
         return cls(**values)
 
-    def differences(self, other, names):
-        """[(name, mine, theirs)] for the given field names whose values differ."""
-        return [(n, getattr(self, n), getattr(other, n)) for n in names if getattr(self, n) != getattr(other, n)]
-
     def with_(self, **changes):
         return replace(self, **changes)
 

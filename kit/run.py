@@ -137,7 +137,11 @@ def open_resume(results_dir, run_id, given, command):
         if getattr(options, name) != value:
             raise BadInput(f"--{name.replace('_', '-')} {value!r} conflicts with the run's {getattr(options, name)!r}",
                            "a resumed run keeps its options: leave it out, or start a new run")
-    manifest.setdefault("resumes", []).append({"at": now(), "command": command})
+    if manifest.get("schema", 1) < 2:   # kit 0.1.0's manifest: written back as schema 2, options and all
+        manifest.update(options=options.to_manifest(), units=[u.name for u in plan.units(options)])
+        for key, empty in (("jobs", []), ("h2d", {}), ("resumes", [])):
+            manifest.setdefault(key, empty)
+    manifest["resumes"].append({"at": now(), "command": command})
     return run_dir, manifest, options
 
 

@@ -4,22 +4,18 @@ With no cluster the tests FAIL when CI is set and are skipped otherwise (like do
 slurm-up.sh gives the node two stand-in GPUs (gres files /dev/null and /dev/zero, so CUDA_VISIBLE_DEVICES is
 0 or 1) and, for podman, the CDI devices sleepkit.test/gpu=0|1 (/dev/sleepkit-gpu0|1 in the container).
 """
-import io
 import os
 import shutil
 import subprocess
-import tarfile
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from docker_fixtures import DOUBLE_IN_IMAGE  # noqa: F401 (the tests import it from here)
+
 CDI_KIND = "sleepkit.test/gpu"
 CDI_SPEC = "/etc/cdi/sleepkit-test.yaml"
-DOUBLE_IN_IMAGE = "/opt/sleepkit-tests/vllm_double.py"
-IMAGE = "sleepkit-test:slurm-double"
 
 
 def unavailable(why, fix="start one with `bash .ci/slurm-up.sh`"):
@@ -80,24 +76,9 @@ def run_id(slurm_cluster):
 
 
 @pytest.fixture(scope="session")
-def docker_image(docker_client, testbase):
-    """docker/Dockerfile on the test base image, plus the vLLM double at DOUBLE_IN_IMAGE (Docker's store).
-
-    Built here with the Dockerfile as it is (kit.image.build_image also checks that the base has vLLM)."""
-    kit_tag = IMAGE.replace("slurm-double", "slurm-kit")
-    docker_client.images.build(path=str(ROOT), dockerfile="docker/Dockerfile", tag=kit_tag, rm=True,
-                               buildargs={"VLLM_IMAGE": testbase})
-    files = {"Dockerfile": f"FROM {kit_tag}\nCOPY vllm_double.py {DOUBLE_IN_IMAGE}\n".encode(),
-             "vllm_double.py": (ROOT / "tests" / "vllm_double.py").read_bytes()}
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    buf.seek(0)
-    docker_client.images.build(fileobj=buf, custom_context=True, tag=IMAGE, rm=True)
-    return IMAGE
+def docker_image(double_image):
+    """The kit image with the vLLM double at DOUBLE_IN_IMAGE (tests/docker_fixtures.py), in Docker's store."""
+    return double_image
 
 
 @pytest.fixture(scope="session")

@@ -320,3 +320,15 @@ def test_image_hash_covers_only_the_container_side(tmp_path):
     assert files[:2] == ["docker/Dockerfile", "kit/__init__.py"]
     assert all(f.startswith("kit/workload/") for f in files[2:]) and "kit/workload/runner.py" in files
     assert "kit/cli.py" not in files and "kit/results/render.py" not in files
+
+
+def test_resuming_a_kit_0_1_run_upgrades_its_manifest(tmp_path):
+    from kit.run import open_resume
+    ref = ROOT / "results" / "reference" / "h100-vllm0.24.0-twins"
+    import shutil
+    run = shutil.copytree(ref, tmp_path / ref.name)
+    _, manifest, options = open_resume(tmp_path, ref.name, {}, ["kit", "run", "--resume", ref.name])
+    assert options.runtime == "local" and options.cache == "shared" and options.tables == (1, 4, 5, 3, 2)
+    assert manifest["options"] == options.to_manifest() and manifest["jobs"] == [] and len(manifest["resumes"]) == 1
+    assert manifest["units"] == ["l1", "nosleep", "l2", "l1-nowarm", "l1-fp8"]
+    assert run.exists()

@@ -111,7 +111,6 @@ class DockerRuntime:
         self.stop_timeout = stop_timeout
         self._client, self._host = client, host
         self.access, self.access_reason = None, None
-        self.image_record = None
         self._active = {}     # container id -> Event set once run_arm has removed it
 
     @property

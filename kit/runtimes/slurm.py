@@ -542,11 +542,6 @@ class SlurmRuntime:
         """Every check of `kit doctor --runtime slurm` (kit.doctor.Check objects)."""
         return doctor_checks(results_dir, self, probe_timeout)
 
-    def shared_results_checks(self, results_dir, probe_timeout=120.0):
-        """Only the probe job's checks: call before submitting (the results dir must be shared)."""
-        return probe_checks(results_dir, self, probe_timeout)
-
-
     def job_record(self, job, out_dir):
         """For the manifest: the job's slurm.json (job id, node, state, reason, exit code, GPUs)."""
         path = Path(out_dir) / RECORD
