@@ -384,7 +384,7 @@ def finish(works, say, tty):
     return outcomes
 
 
-def describe_plan(options, todo, lanes, runtime=None):
+def describe_plan(options, todo, lanes, runtime=None, results_dir="results"):
     """The lines of --dry-run: jobs in order, lanes, and every server command (or batch script)."""
     lines = [f"plan: tables {', '.join(map(str, plan.table_numbers(options)))} -> {len(todo)} job(s), longest "
              f"first: {', '.join(j.key for j in todo) or 'none'}",
@@ -400,7 +400,7 @@ def describe_plan(options, todo, lanes, runtime=None):
         argv = options.arm_options(job.unit.arm, job.unit.script, job.repeat, "<run-id>").to_argv()
         arm_job = ArmJob("<run-id>", job.unit.name, job.repeat, argv)
         lines += [f"batch script of {job.key} (the others differ only in arm and repeat):",
-                  runtime.batch_script(arm_job, Path("<results>/<run-id>") / job.unit.name / f"r{job.repeat}")]
+                  runtime.batch_script(arm_job, Path(results_dir).resolve() / "<run-id>" / job.unit.name / f"r{job.repeat}")]
     lines.append("dry run: nothing started")
     return lines
 
@@ -409,7 +409,7 @@ def dry_run(options, results_dir, resume=None, given=None):
     if resume:
         run_dir, _, options = open_resume(results_dir, resume, given or {}, [])
         todo = [j for j in plan.jobs(options) if not job_done(run_dir, j)]
-        return describe_plan(options, todo, lanes_for(options, len(todo)), runtime_for_dry_run(options))
+        return describe_plan(options, todo, lanes_for(options, len(todo)), runtime_for_dry_run(options), results_dir)
     options.check()
     parts = partitions(options)
     lines = []
@@ -417,7 +417,7 @@ def dry_run(options, results_dir, resume=None, given=None):
         opts = options.with_(slurm_partition=p) if len(parts) > 1 else options
         todo = plan.jobs(opts)
         lines += ([f"partition {p}: a run of its own (<run-id>-{p})"] if len(parts) > 1 else [])
-        lines += describe_plan(opts, todo, lanes_for(opts, len(todo)), runtime_for_dry_run(opts))
+        lines += describe_plan(opts, todo, lanes_for(opts, len(todo)), runtime_for_dry_run(opts), results_dir)
     return lines
 
 

@@ -373,4 +373,5 @@ def test_dry_run_prints_the_batch_scripts(tmp_path):
     assert "partition a: a run of its own" in r.stdout and "partition b: a run of its own" in r.stdout
     assert r.stdout.count("#!/bin/bash") == 2 and "#SBATCH --partition=a" in r.stdout
     assert "#SBATCH --time=1:00:00" in r.stdout and "#SBATCH --gres=gpu:1" in r.stdout
+    assert f"--chdir={tmp_path / 'results'}/<run-id>/nosleep/r1" in r.stdout      # where the results will land
     assert not (tmp_path / "results").exists()
