@@ -258,11 +258,13 @@ def on_event(progress):
     return handle
 
 
+def expected(task):
+    return plan.expected_seconds(task.unit, previous_seconds(task.work.manifest))
+
+
 def execute(works, tasks, lanes, say, tty=None):
-    """Run the tasks (of one run, or of a group's runs) on the lanes, longest first.
+    """Run the tasks (of one run, or of a group's runs; longest first) on the lanes.
     Returns ({task: status}, tasks not run, {lane: why it was retired})."""
-    expected = lambda task: plan.expected_seconds(task.unit, previous_seconds(task.work.manifest))
-    tasks = sorted(tasks, key=lambda t: -(expected(t)[0] or 0))
     with Progress(expected, tty=tty) as progress:
         progress.plan(tasks)
         for work in works:
@@ -359,7 +361,10 @@ def run(options, results_dir, run_id=None, resume=None, given=None, command=None
 
 def finish(works, say, tty):
     jobs = {id(w): plan.jobs(w.options) for w in works}
-    tasks = [t for w in works for t in w.tasks(jobs[id(w)])]
+    tasks = sorted((t for w in works for t in w.tasks(jobs[id(w)])), key=lambda t: -(expected(t)[0] or 0))
+    for w in works:
+        if hasattr(w.runtime, "plan_order"):     # Slurm: submit in this order too
+            w.runtime.plan_order([(w.manifest["run_id"], t.unit.name, t.job.repeat) for t in tasks if t.work is w])
     options = works[0].options
     lanes = lanes_for(options, len(tasks))
     say(f"run {', '.join(w.manifest['run_id'] for w in works)}: tables "

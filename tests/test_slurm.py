@@ -316,6 +316,8 @@ def test_kit_run_all_five_tables_on_slurm(slurm_cluster, tmp_path):
     for n in range(1, 6):
         assert f"Table {n}:" in r.stdout
     assert "slurm: job" in r.stdout and " RUNNING on " in r.stdout
+    submitted = [j["unit"] for j in sorted(m["jobs"], key=lambda j: int(j["slurm"]["job_id"]))]
+    assert submitted == ["nosleep", "l2", "l1-nowarm", "l1-fp8", "l1"]     # the plan's order, longest first
     assert not jobs_of(run.name)
 
 

@@ -354,6 +354,28 @@ def container_body(view, out_dir, tool, image, cache, hf_cache, access, cdi_kind
 
 # -- the runtime ------------------------------------------------------------------------------------
 
+class SubmitOrder:
+    """Jobs are submitted in the planned order (longest first), since Slurm starts them in submission
+    order when its priorities tie: a job waits (bounded) until the ones planned before it are submitted."""
+
+    def __init__(self, wait_s=60.0):
+        self.cv, self.keys, self.done, self.wait_s = threading.Condition(), [], set(), wait_s
+
+    def plan(self, keys):
+        with self.cv:
+            self.keys, self.done = list(keys), set()
+
+    def wait_turn(self, key):
+        with self.cv:
+            before = self.keys[:self.keys.index(key)] if key in self.keys else []
+            self.cv.wait_for(lambda: self.done.issuperset(before), self.wait_s)
+
+    def mark(self, key):
+        with self.cv:
+            self.done.add(key)
+            self.cv.notify_all()
+
+
 class SlurmRuntime:
     name = "slurm"
 
@@ -378,6 +400,7 @@ class SlurmRuntime:
         self.gpu_access, self.cdi_kind = gpu_access, cdi_kind
         self.tail_s, self.stop_timeout, self.cancel_timeout = tail_s, stop_timeout, cancel_timeout
         self.states = JobStates(poll_s)
+        self.order = SubmitOrder()
         self.lock = threading.Lock()
         self.jobs = {}          # run id -> {job id: job name} submitted by this runtime
         self.stopping = set()   # run ids stop_run was called for: no more submissions
@@ -450,6 +473,8 @@ class SlurmRuntime:
         script.write_text(self.batch_script(job, out_dir))
         record = {"job_name": job_name(view), "script": SCRIPT, "sbatch_options": self.directives(),
                   "container": self.container, "image": self.image}
+        key = (view.run_id, view.arm, view.repeat)
+        self.order.wait_turn(key)
         try:
             cancel(run_jobs(view.run_id, view.arm, view.repeat), self.cancel_timeout)   # an earlier attempt's
             tail = LogTail(log)      # from here on, what workload.log gets is this job's
@@ -458,6 +483,8 @@ class SlurmRuntime:
             write_json(out_dir / RECORD, dict(record, job_id=None, state="NOT_SUBMITTED", reason=str(e)))
             say(f"arm failed: {e}")
             return START_FAILED
+        finally:
+            self.order.mark(key)
         record.update(job_id=job_id, submitted=now())
         write_json(out_dir / RECORD, record)
         on_line(f"slurm: submitted job {job_id} ({job_name(view)})")
@@ -541,6 +568,10 @@ class SlurmRuntime:
     def doctor_checks(self, results_dir, probe_timeout=120.0):
         """Every check of `kit doctor --runtime slurm` (kit.doctor.Check objects)."""
         return doctor_checks(results_dir, self, probe_timeout)
+
+    def plan_order(self, jobs):
+        """The (run id, unit, repeat) of the jobs about to run, in the order they should be submitted."""
+        self.order.plan(jobs)
 
     def job_record(self, job, out_dir):
         """For the manifest: the job's slurm.json (job id, node, state, reason, exit code, GPUs)."""
