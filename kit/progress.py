@@ -100,9 +100,9 @@ class Progress:
         with self.lock:
             for label, s in sorted(self.running.items()):
                 elapsed = now - s["started"]
-                eta = f"  ETA ~{clock(s['eta'] - elapsed)} ({s['eta_from']})" if s["eta"] and s["eta"] > elapsed else ""
-                lines.append(f"[{label}] {s['job']:<28} {s['step']:<22} {clock(now - s['step_started']):>6}"
-                             f"  total {clock(elapsed)}{eta}\n")
+                eta = f", ETA ~{clock(s['eta'] - elapsed)} from {s['eta_from']}" if s["eta"] and s["eta"] > elapsed else ""
+                lines.append(f"[{label}] {s['job']}: {s['step']} {clock(now - s['step_started'])} "
+                             f"(job {clock(elapsed)}{eta})\n")
             if self.waiting:
                 lines.append(f"waiting: {', '.join(self.waiting)}\n", style="dim")
         return lines

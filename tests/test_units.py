@@ -346,7 +346,7 @@ def test_live_lines_show_lane_job_step_elapsed_and_eta():
     progress.started(job, lane)
     progress.line(job, lane, "start load A round 0")
     live = progress._render().plain
-    assert "[gpu 0] l1 r1" in live and "load A round 0" in live and "ETA ~9:5" in live and "(published)" in live
+    assert "[gpu 0] l1 r1: load A round 0" in live and "ETA ~9:5" in live and "from published" in live
     assert "waiting: nosleep r1" in live
     progress.line(job, lane, "done  load A round 0 61.234 s ok")
     progress.ended(job, lane, {"ok": False, "exit_code": 1, "seconds": 70, "error": "server B died"}, "log tail")
