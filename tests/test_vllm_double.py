@@ -151,6 +151,16 @@ def sse_events(raw):
     return [e[len("data: "):] for e in events]
 
 
+def stream_chunks(d, n):
+    """A streamed n-token chat with a usage chunk: its JSON chunks, after checking 200 and the [DONE] end."""
+    status, raw = d.call("POST", "/v1/chat/completions",
+                         chat(n, stream=True, ignore_eos=True, stream_options={"include_usage": True}))
+    assert status == 200
+    events = sse_events(raw)
+    assert events[-1] == "[DONE]"
+    return [json.loads(e) for e in events[:-1]]
+
+
 # ------------------------------------------------------------ lifecycle ---
 def test_connection_refused_until_startup_then_health(start):
     d = start({"delays": {"startup": 1.0}}, ready=False)
@@ -284,14 +294,7 @@ def test_rss_flat_on_level2_and_without_sleep_mode(start):
 
 # ----------------------------------------------------------------- chat ---
 def test_sse_format_with_usage_and_done(start):
-    d = start()
-    status, raw = d.call("POST", "/v1/chat/completions",
-                         chat(5, stream=True, ignore_eos=True,
-                              stream_options={"include_usage": True}))
-    assert status == 200
-    events = sse_events(raw)
-    assert events[-1] == "[DONE]"
-    chunks = [json.loads(e) for e in events[:-1]]
+    chunks = stream_chunks(start(), 5)
     assert {c["object"] for c in chunks} == {"chat.completion.chunk"}
     assert len({c["id"] for c in chunks}) == 1 and chunks[0]["id"].startswith("chatcmpl-")
     assert all(c["model"] == MODEL and isinstance(c["created"], int) for c in chunks)
@@ -577,14 +580,7 @@ def test_v0110_seed_table5_quirks_sleep_twice_and_wake_an_awake_server(start):
 
 @pytest.mark.parametrize("config", [V11, {}])
 def test_sse_shape_per_version(start, config):
-    d = start(config)
-    status, raw = d.call("POST", "/v1/chat/completions",
-                         chat(3, stream=True, ignore_eos=True,
-                              stream_options={"include_usage": True}))
-    assert status == 200
-    events = sse_events(raw)
-    assert events[-1] == "[DONE]"
-    chunks = [json.loads(e) for e in events[:-1]]
+    chunks = stream_chunks(start(config), 3)
     first, content, last = chunks[0], chunks[1:-1], chunks[-1]
     assert first["choices"][0]["delta"] == {"role": "assistant", "content": ""}
     assert first["prompt_token_ids"] is None
