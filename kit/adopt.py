@@ -7,7 +7,6 @@ manifest.json (runtime "compose", "adopted": true). Everything is read and check
 """
 import os
 import shlex
-from datetime import datetime, timezone
 from pathlib import Path
 
 from kit import layout, plan
@@ -114,7 +113,7 @@ def status_of(unit, k, events, mtime):
         error = None if ok else total["error"] or "the arm failed; see its server logs"
     seconds = round(total["duration_s"] if total else max((e["start_s"] + e["duration_s"] for e in events), default=0), 3)
     return {"arm": unit, "repeat": k, "ok": ok, "exit_code": 0 if ok else (1 if total else None), "error": error,
-            "seconds": seconds, "host": None, "ended": utc(mtime)}, utc(mtime - seconds)
+            "seconds": seconds, "host": None, "ended": layout.now(mtime)}, layout.now(mtime - seconds)
 
 
 def logged_model(folders, label, path):
@@ -143,5 +142,3 @@ def logged_model(folders, label, path):
     return found.pop()
 
 
-def utc(timestamp):
-    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

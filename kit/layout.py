@@ -9,6 +9,8 @@
 import json
 import os
 import re
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from kit.errors import BadInput, BadRecord, NotFound
@@ -102,6 +104,13 @@ def parse_manifest(text, where):
         raise BadRecord(f"{where}: manifest schema {version!r} is newer than this kit reads ({MANIFEST_SCHEMA})",
                         "upgrade sleepkit to read this run")
     return manifest
+
+
+def now(timestamp=None):
+    """UTC wall-clock time with milliseconds, of now or of a Unix timestamp: records only (durations are
+    measured on a monotonic clock)."""
+    when = datetime.fromtimestamp(time.time() if timestamp is None else timestamp, timezone.utc)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def write_json(path, data):

@@ -41,11 +41,6 @@ class Lane:
     gpu: object = None       # kit.gpus.Gpu, or None when the run does not choose GPUs
 
 
-def now():
-    """UTC wall-clock time with milliseconds (for the manifest only: durations use a monotonic clock)."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def new_run_id(results_dir, tables):
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     base = f"{stamp}-t{''.join(str(t) for t in sorted(tables))}"
@@ -115,7 +110,7 @@ def last_error(out):
 # -- standup -----------------------------------------------------------------------------------------
 def new_manifest(run_id, options, units, command):
     return {"run_id": run_id, "kit_version": __version__, "git_commit": git_commit(), "command": command,
-            "created": now(), "ended": None, "complete": False, "runtime": {"name": options.runtime},
+            "created": layout.now(), "ended": None, "complete": False, "runtime": {"name": options.runtime},
             "options": options.to_manifest(), "units": [u.name for u in units],
             "models": {"A": model_info(options.model_a), "B": model_info(options.model_b)},
             "server_args": {u.name: scenarios.ARMS[u.arm].server_args() for u in units},
@@ -141,7 +136,7 @@ def open_resume(results_dir, run_id, given, command):
         manifest.update(options=options.to_manifest(), units=[u.name for u in plan.units(options)])
         for key, empty in (("jobs", []), ("h2d", {}), ("resumes", [])):
             manifest.setdefault(key, empty)
-    manifest["resumes"].append({"at": now(), "command": command})
+    manifest["resumes"].append({"at": layout.now(), "command": command})
     return run_dir, manifest, options
 
 
@@ -182,11 +177,11 @@ class Execution:
         arm_job = ArmJob(self.manifest["run_id"], job.unit.name, job.repeat, argv, gpu=lane.gpu,
                          model_paths=[m["path"] for m in self.manifest["models"].values() if m["path"]])
         task = Task(self, job)
-        started, t0 = now(), time.monotonic()
+        started, t0 = layout.now(), time.monotonic()
         code = self.runtime.run_arm(arm_job, out, lambda line: self.progress.line(task, lane, line))
         status = {"arm": job.unit.name, "repeat": job.repeat, "ok": code == 0, "exit_code": code,
                   "seconds": round(time.monotonic() - t0, 3), "host": socket.gethostname(),
-                  "ended": now(), "error": None if code == 0 else last_error(out)}
+                  "ended": layout.now(), "error": None if code == 0 else last_error(out)}
         layout.write_json(out / layout.STATUS, status)
         record = dict(status, unit=job.unit.name, lane=lane.label, started=started,
                       gpu=lane.gpu.record() if lane.gpu else None,
@@ -285,7 +280,7 @@ def stop(works, scheduler, say):
     old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         for work in works:
-            work.stamp(complete=False, interrupted=now())
+            work.stamp(complete=False, interrupted=layout.now())
         say("interrupted: stopping every job of the run ...")
         scheduler.stop()
         for work in works:
@@ -382,7 +377,7 @@ def finish(works, say, tty):
         mine = [s for t, s in statuses.items() if t.work is w]
         left = [t.job for t in not_run if t.work is w]
         w.manifest.pop("interrupted", None)
-        w.stamp(complete=not left, ended=now())
+        w.stamp(complete=not left, ended=layout.now())
         results.write_tables(results.load_run(w.run_dir.path), plan.table_numbers(w.options))
         failed = sum(1 for s in mine if isinstance(s, Exception) or not s.get("ok"))
         outcomes.append(Outcome(w, failed, left, retired))

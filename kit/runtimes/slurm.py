@@ -30,16 +30,15 @@ import subprocess
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
 
+from kit import layout
 from kit.checks import Check
+from kit.runtimes.docker import HF_CACHE_TARGET, OUT, container_spec
+from kit.runtimes.local import cache_env
 
 KIT_ROOT = Path(__file__).resolve().parents[2]   # the folder that holds the `kit` package
-OUT = "/sleepkit/out"                           # out_dir inside the container
-HF_CACHE_TARGET = "/root/.cache/huggingface"
-COMPILE_CACHE_VOLUME, COMPILE_CACHE_TARGET = "sleepkit-compile-cache", "/root/.cache/vllm"
 SHARED_CACHE = "$HOME/.cache/sleepkit/compile"  # --cache shared, direct: on the node, like local.py's
 LOG, SCRIPT, RECORD = "workload.log", "job.sbatch", "slurm.json"
 MARK = "sleepkit-slurm:"                         # the job's first output line: node and GPUs
@@ -96,10 +95,6 @@ def job_comment(view):
 
 
 COMMENT = re.compile(r"sleepkit run=(\S+) arm=(\S+) repeat=(\d+)")
-
-
-def now():
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # -- Slurm commands ---------------------------------------------------------------------------------
@@ -274,12 +269,6 @@ def parse_mark(line):
     return dict(re.findall(r"(\w+)=(\S*)", line[len(MARK):]))
 
 
-def write_json(path, data):
-    tmp = Path(f"{path}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-
-
 # -- the batch script -------------------------------------------------------------------------------
 
 WAIT = """\
@@ -302,8 +291,7 @@ def direct_body(view, out_dir, python, cache):
         lines += ['CACHE="$(mktemp -d "${TMPDIR:-/tmp}/sleepkit-cache-XXXXXX")"', 'trap \'rm -rf "$CACHE"\' EXIT']
     else:
         lines.append(f'CACHE="{SHARED_CACHE}"')
-    lines.append('export VLLM_CACHE_ROOT="$CACHE/vllm" TORCHINDUCTOR_CACHE_DIR="$CACHE/inductor" '
-                 'TRITON_CACHE_DIR="$CACHE/triton"')
+    lines.append("export " + " ".join(f'{k}="{v}"' for k, v in cache_env("$CACHE").items()))
     lines.append(f"trap 'echo \"{MARK} SIGTERM: waiting for the workload to stop its servers\"' TERM")
     cmd = [python, "-m", "kit.workload", *view.argv, "--out", str(out_dir)]
     lines.append(" ".join(shlex.quote(c) for c in cmd) + " &")
@@ -327,23 +315,24 @@ def gpu_lines(tool, access, cdi_kind):
             'VISIBLE="$(seq -s, 0 $((n - 1)))"   # the container sees only the job\'s GPUs, from 0']
 
 
-def container_body(view, out_dir, tool, image, cache, hf_cache, access, cdi_kind, stop_timeout):
-    """The workload in the kit's image: the same container as the Docker runtime's, GPUs from Slurm."""
-    name = job_name(view)
-    hf = str(Path(hf_cache).expanduser().resolve())
-    env = {"VLLM_SERVER_DEV_MODE": "1", **view.env}
-    mounts = [f"{out_dir}:{OUT}", f"{hf}:{HF_CACHE_TARGET}"] + [f"{p}:{p}:ro" for p in view.model_paths]
-    if cache == "shared":
-        mounts.append(f"{COMPILE_CACHE_VOLUME}:{COMPILE_CACHE_TARGET}")
-        env.update(TORCHINDUCTOR_CACHE_DIR=f"{COMPILE_CACHE_TARGET}/torchinductor",
-                   TRITON_CACHE_DIR=f"{COMPILE_CACHE_TARGET}/triton")
-    labels = {"sleepkit.run": view.run_id, "sleepkit.arm": view.arm, "sleepkit.repeat": str(view.repeat)}
+def volume(mount):
+    """A mount of a container spec as a `-v` value for podman or docker run."""
+    return f"{mount['source']}:{mount['target']}" + (":ro" if mount["read_only"] else "")
+
+
+def container_body(job, out_dir, tool, image, cache, hf_cache, access, cdi_kind, stop_timeout):
+    """The workload in the kit's image: the Docker runtime's container (kit.runtimes.docker.container_spec),
+    run by podman or docker in the job, with the results bound in and the GPUs Slurm gave the job."""
+    spec = container_spec(job, image, None, hf_cache, cache)
+    name = spec["name"]
+    hf = next(m["source"] for m in spec["mounts"] if m["target"] == HF_CACHE_TARGET)
     q = shlex.quote
     opts = [f"--name {q(name)}", "--rm", "--network host", "--ipc host", "--init"]
-    opts += [f"--label {q(k + '=' + v)}" for k, v in labels.items()] + ['--label "sleepkit.slurm_job=$SLURM_JOB_ID"']
-    opts += [f"-v {q(m)}" for m in mounts] + [f"-e {q(k + '=' + v)}" for k, v in sorted(env.items())]
+    opts += [f"--label {q(k + '=' + v)}" for k, v in spec["labels"].items()] + ['--label "sleepkit.slurm_job=$SLURM_JOB_ID"']
+    opts += [f"-v {q(v)}" for v in [f"{out_dir}:{OUT}"] + [volume(m) for m in spec["mounts"]]]
+    opts += [f"-e {q(k + '=' + v)}" for k, v in sorted(spec["environment"].items())]
     opts += ['-e "CUDA_VISIBLE_DEVICES=$VISIBLE"', '${HF_TOKEN:+--env HF_TOKEN}', '${GPU_ARGS[@]+"${GPU_ARGS[@]}"}']
-    command = " ".join(q(a) for a in [*view.argv, "--out", OUT])
+    command = " ".join(q(a) for a in spec["command"])
     return [f"{tool} rm -f {q(name)} >/dev/null 2>&1 || true   # left over from an interrupted attempt",
             *gpu_lines(tool, access, cdi_kind),
             f"mkdir -p {q(hf)}",
@@ -440,7 +429,7 @@ class SlurmRuntime:
             f'echo "{MARK} job=$SLURM_JOB_ID node=${{SLURMD_NODENAME:-$(hostname -s)}} '
             f'CUDA_VISIBLE_DEVICES=${{CUDA_VISIBLE_DEVICES-}} SLURM_JOB_GPUS=${{SLURM_JOB_GPUS-}}"']
         if self.container:
-            lines += container_body(view, out_dir, self.container, self.image, self.cache, self.hf_cache,
+            lines += container_body(job, out_dir, self.container, self.image, self.cache, self.hf_cache,
                                     self.gpu_access, self.cdi_kind, self.stop_timeout)
         else:
             lines += direct_body(view, out_dir, self.python, self.cache)
@@ -480,13 +469,13 @@ class SlurmRuntime:
             tail = LogTail(log)      # from here on, what workload.log gets is this job's
             job_id = self._submit(view, script)
         except SlurmError as e:
-            write_json(out_dir / RECORD, dict(record, job_id=None, state="NOT_SUBMITTED", reason=str(e)))
+            layout.write_json(out_dir / RECORD, dict(record, job_id=None, state="NOT_SUBMITTED", reason=str(e)))
             say(f"arm failed: {e}")
             return START_FAILED
         finally:
             self.order.mark(key)
-        record.update(job_id=job_id, submitted=now())
-        write_json(out_dir / RECORD, record)
+        record.update(job_id=job_id, submitted=layout.now())
+        layout.write_json(out_dir / RECORD, record)
         on_line(f"slurm: submitted job {job_id} ({job_name(view)})")
         self.states.follow(job_id)
         try:
@@ -497,8 +486,8 @@ class SlurmRuntime:
             details = job_details(job_id)
         except SlurmError as e:
             details = {"state": "UNKNOWN", "reason": str(e)}
-        record.update({k: v for k, v in details.items() if v is not None}, gpus=seen["gpus"], ended=now())
-        write_json(out_dir / RECORD, record)
+        record.update({k: v for k, v in details.items() if v is not None}, gpus=seen["gpus"], ended=layout.now())
+        layout.write_json(out_dir / RECORD, record)
         line = failure_line(job_id, details, seen["workload_said"], view.run_id)
         if line:
             say(line)
