@@ -45,7 +45,7 @@ class RunOptions:
                                              "the study's arguments")
     ready_timeout: float = _o(_ARM["ready_timeout"], "seconds a server may take to start")
     call_timeout: float = _o(_ARM["call_timeout"], "seconds one HTTP call may take")
-    cache: str = _o("cold", "compile caches: cold = empty per arm (fair); shared = one persistent cache",
+    cache: str = _o("cold", "compile caches: cold = empty per arm (fair); shared = persistent, one per GPU",
                     choices=CACHES)
     gpus: str = _o("all", "GPUs the run may use, one arm per GPU at a time: all, none, or ids like 0,1")
     gpu_access: str = _o("auto", "docker: how the GPU enters a container (auto picks what this engine "

@@ -155,7 +155,7 @@ def test_run_arm_collects_results_and_removes_the_container(docker_client, doubl
 def test_shared_cache_mounts_one_volume(run_id):
     spec = container_spec(job_for(run_id), "img", cache="shared")
     (vol,) = [m for m in spec["mounts"] if m["type"] == "volume"]
-    assert (vol["source"], vol["target"]) == ("sleepkit-compile-cache", COMPILE_CACHE_TARGET)
+    assert (vol["source"], vol["target"]) == ("sleepkit-compile-cache-gpu-any", COMPILE_CACHE_TARGET)
     assert spec["environment"]["TORCHINDUCTOR_CACHE_DIR"].startswith(COMPILE_CACHE_TARGET + "/")
     assert "HF_TOKEN" not in spec["environment"] and spec["pass_env"] == ["HF_TOKEN"]
 

@@ -253,6 +253,34 @@ def test_host_runtime_gives_vllm_an_index_and_the_workload_the_uuid():
     assert memory.visible_ids({}) is None
 
 
+def test_a_shared_compile_cache_is_one_per_gpu(monkeypatch, tmp_path):
+    """Servers starting at once on two GPUs never write one compile cache (vLLM 0.11.0 clobbers it), on
+    every runtime; jobs on one GPU, which run one after another, share theirs."""
+    import subprocess
+    from types import SimpleNamespace
+    from kit.runtimes import ArmJob, docker, local, slurm
+    rt, seen = local.LocalRuntime(cache="shared"), []
+    monkeypatch.setattr(rt, "_run", lambda job, out, on_line, env: seen.append(env["VLLM_CACHE_ROOT"]) or 0)
+    jobs = [ArmJob(run_id="r", unit="l1", repeat=1, argv=[], gpu=g) for g in (Gpu("0"), G1, Gpu("0"), None)]
+    for job in jobs:
+        rt.run_arm(job, tmp_path / "out", print)
+    assert seen[0] == seen[2] and len(set(seen)) == 3 and all(s.startswith(str(local.SHARED_CACHE)) for s in seen)
+    volumes = [next(m["source"] for m in docker.container_spec(job, "img", cache="shared")["mounts"]
+                    if m["type"] == "volume") for job in jobs]
+    assert volumes[0] == volumes[2] and len(set(volumes)) == 3
+
+    def on_node(node, gpus, script):
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "SLURMD_NODENAME": node, "SLURM_JOB_GPUS": gpus}
+        return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, check=True).stdout
+    body = slurm.direct_body(SimpleNamespace(env={}, argv=[]), tmp_path, "python3", "shared")
+    direct = "\n".join(line for line in body if not line.endswith("&")) + '\necho "$VLLM_CACHE_ROOT"'
+    roots = [on_node(n, g, direct) for n, g in (("n1", "0"), ("n1", "1"), ("n2", "0"), ("n1", "0"))]
+    assert roots[0] == roots[3] and len(set(roots)) == 3 and roots[0].startswith(f"{tmp_path}/.cache/sleepkit/")
+    cache_volume = next(m for m in docker.container_spec(jobs[0], "img", cache="shared")["mounts"]
+                        if m["type"] == "volume")
+    assert on_node("n1", "1", f"echo {slurm.volume(cache_volume)}") == f"{volumes[1]}:{docker.COMPILE_CACHE_TARGET}\n"
+
+
 def test_no_gpu_means_no_gpu_settings():
     assert gpu_access.settings("devices", []) == {"mode": "none", "device_requests": [], "devices": [],
                                                    "mounts": [], "environment": {}}

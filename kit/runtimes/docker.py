@@ -17,6 +17,7 @@ from pathlib import Path
 
 from kit import image as images
 from kit.runtimes import gpu_access
+from kit.runtimes.local import cache_slot
 
 OUT = "/sleepkit/out"
 HF_CACHE_TARGET = "/root/.cache/huggingface"
@@ -40,8 +41,8 @@ def container_spec(job, image, gpu=None, hf_cache="~/.cache/huggingface", cache=
                 "read_only": True} for p in job.model_paths]
     mounts += gpu["mounts"]
     if cache == "shared":   # cold: nothing mounted, a fresh container starts with empty compile caches
-        mounts.append({"type": "volume", "source": COMPILE_CACHE_VOLUME, "target": COMPILE_CACHE_TARGET,
-                       "read_only": False})
+        mounts.append({"type": "volume", "source": f"{COMPILE_CACHE_VOLUME}-{cache_slot(job.gpu)}",
+                       "target": COMPILE_CACHE_TARGET, "read_only": False})
         env.update(TORCHINDUCTOR_CACHE_DIR=f"{COMPILE_CACHE_TARGET}/torchinductor",
                    TRITON_CACHE_DIR=f"{COMPILE_CACHE_TARGET}/triton")
     return {"image": image, "command": list(job.argv) + ["--out", OUT], "environment": env,
@@ -234,7 +235,8 @@ class DockerRuntime:
         return {"name": self.name, "image": images.image_info(self.prepare(), self.client),
                 "engine": {"version": version.get("Version"), "api_version": version.get("ApiVersion")},
                 "gpu_access": {"requested": self.requested_access, "mode": self.access, "why": self.access_reason},
-                "cache": self.cache, "compile_cache_volume": COMPILE_CACHE_VOLUME if self.cache == "shared" else None,
+                "cache": self.cache,
+                "compile_cache_volume": f"{COMPILE_CACHE_VOLUME}-gpu<id>" if self.cache == "shared" else None,
                 "hf_cache": str(Path(self.hf_cache).expanduser()), "ipc_mode": "host", "network_mode": "host"}
 
 

@@ -1,5 +1,6 @@
 """Host runtime: the workload runs as a subprocess of `kit run` (bare metal, a Slurm job, no Docker)."""
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -18,6 +19,14 @@ def cache_env(root):
     root = Path(root)
     return {"VLLM_CACHE_ROOT": str(root / "vllm"), "TORCHINDUCTOR_CACHE_DIR": str(root / "inductor"),
             "TRITON_CACHE_DIR": str(root / "triton")}
+
+
+def cache_slot(gpu):
+    """--cache shared keeps one compile cache per GPU: servers starting at once on two GPUs would write the
+    same artifacts at once, and vLLM before 0.11.1 saves them as folders that such writes clobber (vllm#24601)."""
+    if gpu is None or gpu.id == "all":
+        return "gpu-any"
+    return "gpu" + re.sub(r"[^A-Za-z0-9_.-]", "_", gpu.id)
 
 
 def gpu_env(gpu):
@@ -44,7 +53,8 @@ class LocalRuntime:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         # cold: every arm compiles from scratch, so arms are compared fairly
-        cache = Path(tempfile.mkdtemp(prefix="sleepkit-cache-")) if self.cache == "cold" else SHARED_CACHE
+        cache = (Path(tempfile.mkdtemp(prefix="sleepkit-cache-")) if self.cache == "cold"
+                 else SHARED_CACHE / cache_slot(job.gpu))
         try:
             return self._run(job, out_dir, on_line, {**cache_env(cache), **gpu_env(job.gpu)})
         finally:
@@ -89,5 +99,5 @@ class LocalRuntime:
         packages = sorted(f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions()
                           if d.metadata["Name"])
         return {"name": self.name, "python": sys.version.split()[0], "executable": self.python,
-                "cache": self.cache, "compile_cache_dir": str(SHARED_CACHE) if self.cache == "shared" else None,
+                "cache": self.cache, "compile_cache_dir": f"{SHARED_CACHE}/gpu<id>" if self.cache == "shared" else None,
                 "packages": packages}

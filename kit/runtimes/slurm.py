@@ -35,11 +35,12 @@ from types import SimpleNamespace
 
 from kit import layout
 from kit.checks import Check
-from kit.runtimes.docker import HF_CACHE_TARGET, OUT, container_spec
+from kit.runtimes.docker import COMPILE_CACHE_VOLUME, HF_CACHE_TARGET, OUT, container_spec
 from kit.runtimes.local import cache_env
 
 KIT_ROOT = Path(__file__).resolve().parents[2]   # the folder that holds the `kit` package
 SHARED_CACHE = "$HOME/.cache/sleepkit/compile"  # --cache shared, direct: on the node, like local.py's
+CACHE_SLOT = "gpu${SLURM_JOB_GPUS:--any}"        # one cache per GPU, as local.cache_slot (why: there)
 LOG, SCRIPT, RECORD = "workload.log", "job.sbatch", "slurm.json"
 MARK = "sleepkit-slurm:"                         # the job's first output line: node and GPUs
 START_FAILED = 125                               # like `docker run`: the job could not be submitted
@@ -290,7 +291,7 @@ def direct_body(view, out_dir, python, cache):
     if cache == "cold":   # every arm compiles from scratch, so arms are compared fairly
         lines += ['CACHE="$(mktemp -d "${TMPDIR:-/tmp}/sleepkit-cache-XXXXXX")"', 'trap \'rm -rf "$CACHE"\' EXIT']
     else:
-        lines.append(f'CACHE="{SHARED_CACHE}"')
+        lines.append(f'CACHE="{SHARED_CACHE}/${{SLURMD_NODENAME:-node}}-{CACHE_SLOT}"')   # $HOME may be shared
     lines.append("export " + " ".join(f'{k}="{v}"' for k, v in cache_env("$CACHE").items()))
     lines.append(f"trap 'echo \"{MARK} SIGTERM: waiting for the workload to stop its servers\"' TERM")
     cmd = [python, "-m", "kit.workload", *view.argv, "--out", str(out_dir)]
@@ -316,8 +317,11 @@ def gpu_lines(tool, access, cdi_kind):
 
 
 def volume(mount):
-    """A mount of a container spec as a `-v` value for podman or docker run."""
-    return f"{mount['source']}:{mount['target']}" + (":ro" if mount["read_only"] else "")
+    """A mount of a container spec as a `-v` value for podman or docker run; the compile cache volume (the
+    only volume) is the one of the job's GPU, which Slurm names only when the job starts."""
+    if mount["type"] == "volume":
+        return f'"{COMPILE_CACHE_VOLUME}-{CACHE_SLOT}:{mount["target"]}"'
+    return shlex.quote(f"{mount['source']}:{mount['target']}" + (":ro" if mount["read_only"] else ""))
 
 
 def container_body(job, out_dir, tool, image, cache, hf_cache, access, cdi_kind, stop_timeout):
@@ -329,7 +333,7 @@ def container_body(job, out_dir, tool, image, cache, hf_cache, access, cdi_kind,
     q = shlex.quote
     opts = [f"--name {q(name)}", "--rm", "--network host", "--ipc host", "--init"]
     opts += [f"--label {q(k + '=' + v)}" for k, v in spec["labels"].items()] + ['--label "sleepkit.slurm_job=$SLURM_JOB_ID"']
-    opts += [f"-v {q(v)}" for v in [f"{out_dir}:{OUT}"] + [volume(m) for m in spec["mounts"]]]
+    opts += [f"-v {q(f'{out_dir}:{OUT}')}"] + [f"-v {volume(m)}" for m in spec["mounts"]]
     opts += [f"-e {q(k + '=' + v)}" for k, v in sorted(spec["environment"].items())]
     opts += ['-e "CUDA_VISIBLE_DEVICES=$VISIBLE"', '${HF_TOKEN:+--env HF_TOKEN}', '${GPU_ARGS[@]+"${GPU_ARGS[@]}"}']
     command = " ".join(q(a) for a in spec["command"])
