@@ -366,6 +366,26 @@ def test_compare_two_runs(tmp_path):
     assert json.loads(comparing.compare_text(cmp, "json")) == json.loads(json.dumps(cmp))
 
 
+def test_compare_says_which_ratios_have_ranges_apart(tmp_path):
+    a = results.load_run(make_run(tmp_path / "a", (1,)))
+    b = results.load_run(make_run(tmp_path / "b", (1,), arm_opts={"l1": {"scale": 10.0}}))
+    cmp = comparing.compare(results.build_table(a, 1), results.build_table(b, 1), 1)
+    sw = next(r for r in cmp["rows"] if r["metric"] == "switch" and r["model"] == "A")
+    assert (sw["arms"]["l1"]["overlap"], sw["arms"]["nosleep"]["overlap"]) == (False, True)  # 0.1..0.3 vs 1..3
+    line = next(x for x in comparing.compare_text(cmp).splitlines() if x.startswith("wake / switch   A"))
+    assert "10.00 apart" in line and line.endswith(" 1.00"), line
+    assert "- apart: a's and b's min..max ranges do not overlap" in comparing.compare_text(cmp)
+
+
+def test_compare_diffs_per_arm_facts_over_the_arms_both_ran():
+    fa = {"gpu": "H200", "server_args": {"l1": ["--enable-sleep-mode"], "nosleep": None}}
+    fb = {"gpu": "H200", "server_args": {"l1": ["--enable-sleep-mode"], "nosleep": ["--x"]}}
+    assert comparing.manifest_diff(fa, fb) == {}
+    fb["server_args"]["l1"] = ["--enable-sleep-mode", "--quantization", "fp8"]
+    assert comparing.manifest_diff(fa, fb) == {"server_args.l1": {"a": fa["server_args"]["l1"],
+                                                                  "b": fb["server_args"]["l1"]}}
+
+
 def test_compare_with_published_lists_output_and_cache(tmp_path):
     run = results.load_run(make_run(tmp_path, (5,), fixed_output=True))
     cmp = comparing.compare(results.build_table(run, 5), comparing.published_table(5), 5, against_published=True)

@@ -32,6 +32,15 @@ def _short(name):
     return (name or "").rsplit("/", 1)[-1]
 
 
+def _differences(key, va, vb):
+    """{key: {a, b}} where two facts differ. A per-arm fact (a dict with null for an arm a side did not run)
+    is compared arm by arm, over the arms both sides ran: an arm one side lacks is not a difference."""
+    if isinstance(va, dict) and isinstance(vb, dict) and None in (*va.values(), *vb.values()):
+        both = [k for k in va if va[k] is not None and vb.get(k) is not None]
+        return {f"{key}.{k}": {"a": va[k], "b": vb[k]} for k in both if va[k] != vb[k]}
+    return {key: {"a": va, "b": vb}} if va != vb else {}
+
+
 def manifest_diff(fa, fb, short_models=False):
     """Keys whose values differ between two sides' facts (keys the published side lacks are left out).
     short_models: compare model names without their organisation (the blog writes "Qwen3-0.6B")."""
@@ -42,8 +51,7 @@ def manifest_diff(fa, fb, short_models=False):
         va, vb = fa[key], fb[key]
         if key == "models" and short_models:
             va, vb = ({k: _short(m["name"]) for k, m in v.items()} for v in (va, vb))
-        if va != vb:
-            diff[key] = {"a": va, "b": vb}
+        diff.update(_differences(key, va, vb))
     return diff
 
 
@@ -59,7 +67,7 @@ def compare(ta, tb, number, against_published=False):
         arms = {}
         for arm in table_arms:
             ca, cb = ra.get("arms", {}).get(arm), rb.get("arms", {}).get(arm)
-            arms[arm] = {"a": ca, "b": cb, "ratio": metrics.ratio(cb, ca)}
+            arms[arm] = {"a": ca, "b": cb, "ratio": metrics.ratio(cb, ca), "overlap": metrics.overlap(ca, cb)}
         rows.append({"metric": key[0], "model": key[1], "label": some["label"], "unit": some["unit"], "arms": arms})
     side = lambda t: {"run": t["run"], "arms": {s["arm"]: {"state": s["state"], "errors": s["errors"]}
                                                 for s in t["arms"]}}
@@ -82,6 +90,12 @@ def _cell(cell, state, unit):
     return fmt_value(cell["median"], unit) if cell else "-"
 
 
+def _ratio(c):
+    if c["ratio"] is None:
+        return "-"
+    return fmt_value(c["ratio"], "ratio") + (" apart" if c["overlap"] is False else "")
+
+
 def compare_text(cmp, fmt="terminal"):
     if fmt == "json":
         return json.dumps(cmp, indent=2, sort_keys=True) + "\n"
@@ -97,14 +111,18 @@ def compare_text(cmp, fmt="terminal"):
             c = row["arms"][arm]
             line += [_cell(c["a"], cmp["a"]["arms"][arm]["state"], row["unit"]),
                      _cell(c["b"], cmp["b"]["arms"][arm]["state"], row["unit"]),
-                     fmt_value(c["ratio"], "ratio") if c["ratio"] is not None else "-"]
+                     _ratio(c)]
         grid.append(line)
     diff = [[k, json.dumps(v["a"], sort_keys=True), json.dumps(v["b"], sort_keys=True)]
             for k, v in cmp["manifest_diff"].items()]
+    ranged = any(c["overlap"] is not None for row in cmp["rows"] for c in row["arms"].values())
     head = "\n".join(f"- {x}" for x in [f"Table {cmp['table']}: {cmp['title']} - compare, ratio {cmp['ratio']}",
                                          _side_line("a", cmp["a"]), _side_line("b", cmp["b"])])
+    wrap = [None, 52, 52] if fmt == "terminal" else None   # server arguments run long
     parts = [head, tabulate(grid, headers, tablefmt=tablefmt, disable_numparse=True,
                             colalign=["left", "left"] + ["right"] * (len(headers) - 2)),
-             tabulate(diff, ["differs", "a", "b"], tablefmt=tablefmt, disable_numparse=True) if diff
-             else "- the two sides agree on: " + ", ".join(FACT_KEYS)]
+             tabulate(diff, ["differs", "a", "b"], tablefmt=tablefmt, disable_numparse=True, maxcolwidths=wrap)
+             if diff else "- the two sides agree on: " + ", ".join(FACT_KEYS)]
+    if ranged:
+        parts.append("- apart: a's and b's min..max ranges do not overlap; a ratio without it may be noise")
     return "\n\n".join(parts) + "\n"
