@@ -146,11 +146,11 @@ def run(ctx, tables, all_tables, arms, results_dir, run_id, resume_id, dry_run, 
 
 def show_outcomes(outcomes):
     """The tables of each run (a group of runs: side by side), where they are, what next; and how it ended."""
-    from kit import plan, results
+    from kit import results
     from kit.results import compare as comparing
     from kit.results import render
     runs = [results.load_run(o.work.run_dir.path) for o in outcomes]
-    numbers = plan.table_numbers(runs[0].options)
+    numbers = runs[0].options.table_numbers()
     if len(runs) == 1:
         click.echo(render.text([results.build_table(runs[0], n) for n in numbers]))
     for other in runs[1:]:

@@ -97,6 +97,12 @@ class RunOptions:
             raise BadInput(f"unknown arm {unknown[0]!r}", f"one of {', '.join(scenarios.ARMS)}")
         return self
 
+    def table_numbers(self):
+        """The tables a run shows: those asked for, or with --arm, every table using one of those arms."""
+        if self.arms:
+            return [n for n, t in scenarios.TABLES.items() if set(t.arms) & set(self.arms)]
+        return sorted(int(n) for n in self.tables)
+
     def arm_options(self, arm, script, repeat, run_id, measure_h2d=False):
         """What the workload of one arm repeat is given (its argv: .to_argv())."""
         return ArmOptions(arm=arm, script=script, run_id=run_id, repeat=repeat, model_a=self.model_a,

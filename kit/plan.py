@@ -26,19 +26,12 @@ class Job:
         return f"{self.unit.name} r{self.repeat}"
 
 
-def table_numbers(options):
-    """The tables a run shows: those asked for, or with --arm, every table using one of those arms."""
-    if options.arms:
-        return [n for n, t in scenarios.TABLES.items() if set(t.arms) & set(options.arms)]
-    return list(options.tables)
-
-
 def units(options):
     """The units of a run, in the order the tables (or --arm) name them."""
     found = {}
     if options.arms:
         for arm in dict.fromkeys(options.arms):
-            found[arm] = Unit(arm, arm, "", tuple(n for n in table_numbers(options) if arm in scenarios.TABLES[n].arms))
+            found[arm] = Unit(arm, arm, "", tuple(n for n in options.table_numbers() if arm in scenarios.TABLES[n].arms))
         return list(found.values())
     for n in options.tables:
         t = scenarios.TABLES[n]

@@ -343,7 +343,7 @@ def run(options, results_dir, run_id=None, resume=None, given=None, command=None
         run_dir.write_manifest(manifest)
         return finish([Execution(run_dir, manifest, options, runtime)], say, tty)
     options.check()
-    base = layout.check_run_id(run_id) if run_id else new_run_id(results_dir, plan.table_numbers(options))
+    base = layout.check_run_id(run_id) if run_id else new_run_id(results_dir, options.table_numbers())
     parts = partitions(options)
     group = {"id": base, "runs": [f"{base}-{p}" for p in parts]} if len(parts) > 1 else None
     members = [(options.with_(slurm_partition=p), f"{base}-{p}") for p in parts] if group else [(options, base)]
@@ -363,7 +363,7 @@ def finish(works, say, tty):
     options = works[0].options
     lanes = lanes_for(options, len(tasks))
     say(f"run {', '.join(w.manifest['run_id'] for w in works)}: tables "
-        f"{', '.join(map(str, plan.table_numbers(options)))}; {len(tasks)} of {sum(map(len, jobs.values()))} jobs "
+        f"{', '.join(map(str, options.table_numbers()))}; {len(tasks)} of {sum(map(len, jobs.values()))} jobs "
         f"to run ({', '.join(t.key for t in tasks) or 'none'}); runtime {options.runtime} on "
         f"{', '.join(lane.label for lane in lanes[:8])}{' ...' if len(lanes) > 8 else ''}; "
         f"results in {', '.join(str(w.run_dir.path) for w in works)}")
@@ -378,7 +378,7 @@ def finish(works, say, tty):
         left = [t.job for t in not_run if t.work is w]
         w.manifest.pop("interrupted", None)
         w.stamp(complete=not left, ended=layout.now())
-        results.write_tables(results.load_run(w.run_dir.path), plan.table_numbers(w.options))
+        results.write_tables(results.load_run(w.run_dir.path), w.options.table_numbers())
         failed = sum(1 for s in mine if isinstance(s, Exception) or not s.get("ok"))
         outcomes.append(Outcome(w, failed, left, retired))
     return outcomes
@@ -386,7 +386,7 @@ def finish(works, say, tty):
 
 def describe_plan(options, todo, lanes, runtime=None, results_dir="results"):
     """The lines of --dry-run: jobs in order, lanes, and every server command (or batch script)."""
-    lines = [f"plan: tables {', '.join(map(str, plan.table_numbers(options)))} -> {len(todo)} job(s), longest "
+    lines = [f"plan: tables {', '.join(map(str, options.table_numbers()))} -> {len(todo)} job(s), longest "
              f"first: {', '.join(j.key for j in todo) or 'none'}",
              f"runtime {options.runtime}; protocol {options.protocol}; cache {options.cache}; lanes: "
              + ", ".join(lane.label for lane in lanes)]

@@ -116,6 +116,16 @@ def test_bundling_rerenders_tables_and_missing_figures_only(run_dir, monkeypatch
     assert drawn == [[1, 4]]
 
 
+def test_an_arm_run_is_bundled_with_the_tables_kit_run_wrote_rerendered(tmp_path):
+    """`kit run --arm l1` shows Tables 1-4 (each uses l1); bundling refreshes those same four."""
+    run_dir = fabricate_run(tmp_path, (), arms=("l1",), run_id="arm-l1")
+    assert results.load_run(run_dir).tables == [1, 2, 3, 4]
+    results.write_tables(results.load_run(run_dir))
+    (run_dir / "tables" / "table2.json").write_text("{}\n")                  # as an older kit left it
+    path = bundle.make_bundle(run_dir, render=render_outputs, figures=False)
+    assert bundle.verify_bundle(path) == [] and json.loads((run_dir / "tables" / "table2.json").read_text())["table"] == 2
+
+
 @pytest.mark.parametrize("edit, resum, expected", [
     (lambda f: f.__setitem__("l1/r1/events.jsonl", f["l1/r1/events.jsonl"].replace(b'"ok": true', b'"ok": false', 1)),
      False, "checksum mismatch (file changed): l1/r1/events.jsonl"),

@@ -294,6 +294,8 @@ def test_two_gpus_run_two_arms_at_once_one_gpu_each(results):
     (a, b) = sorted(jobs, key=lambda j: j["started"])
     assert b["started"] < a["ended"]                        # they ran side by side
     assert "[gpu 0]" in r.stdout and "[gpu 1]" in r.stdout
+    table = (run / "tables" / "table1.md").read_text()      # and the table says so, next to the loads
+    assert "jobs at once: 2" in table and "up to 2 jobs ran at once, one per GPU" in table
 
 
 def test_a_second_ctrl_c_still_stamps_the_run_and_prints_the_resume_command(results):

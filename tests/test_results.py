@@ -348,6 +348,15 @@ def test_schema_1_records_still_read(tmp_path):
     assert results.build_table(run, 1)["arms"][0]["checks_passed"] == 16
 
 
+def test_most_jobs_at_once_comes_from_the_start_and_end_stamps():
+    from kit.results.tables import most_at_once
+    job = lambda start, end: {"started": f"2026-01-01T00:{start:02d}:00Z", "ended": f"2026-01-01T00:{end:02d}:00Z"}
+    assert most_at_once([job(0, 5), job(5, 9), job(9, 12)]) == 1               # back to back: serial
+    assert most_at_once([job(0, 5), job(1, 9), job(2, 3), job(6, 7)]) == 3
+    assert most_at_once([job(0, 5), {"started": "2026-01-01T00:01:00Z", "ended": None}]) == 1   # unfinished
+    assert most_at_once([]) == 0
+
+
 # -- compare -------------------------------------------------------------------------------------------
 def test_compare_two_runs(tmp_path):
     env_b = dict(ENV, gpus=[{"index": 0, "name": "NVIDIA A100-SXM4-80GB", "memory_mib": 81920}])

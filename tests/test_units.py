@@ -109,7 +109,7 @@ def test_plan_units_and_longest_first():
     seed = RunOptions(tables=(4, 5), protocol="seed")
     assert [u.name for u in plan.units(seed)] == ["l1", "l2", "l2@online_sleep2_nosleep", "nosleep"]
     only = RunOptions(arms=("l2",))
-    assert plan.table_numbers(only) == [4, 5] and [u.name for u in plan.units(only)] == ["l2"]
+    assert only.table_numbers() == [4, 5] and [u.name for u in plan.units(only)] == ["l2"]
 
 
 # -- the scheduler ---------------------------------------------------------------------------------------

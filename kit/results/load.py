@@ -41,9 +41,9 @@ class Run:
 
     @property
     def tables(self):
-        """The tables the run was made for, else those whose arms it has."""
-        if self.options.tables:
-            return sorted(int(n) for n in self.options.tables)
+        """The tables the run was made for (as `kit run` wrote them), else those whose arms it has."""
+        if self.options.tables or self.options.arms:
+            return self.options.table_numbers()
         return [n for n in scenarios.TABLES if all(self.unit_for(n, a) in self.units for a in scenarios.TABLES[n].arms)]
 
     def unit_for(self, number, arm):

@@ -48,7 +48,8 @@ def header_lines(facts):
             + f" | driver {na('driver')}",
             models_line(facts),
             f"protocol: {na('protocol')} | repeats: {na('repeat')} | compile cache: {na('cache')}"
-            + f" | runtime: {na('runtime')}"]
+            + f" | runtime: {na('runtime')}" + (f" | jobs at once: {facts['at_once']}" if facts.get("at_once", 0) > 1
+                                                else "")]
 
 
 def state_line(s):

@@ -34,6 +34,17 @@ def gpu_name(env):
     return " + ".join(sorted(set(names)))
 
 
+def most_at_once(jobs):
+    """The most jobs of a run that ran at the same moment, from the manifest's start and end stamps."""
+    marks = sorted([(j["started"], 1) for j in jobs if j.get("started") and j.get("ended")]
+                   + [(j["ended"], -1) for j in jobs if j.get("started") and j.get("ended")])
+    running = most = 0
+    for _, step in marks:          # an end sorts before a start at the same stamp
+        running += step
+        most = max(most, running)
+    return most
+
+
 def run_facts(run, arms=None):
     """What identifies a run: GPU, versions, models, protocol, options (headers, compare, figures)."""
     m, o = run.manifest, run.options
@@ -44,6 +55,7 @@ def run_facts(run, arms=None):
             "torch": env_get(env, "torch"), "cuda": env_get(env, "cuda"), "driver": env_get(env, "driver"),
             "models": models, "protocol": o.protocol, "fixed_output": o.fixed_output, "cache": o.cache,
             "repeat": o.repeat, "runtime": o.runtime, "complete": m.get("complete"),
+            "at_once": most_at_once(m.get("jobs") or []),
             "server_args": {a: server_args.get(a) for a in (arms or sorted(server_args))}}
 
 
@@ -132,6 +144,10 @@ def _notes(facts, table_arms, refs):
                      + "; the figures show no set-up sleeps")
     notes.append(f"ratio = {table_arms[1]} median / {table_arms[0]} median (for times: >1 means "
                  f"{table_arms[0]} is faster); '- <part>' rows are the timed parts of a wake")
+    if facts["at_once"] > 1:
+        notes.append(f"up to {facts['at_once']} jobs ran at once, one per GPU: their servers started and stopped "
+                     "alongside each other on one host, so loads, stops and totals are not those of a serial run "
+                     "(one id in --gpus runs serially)")
     if facts["repeat"] and facts["repeat"] >= 2:
         notes.append("spread: the coefficient of variation (standard deviation / mean) of each arm over rounds and "
                      "repeats; 'overlap' = the two arms' min..max ranges overlap, so the difference may be noise")
