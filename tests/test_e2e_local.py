@@ -298,6 +298,31 @@ def test_two_gpus_run_two_arms_at_once_one_gpu_each(results):
     assert "jobs at once: 2" in table and "up to 2 jobs ran at once, one per GPU" in table
 
 
+def test_ctrl_c_stops_both_lanes_and_resume_runs_them_on_both_gpus_again(results):
+    cmd = kit_cmd("run", "1", *run_args(results, double_config(marker="e2e-2lanes")), "--gpus", "0,1")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    for line in proc.stdout:            # l1's B is up while nosleep, the longer job, runs on the other GPU
+        if re.search(r"l1 r1: done\s+load B round 0 .* ok", line):
+            proc.send_signal(signal.SIGINT)
+            break
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert not leftover_servers("e2e-2lanes")
+    run = only_run(results)
+    jobs = json.loads((run / "manifest.json").read_text())["jobs"]
+    assert sorted(j["lane"] for j in jobs) == ["gpu 0", "gpu 1"] and not any(j["ok"] for j in jobs)
+    printed = re.search(r"`(kit run --resume [^`]+)`", err).group(1)
+    r = subprocess.run(kit_cmd(*shlex.split(printed)[1:]), capture_output=True, text=True, env=env, cwd=ROOT,
+                       timeout=240)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "2 of 2 jobs to run (nosleep r1, l1 r1)" in r.stdout
+    assert "[gpu 0]" in r.stdout and "[gpu 1]" in r.stdout
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["complete"] is True and manifest["options"]["gpus"] == "0,1"
+    assert all(j["ok"] for j in manifest["jobs"]) and not leftover_servers("e2e-2lanes")
+
+
 def test_a_second_ctrl_c_still_stamps_the_run_and_prints_the_resume_command(results):
     cmd = kit_cmd("run", "1", *run_args(results, double_config(marker="e2e-twice")))
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
