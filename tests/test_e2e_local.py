@@ -165,24 +165,38 @@ def test_a_500_on_reload_fails_only_the_level2_arm(results):
     assert not leftover_servers("e2e-500")
 
 
+CLI_ENV = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+
+
+def interrupt_when(cmd, pattern, signals=1):
+    """Run the CLI, send SIGINT (`signals` times at once) when a stdout line matches; (exit status, stderr)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=CLI_ENV, cwd=ROOT)
+    for line in proc.stdout:
+        if re.search(pattern, line):
+            for _ in range(signals):
+                proc.send_signal(signal.SIGINT)
+            break
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, err
+
+
+def resume_as_printed(err):
+    """Run the `kit run --resume ...` command that an interrupted run printed."""
+    printed = re.search(r"`(kit run --resume [^`]+)`", err).group(1)
+    return subprocess.run(kit_cmd(*shlex.split(printed)[1:]), capture_output=True, text=True, env=CLI_ENV, cwd=ROOT,
+                          timeout=240)
+
+
 def test_interrupt_stops_everything_and_the_printed_resume_command_finishes(results):
     cfg = double_config(marker="e2e-interrupt")
     cmd = kit_cmd("run", "1", *run_args(results, cfg), "--cache", "shared", "--ready-timeout", "120")
-    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
-    for line in proc.stdout:            # interrupt right after model B's server is up in the l1 arm
-        if re.search(r"l1 r1: done\s+load B round 0 .* ok", line):
-            proc.send_signal(signal.SIGINT)
-            break
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    code, err = interrupt_when(cmd, r"l1 r1: done\s+load B round 0 .* ok")   # right after model B is up in l1
+    assert code == 130, err
     assert not leftover_servers("e2e-interrupt")
     run = only_run(results)
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["complete"] is False and manifest["interrupted"]
-    printed = re.search(r"`(kit run --resume [^`]+)`", err).group(1)
-    r = subprocess.run(kit_cmd(*shlex.split(printed)[1:]), capture_output=True, text=True, env=env, cwd=ROOT,
-                       timeout=240)
+    r = resume_as_printed(err)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "1 of 2 jobs to run (l1 r1)" in r.stdout
     manifest = json.loads((run / "manifest.json").read_text())
@@ -300,21 +314,13 @@ def test_two_gpus_run_two_arms_at_once_one_gpu_each(results):
 
 def test_ctrl_c_stops_both_lanes_and_resume_runs_them_on_both_gpus_again(results):
     cmd = kit_cmd("run", "1", *run_args(results, double_config(marker="e2e-2lanes")), "--gpus", "0,1")
-    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
-    for line in proc.stdout:            # l1's B is up while nosleep, the longer job, runs on the other GPU
-        if re.search(r"l1 r1: done\s+load B round 0 .* ok", line):
-            proc.send_signal(signal.SIGINT)
-            break
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    code, err = interrupt_when(cmd, r"l1 r1: done\s+load B round 0 .* ok")   # nosleep runs on the other GPU
+    assert code == 130, err
     assert not leftover_servers("e2e-2lanes")
     run = only_run(results)
     jobs = json.loads((run / "manifest.json").read_text())["jobs"]
     assert sorted(j["lane"] for j in jobs) == ["gpu 0", "gpu 1"] and not any(j["ok"] for j in jobs)
-    printed = re.search(r"`(kit run --resume [^`]+)`", err).group(1)
-    r = subprocess.run(kit_cmd(*shlex.split(printed)[1:]), capture_output=True, text=True, env=env, cwd=ROOT,
-                       timeout=240)
+    r = resume_as_printed(err)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "2 of 2 jobs to run (nosleep r1, l1 r1)" in r.stdout
     assert "[gpu 0]" in r.stdout and "[gpu 1]" in r.stdout
@@ -325,15 +331,8 @@ def test_ctrl_c_stops_both_lanes_and_resume_runs_them_on_both_gpus_again(results
 
 def test_a_second_ctrl_c_still_stamps_the_run_and_prints_the_resume_command(results):
     cmd = kit_cmd("run", "1", *run_args(results, double_config(marker="e2e-twice")))
-    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
-    for line in proc.stdout:
-        if re.search(r"done\s+load A round 1 .* ok", line):
-            proc.send_signal(signal.SIGINT)
-            proc.send_signal(signal.SIGINT)
-            break
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    code, err = interrupt_when(cmd, r"done\s+load A round 1 .* ok", signals=2)
+    assert code == 130, err
     assert "kit run --resume" in err and "Traceback" not in err
     manifest = json.loads((only_run(results) / "manifest.json").read_text())
     assert manifest["complete"] is False and manifest["interrupted"]
