@@ -90,7 +90,7 @@ def double_image(docker_client, kit_image):
 
 
 @pytest.fixture
-def run_id(docker_client):
+def docker_run_id(docker_client):
     """A fresh run id; every container still labelled with it afterwards is a test failure (and removed)."""
     rid = f"pytest-{uuid.uuid4().hex[:10]}"
     yield rid

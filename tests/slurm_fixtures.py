@@ -65,7 +65,7 @@ def slurm_cluster():
 
 
 @pytest.fixture
-def run_id(slurm_cluster):
+def slurm_run_id(slurm_cluster):
     """A fresh run id; any job of it still queued afterwards is a failure (and is cancelled)."""
     rid = f"pytest-{uuid.uuid4().hex[:10]}"
     yield rid

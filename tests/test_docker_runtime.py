@@ -115,12 +115,12 @@ def test_image_holds_only_the_kit_package(docker_client, kit_image):
 
 # -- one arm through the SDK -------------------------------------------------------------------------
 
-def test_run_arm_collects_results_and_removes_the_container(docker_client, double_image, run_id, tmp_path,
+def test_run_arm_collects_results_and_removes_the_container(docker_client, double_image, docker_run_id, tmp_path,
                                                              monkeypatch):
     monkeypatch.setenv("HF_TOKEN", SECRET)
     models = tmp_path / "models"
     models.mkdir()
-    job = job_for(run_id, "l1", double_cmd(double_config(marker=run_id)))
+    job = job_for(docker_run_id, "l1", double_cmd(double_config(marker=docker_run_id)))
     job.model_paths = [str(models)]
     rt = DockerRuntime(double_image, hf_cache=tmp_path / "hf", client=docker_client)
     seen, lines = [], []
@@ -128,7 +128,7 @@ def test_run_arm_collects_results_and_removes_the_container(docker_client, doubl
     def on_line(line):
         lines.append(line)
         if not seen:
-            seen.extend(c.attrs for c in labelled(docker_client, run_id))
+            seen.extend(c.attrs for c in labelled(docker_client, docker_run_id))
     out = tmp_path / "out"
     assert rt.run_arm(job, out, on_line) == 0, "\n".join(lines)
 
@@ -136,10 +136,11 @@ def test_run_arm_collects_results_and_removes_the_container(docker_client, doubl
     kinds = [e["kind"] for e in events.read(out / "events.jsonl")]
     assert kinds.count("prompt") == 6 and kinds[-1] == "total"
     assert (out / "workload.log").read_text().splitlines() == lines
-    assert not labelled(docker_client, run_id)                    # removed
+    assert not labelled(docker_client, docker_run_id)                    # removed
 
     (attrs,) = seen
-    assert {"sleepkit.run": run_id, "sleepkit.arm": "l1", "sleepkit.repeat": "1"}.items() <= attrs["Config"]["Labels"].items()
+    labels = {"sleepkit.run": docker_run_id, "sleepkit.arm": "l1", "sleepkit.repeat": "1"}
+    assert labels.items() <= attrs["Config"]["Labels"].items()
     assert attrs["HostConfig"]["NetworkMode"] == "host" and attrs["HostConfig"]["IpcMode"] == "host"
     assert attrs["Config"]["Cmd"] == job.argv + ["--out", OUT]
     env = dict(v.split("=", 1) for v in attrs["Config"]["Env"])
@@ -152,74 +153,74 @@ def test_run_arm_collects_results_and_removes_the_container(docker_client, doubl
         assert SECRET not in f.read_text(errors="replace"), f
 
 
-def test_shared_cache_mounts_one_volume(run_id):
-    spec = container_spec(job_for(run_id), "img", cache="shared")
+def test_shared_cache_mounts_one_volume():
+    spec = container_spec(job_for("pytest-spec"), "img", cache="shared")
     (vol,) = [m for m in spec["mounts"] if m["type"] == "volume"]
     assert (vol["source"], vol["target"]) == ("sleepkit-compile-cache-gpu-any", COMPILE_CACHE_TARGET)
     assert spec["environment"]["TORCHINDUCTOR_CACHE_DIR"].startswith(COMPILE_CACHE_TARGET + "/")
     assert "HF_TOKEN" not in spec["environment"] and spec["pass_env"] == ["HF_TOKEN"]
 
 
-def test_failing_workload_returns_its_status_with_the_log_tail(docker_client, double_image, run_id, tmp_path):
+def test_failing_workload_returns_its_status_with_the_log_tail(docker_client, double_image, docker_run_id, tmp_path):
     rt = DockerRuntime(double_image, hf_cache=tmp_path / "hf", client=docker_client)
-    job = job_for(run_id, "nosleep", "python3 -c 'import sys; print(\"no such model\"); sys.exit(3)'")
+    job = job_for(docker_run_id, "nosleep", "python3 -c 'import sys; print(\"no such model\"); sys.exit(3)'")
     out = tmp_path / "out"
     assert rt.run_arm(job, out, lambda line: None) == 1
     assert "exited with status 3" in runner.last_error(out)
     assert "no such model" in runner.tail(out / "workload.log")
     assert (out / "events.jsonl").exists()
-    bad = ArmJob(run_id=run_id, unit="nosleep", repeat=2, argv=["--arm", "no-such-arm"])
+    bad = ArmJob(run_id=docker_run_id, unit="nosleep", repeat=2, argv=["--arm", "no-such-arm"])
     assert rt.run_arm(bad, tmp_path / "bad", lambda line: None) == 2          # argparse usage error
     assert "invalid choice" in (tmp_path / "bad" / "workload.log").read_text()
-    assert not labelled(docker_client, run_id)
+    assert not labelled(docker_client, docker_run_id)
 
 
-def test_stop_run_stops_a_running_arm(docker_client, double_image, run_id, tmp_path):
+def test_stop_run_stops_a_running_arm(docker_client, double_image, docker_run_id, tmp_path):
     rt = DockerRuntime(double_image, hf_cache=tmp_path / "hf", client=docker_client)
-    job = job_for(run_id, "l1", "python3 -c 'import time; time.sleep(600)'", ready_timeout=600.0)
+    job = job_for(docker_run_id, "l1", "python3 -c 'import time; time.sleep(600)'", ready_timeout=600.0)
     result = {}
     worker = threading.Thread(target=lambda: result.update(code=rt.run_arm(job, tmp_path / "out", print)))
     worker.start()
     deadline = time.monotonic() + 60
-    while not any(c.status == "running" for c in labelled(docker_client, run_id)):
+    while not any(c.status == "running" for c in labelled(docker_client, docker_run_id)):
         assert time.monotonic() < deadline, "the arm's container never ran"
         time.sleep(0.2)
     t0 = time.monotonic()
-    rt.stop_run(run_id)
+    rt.stop_run(docker_run_id)
     worker.join(30)
     assert not worker.is_alive()
     assert time.monotonic() - t0 < 15
     assert result["code"] != 0
     assert (tmp_path / "out" / "workload.log").exists()
-    assert not labelled(docker_client, run_id)
+    assert not labelled(docker_client, docker_run_id)
 
 
-def test_stop_run_removes_only_that_runs_containers(docker_client, testbase, run_id):
-    other = run_id + "-other"
+def test_stop_run_removes_only_that_runs_containers(docker_client, testbase, docker_run_id):
+    other = docker_run_id + "-other"
     start = lambda rid, n: docker_client.containers.run(
         testbase, ["sleep", "300"], detach=True, init=True, network_mode="host",
         labels={"sleepkit.run": rid, "sleepkit.arm": "l1", "sleepkit.repeat": str(n)})
-    mine = [start(run_id, 1), start(run_id, 2)]
+    mine = [start(docker_run_id, 1), start(docker_run_id, 2)]
     theirs = start(other, 1)
     try:
-        removed = DockerRuntime("unused", client=docker_client).stop_run(run_id)
+        removed = DockerRuntime("unused", client=docker_client).stop_run(docker_run_id)
         assert sorted(removed) == sorted(c.name for c in mine)
-        assert not labelled(docker_client, run_id)
+        assert not labelled(docker_client, docker_run_id)
         assert [c.id for c in labelled(docker_client, other)] == [theirs.id]
     finally:
         theirs.remove(force=True)
 
 
-def test_kit_clean_removes_leftovers_of_any_run_and_nothing_else(docker_client, testbase, run_id):
+def test_kit_clean_removes_leftovers_of_any_run_and_nothing_else(docker_client, testbase, docker_run_id):
     leftover = docker_client.containers.run(testbase, ["sleep", "300"], detach=True, init=True,
-                                            network_mode="host", labels={"sleepkit.run": run_id + "-old"})
+                                            network_mode="host", labels={"sleepkit.run": docker_run_id + "-old"})
     stranger = docker_client.containers.run(testbase, ["sleep", "300"], detach=True, init=True,
                                             network_mode="host", labels={"other.app": "1"})
     try:
         r = kit("clean")
         assert r.returncode == 0, r.stderr
         assert leftover.name in r.stdout
-        assert not labelled(docker_client, run_id + "-old")
+        assert not labelled(docker_client, docker_run_id + "-old")
         stranger.reload()
         assert stranger.status == "running"
     finally:
@@ -362,7 +363,7 @@ def test_preflight_fails_before_anything_is_created_or_pulled(docker_client, res
     assert len(r.stderr.strip().splitlines()) == 1
 
 
-def test_devices_mode_container_gets_the_nodes_and_a_read_only_driver(docker_client, kit_image, run_id, tmp_path):
+def test_devices_mode_container_gets_the_nodes_and_a_read_only_driver(docker_client, kit_image, docker_run_id, tmp_path):
     """The `devices` GPU access through a real engine, with stand-ins: /dev/null as the GPU's node and a
     folder as the driver. Checks what the container sees, not CUDA (no GPU here)."""
     driver = tmp_path / "nvidia"
@@ -372,7 +373,7 @@ def test_devices_mode_container_gets_the_nodes_and_a_read_only_driver(docker_cli
     gpu = gpu_access.settings("devices", [Gpu("0", 0, "GPU-12345678-abcd", "stand-in", None)],
                               gpu_access.Host(nodes=("/dev/nvidia0",), driver_dir=str(driver)))
     gpu["devices"] = ["/dev/null:/dev/nvidia0:rwm"]            # the stand-in node under the GPU's name
-    spec = container_spec(job_for(run_id), kit_image, gpu)
+    spec = container_spec(job_for(docker_run_id), kit_image, gpu)
     from kit.runtimes.docker import run_kwargs
     kwargs = run_kwargs(spec) | {"entrypoint": ["sh", "-c"], "command": [
         "test -c /dev/nvidia0 && cat /usr/local/nvidia/lib64/libcuda.so.1 && echo \" $LD_LIBRARY_PATH $SLEEPKIT_GPU_UUIDS\""

@@ -66,10 +66,10 @@ def job_states(rid):
 # -- against the cluster -----------------------------------------------------------------------------
 
 @pytest.mark.slurm
-def test_an_arm_runs_as_one_batch_job(run_id, tmp_path):
+def test_an_arm_runs_as_one_batch_job(slurm_run_id, tmp_path):
     rt, out = runtime(), tmp_path / "l1" / "r1"
     lines = []
-    code = rt.run_arm(make_job(run_id, "l1", server_cmd(double_config(marker=run_id))), out, lines.append)
+    code = rt.run_arm(make_job(slurm_run_id, "l1", server_cmd(double_config(marker=slurm_run_id))), out, lines.append)
     assert code == 0, (out / "workload.log").read_text()
     assert ok_total(out)
     rec = record(out)
@@ -78,19 +78,19 @@ def test_an_arm_runs_as_one_batch_job(run_id, tmp_path):
     assert rec["gpus"]["CUDA_VISIBLE_DEVICES"] in ("0", "1")            # one stand-in GPU, from --gres=gpu:1
     assert rec["gpus"]["SLURM_JOB_GPUS"] == rec["gpus"]["CUDA_VISIBLE_DEVICES"]
     shown = subprocess.run(["scontrol", "show", "job", rec["job_id"]], capture_output=True, text=True).stdout
-    assert f"JobName=sleepkit-{run_id}-l1-r1" in shown and "TresPerNode=gres:gpu:1" in shown
-    assert (out / "job.sbatch").read_text() == rt.batch_script(make_job(run_id, "l1", server_cmd(
-        double_config(marker=run_id))), out)
-    assert f"slurm: submitted job {rec['job_id']} (sleepkit-{run_id}-l1-r1)" in lines
+    assert f"JobName=sleepkit-{slurm_run_id}-l1-r1" in shown and "TresPerNode=gres:gpu:1" in shown
+    assert (out / "job.sbatch").read_text() == rt.batch_script(make_job(slurm_run_id, "l1", server_cmd(
+        double_config(marker=slurm_run_id))), out)
+    assert f"slurm: submitted job {rec['job_id']} (sleepkit-{slurm_run_id}-l1-r1)" in lines
     assert any(line.startswith(f"slurm: job {rec['job_id']} RUNNING on ") for line in lines)
     assert any("prompt B round 3" in line for line in lines)            # the workload's progress, streamed
     assert "arm failed:" not in (out / "workload.log").read_text()
-    assert not leftover_servers(run_id)
+    assert not leftover_servers(slurm_run_id)
 
 
 @pytest.mark.slurm
-def test_a_job_that_cannot_run_or_be_submitted_fails_its_arm_with_slurms_words(run_id, tmp_path):
-    job = make_job(run_id, "l1", server_cmd(double_config(marker=run_id)))
+def test_a_job_that_cannot_run_or_be_submitted_fails_its_arm_with_slurms_words(slurm_run_id, tmp_path):
+    job = make_job(slurm_run_id, "l1", server_cmd(double_config(marker=slurm_run_id)))
     code = runtime(python="/nonexistent/python3").run_arm(job, tmp_path / "a", lambda line: None)
     rec = record(tmp_path / "a")
     assert code == 127 and (rec["state"], rec["exit_code"]) == ("FAILED", "127:0")
@@ -103,9 +103,9 @@ def test_a_job_that_cannot_run_or_be_submitted_fails_its_arm_with_slurms_words(r
 
 
 @pytest.mark.slurm
-def test_two_arms_at_once_get_different_gpus(run_id, tmp_path):
+def test_two_arms_at_once_get_different_gpus(slurm_run_id, tmp_path):
     rt = runtime()
-    runs = [run_in_thread(rt, make_job(run_id, arm, server_cmd(double_config(marker=run_id))), tmp_path / arm)
+    runs = [run_in_thread(rt, make_job(slurm_run_id, arm, server_cmd(double_config(marker=slurm_run_id))), tmp_path / arm)
             for arm in ("l1", "l2")]
     for t, _ in runs:
         t.join(120)
@@ -117,11 +117,11 @@ def test_two_arms_at_once_get_different_gpus(run_id, tmp_path):
 
 
 @pytest.mark.slurm
-def test_a_job_killed_by_its_time_limit_fails_only_its_arm(run_id, tmp_path):
+def test_a_job_killed_by_its_time_limit_fails_only_its_arm(slurm_run_id, tmp_path):
     rt = runtime(time_limit="1")     # one minute: Slurm's smallest; the controller kills it within ~30 s after
-    slow = run_in_thread(rt, make_job(run_id, "l1", server_cmd(double_config(HANG, marker=run_id)), 600),
+    slow = run_in_thread(rt, make_job(slurm_run_id, "l1", server_cmd(double_config(HANG, marker=slurm_run_id)), 600),
                          tmp_path / "slow")
-    fast = run_in_thread(rt, make_job(run_id, "l2", server_cmd(double_config(marker=run_id))), tmp_path / "fast")
+    fast = run_in_thread(rt, make_job(slurm_run_id, "l2", server_cmd(double_config(marker=slurm_run_id))), tmp_path / "fast")
     fast[0].join(120)
     assert fast[1]["code"] == 0 and ok_total(tmp_path / "fast")
     assert slow[0].is_alive(), "the slow arm should still be running"
@@ -132,19 +132,19 @@ def test_a_job_killed_by_its_time_limit_fails_only_its_arm(run_id, tmp_path):
     error = last_error(tmp_path / "slow")
     assert f"Slurm job {rec['job_id']} ended TIMEOUT (reason TimeLimit" in error and "--slurm-time" in error
     assert slow[1]["lines"][-1] == error                                   # shown as it happened, too
-    wait_for(lambda: not leftover_servers(run_id), 30, "the double's servers gone after the time limit")
+    wait_for(lambda: not leftover_servers(slurm_run_id), 30, "the double's servers gone after the time limit")
 
 
 @pytest.mark.slurm
-def test_stop_run_cancels_running_and_pending_jobs(run_id, tmp_path):
+def test_stop_run_cancels_running_and_pending_jobs(slurm_run_id, tmp_path):
     rt = runtime()
-    hang = server_cmd(double_config(HANG, marker=run_id))
-    runs = [run_in_thread(rt, make_job(run_id, arm, hang, 600), tmp_path / arm) for arm in ("l1", "l2", "nosleep")]
-    wait_for(lambda: sorted(job_states(run_id).values()) == ["PENDING", "RUNNING", "RUNNING"], 60,
+    hang = server_cmd(double_config(HANG, marker=slurm_run_id))
+    runs = [run_in_thread(rt, make_job(slurm_run_id, arm, hang, 600), tmp_path / arm) for arm in ("l1", "l2", "nosleep")]
+    wait_for(lambda: sorted(job_states(slurm_run_id).values()) == ["PENDING", "RUNNING", "RUNNING"], 60,
              "two jobs running (one per GPU) and one pending")
     wait_for(lambda: sum((tmp_path / a / "server-A.log").exists() for a in ("l1", "l2", "nosleep")) == 2, 30,
              "both running arms started server A")
-    cancelled = rt.stop_run(run_id)
+    cancelled = rt.stop_run(slurm_run_id)
     assert len(cancelled) == 3
     assert not squeue("-j", ",".join(cancelled), "-o", "%i").stdout.strip()   # returned only once all are gone
     for t, _ in runs:
@@ -152,19 +152,19 @@ def test_stop_run_cancels_running_and_pending_jobs(run_id, tmp_path):
     for arm, (_, r) in zip(("l1", "l2", "nosleep"), runs):
         assert r["code"] != 0 and record(tmp_path / arm)["state"] == "CANCELLED"
         assert "ended CANCELLED" in last_error(tmp_path / arm)
-    wait_for(lambda: not leftover_servers(run_id), 30, "the double's servers gone after scancel")
-    code = rt.run_arm(make_job(run_id, "l1", hang), tmp_path / "late", lambda line: None)
+    wait_for(lambda: not leftover_servers(slurm_run_id), 30, "the double's servers gone after scancel")
+    code = rt.run_arm(make_job(slurm_run_id, "l1", hang), tmp_path / "late", lambda line: None)
     assert code == sl.START_FAILED and "being stopped" in last_error(tmp_path / "late")   # nothing new submitted
 
 
 @pytest.mark.slurm
-def test_a_leftover_job_of_an_earlier_attempt_is_cancelled_first(run_id, tmp_path):
-    hang = server_cmd(double_config(HANG, marker=run_id))
-    earlier = run_in_thread(runtime(), make_job(run_id, "l1", hang, 600), tmp_path / "first")
-    wait_for(lambda: list(job_states(run_id).values()) == ["RUNNING"], 60, "the earlier attempt running")
-    old = list(job_states(run_id))[0]
+def test_a_leftover_job_of_an_earlier_attempt_is_cancelled_first(slurm_run_id, tmp_path):
+    hang = server_cmd(double_config(HANG, marker=slurm_run_id))
+    earlier = run_in_thread(runtime(), make_job(slurm_run_id, "l1", hang, 600), tmp_path / "first")
+    wait_for(lambda: list(job_states(slurm_run_id).values()) == ["RUNNING"], 60, "the earlier attempt running")
+    old = list(job_states(slurm_run_id))[0]
     # a new `kit run --resume` (a fresh runtime) resubmits the same arm repeat
-    code = runtime().run_arm(make_job(run_id, "l1", server_cmd(double_config(marker=run_id))), tmp_path / "again",
+    code = runtime().run_arm(make_job(slurm_run_id, "l1", server_cmd(double_config(marker=slurm_run_id))), tmp_path / "again",
                              lambda line: None)
     assert code == 0 and ok_total(tmp_path / "again")
     earlier[0].join(60)
@@ -187,10 +187,10 @@ def devices_cmd(config):
 @pytest.mark.slurm
 @pytest.mark.docker
 @pytest.mark.parametrize("tool", ["podman", "docker"])
-def test_the_container_path_runs_an_arm(tool, run_id, tmp_path, request):
+def test_the_container_path_runs_an_arm(tool, slurm_run_id, tmp_path, request):
     image = request.getfixturevalue(f"{tool}_image")
     out = tmp_path / "l1"
-    code = container_runtime(tool, image).run_arm(make_job(run_id, "l1", devices_cmd(double_config(marker=run_id))),
+    code = container_runtime(tool, image).run_arm(make_job(slurm_run_id, "l1", devices_cmd(double_config(marker=slurm_run_id))),
                                                   out, lambda line: None)
     assert code == 0, (out / "workload.log").read_text()
     assert ok_total(out) and (out / "server-A.log").exists() and (out / "env.json").exists()
@@ -200,7 +200,7 @@ def test_the_container_path_runs_an_arm(tool, run_id, tmp_path, request):
         assert seen == f"DEVICES sleepkit-gpu{gpu} CVD=0"
     else:                  # env: Slurm's numbering passed through
         assert seen == f"DEVICES CVD={gpu}"
-    assert not containers(tool, run_id)
+    assert not containers(tool, slurm_run_id)
 
 
 def containers(tool, rid):
@@ -211,16 +211,16 @@ def containers(tool, rid):
 
 @pytest.mark.slurm
 @pytest.mark.docker
-def test_stop_run_leaves_no_container(run_id, tmp_path, podman_image):
+def test_stop_run_leaves_no_container(slurm_run_id, tmp_path, podman_image):
     rt = container_runtime("podman", podman_image)
-    t, result = run_in_thread(rt, make_job(run_id, "l1", devices_cmd(double_config(HANG, marker=run_id)), 600),
+    t, result = run_in_thread(rt, make_job(slurm_run_id, "l1", devices_cmd(double_config(HANG, marker=slurm_run_id)), 600),
                               tmp_path / "l1")
-    wait_for(lambda: containers("podman", run_id), 60, "the arm's container running")
+    wait_for(lambda: containers("podman", slurm_run_id), 60, "the arm's container running")
     wait_for(lambda: "DEVICES" in (tmp_path / "l1" / "server-A.log").read_text()
              if (tmp_path / "l1" / "server-A.log").exists() else False, 60, "server A started in the container")
-    rt.stop_run(run_id)
-    assert not containers("podman", run_id)
-    assert not jobs_of(run_id)
+    rt.stop_run(slurm_run_id)
+    assert not containers("podman", slurm_run_id)
+    assert not jobs_of(slurm_run_id)
     t.join(60)
     assert result["code"] != 0 and record(tmp_path / "l1")["state"] == "CANCELLED"
 
