@@ -4,7 +4,7 @@ set -euo pipefail
 
 PIDFILE="${SLEEPKIT_DOCKERD_PID:-/tmp/sleepkit-dockerd.pid}"
 WAIT_S="${DOCKER_WAIT_S:-30}"
-SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+source "$(dirname "$0")/lib.sh"
 
 if [ ! -f "$PIDFILE" ]; then
     echo "docker-down: no $PIDFILE: docker-up did not start an engine, nothing to stop" >&2

@@ -11,7 +11,7 @@ BASE_TAG="${SLEEPKIT_TESTBASE:-sleepkit-testbase:bookworm}"
 LOG="${SLEEPKIT_DOCKERD_LOG:-/tmp/sleepkit-dockerd.log}"
 PIDFILE="${SLEEPKIT_DOCKERD_PID:-/tmp/sleepkit-dockerd.pid}"
 WAIT_S="${DOCKER_WAIT_S:-60}"
-SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+source "$(dirname "$0")/lib.sh"
 
 say() { echo "docker-up: $*" >&2; }
 
@@ -19,10 +19,7 @@ install_packages() {
     local missing=()
     command -v dockerd >/dev/null || missing+=(docker.io)
     command -v debootstrap >/dev/null || missing+=(debootstrap)
-    [ ${#missing[@]} -eq 0 ] && return 0
-    say "installing ${missing[*]}"
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+    apt_install ${missing[@]+"${missing[@]}"}
 }
 
 engine_up() { docker info >/dev/null 2>&1; }

@@ -6,7 +6,7 @@ set -euo pipefail
 
 STATE="${SLEEPKIT_SLURM_STATE:-/run/sleepkit-slurm}"
 WAIT_S="${SLURM_WAIT_S:-30}"
-SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+source "$(dirname "$0")/lib.sh"
 
 say() { echo "slurm-down: $*" >&2; }
 

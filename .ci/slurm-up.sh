@@ -24,7 +24,7 @@ TOOL="${SLEEPKIT_SLURM_CONTAINER_TOOL:-podman}"
 CONF=/etc/slurm/slurm.conf
 MARK="# written by sleepkit .ci/slurm-up.sh"
 NODE="$(hostname -s)"
-SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+source "$(dirname "$0")/lib.sh"
 
 say() { echo "slurm-up: $*" >&2; }
 
@@ -37,10 +37,7 @@ install_packages() {
         command -v podman >/dev/null || missing+=(podman)
         [ -x /usr/libexec/podman/catatonit ] || missing+=(catatonit)   # podman run --init
     fi
-    [ ${#missing[@]} -eq 0 ] && return 0
-    say "installing ${missing[*]}"
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+    apt_install ${missing[@]+"${missing[@]}"}
 }
 
 # A daemon slurm-up started and that still runs (its pid file names a live process of that name).
