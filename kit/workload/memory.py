@@ -7,6 +7,7 @@ therefore do not show in each other's numbers. (vLLM needs CUDA_VISIBLE_DEVICES 
 Per-process GPU attribution is not used: inside a container NVML reports the host's PIDs.
 Container side: standard library and psutil; NVML bindings when the image has them.
 """
+import functools
 import os
 import shutil
 import subprocess
@@ -48,9 +49,10 @@ def _selected(index, uuid, wanted):
     return wanted is None or any(w == str(index) or (w.startswith("GPU-") and uuid.startswith(w)) for w in wanted)
 
 
+@functools.cache
 def _nvml_devices():
     """(index, uuid, handle) of the wanted GPUs NVML can open (in a container given one GPU's device node,
-    NVML still lists the others but cannot open them)."""
+    NVML still lists the others but cannot open them). Read once per process: the visible set does not change."""
     wanted = visible_ids()
     found = []
     for i in range(pynvml.nvmlDeviceGetCount()):
@@ -68,8 +70,9 @@ def _smi(query):
     if not shutil.which("nvidia-smi"):
         return None
     cmd = ["nvidia-smi", f"--query-gpu={query}", "--format=csv,noheader,nounits"]
-    if visible_ids():
-        cmd.append("--id=" + ",".join(visible_ids()))
+    wanted = visible_ids()
+    if wanted:
+        cmd.append("--id=" + ",".join(wanted))
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired):

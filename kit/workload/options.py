@@ -62,7 +62,7 @@ class ArmOptions:
         for f in fields(self):
             value = getattr(self, f.name)
             flag = "--" + f.name.replace("_", "-")
-            if f.type is bool or f.type == "bool":
+            if f.type is bool:
                 argv += [flag] if value else []
             elif f.default is MISSING or value != f.default:
                 argv += [flag, str(value)]
@@ -75,11 +75,10 @@ class ArmOptions:
                                     description="Run one arm of the vLLM Sleep Mode study; write events.jsonl.")
         for f in fields(cls):
             flag = "--" + f.name.replace("_", "-")
-            kind = {"bool": bool, "int": int, "float": float}.get(f.type, f.type)
-            if kind is bool:
+            if f.type is bool:
                 p.add_argument(flag, action="store_true", help=f.metadata["help"])
             else:
-                p.add_argument(flag, type={int: int, float: float}.get(kind, str), help=f.metadata["help"],
+                p.add_argument(flag, type=f.type, help=f.metadata["help"],
                                required=f.default is MISSING, default=None if f.default is MISSING else f.default,
                                choices=f.metadata.get("choices"))
         ns = p.parse_args(argv)
