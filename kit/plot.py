@@ -23,7 +23,6 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from kit import layout, results  # noqa: E402
-from kit.errors import BadInput  # noqa: E402
 from kit.results import published, tables  # noqa: E402
 from kit.workload import scenarios  # noqa: E402
 from kit.workload.steps import base_arm  # noqa: E402
@@ -46,11 +45,6 @@ PANELS = [("switch", "Switch, rounds 1-3: wake (sleep) or restart load (no sleep
 
 
 # ---------------------------------------------------------------- reading and text
-
-def _run(run):
-    """A Run (kit.results), from a Run or a run directory."""
-    return run if isinstance(run, results.Run) else results.load_run(run)
-
 
 def _arm_colour(unit):
     return ARM_COLOURS.get(base_arm(unit), "grey")
@@ -123,7 +117,7 @@ def bars_spec(run, number, table=None):
     """{"table", "title", "provenance", "arms": [{arm, unit, title, state, note}], "sources": [{key, label}],
     "panels": [{metric, title, unit, groups, bars: [{group, arm, unit, source, median, min, max, n, note}]}]}.
     Every number is a cell of build_table(run, number): source "measured" or a published reference's GPU."""
-    table = table or results.build_table(_run(run), number)
+    table = table or results.build_table(run, number)
     facts = table["run"]
     sources = [{"key": "measured", "label": f"measured: {facts['gpu'] or 'GPU n/a'}, vLLM {facts['vllm'] or 'n/a'}"}]
     sources += [{"key": r["gpu"], "label": f"published: {r['label']} (blog figure {r['figure']})"}
@@ -246,7 +240,6 @@ def timeline_spec(run, number, table=None):
     """{"table", "title", "provenance", "end", "rows": [{label, unit, source, repeat, note, total, segments}],
     "zooms": [{unit, label, switches: {source: [switch]}}]}: the measured arms (one repeat each, see
     pick_repeat) with the table's published series beside them; zooms: the switch rounds, per switch."""
-    run = _run(run)
     table = table or results.build_table(run, number)
     refs = published.references(number)
     rows, zooms = [], []
@@ -376,7 +369,6 @@ def memory_spec(run, unit):
     """{"unit", "title", "level", "repeat", "state", "note", "provenance", "first_sleep": {model: RSS MiB
     added}, "points": [{label, kind, model, round, gpu_before, gpu_after, gpu_delta, rss_before, rss_after,
     rss_delta}]}: one repeat of a unit (see pick_repeat), before and after every event."""
-    run = _run(run)
     s = tables.arm_state(run, unit, "")
     rep = pick_repeat(run, unit, s["state"])
     points = []
@@ -528,19 +520,16 @@ def figure_stems(run, numbers):
 
 def plot_run(run, numbers):
     """Write every figure of these tables under <run>/figures/ (PNG and SVG); return the paths written."""
-    run = _run(run)
-    if Path(run.source).is_file():
-        raise BadInput(f"{run.source} is a bundle: figures are drawn into a run folder",
-                       "unpack it (tar xzf) and plot the folder")
     figures = layout.RunDir(run.source).figures_dir
     paths = []
     for n in _numbers(numbers):
         table = results.build_table(run, n)
         paths += draw_bars(bars_spec(run, n, table), figures / f"table{n}-bars")
         paths += draw_timeline(timeline_spec(run, n, table), figures / f"table{n}-timeline")
-    limits = memory_limits([memory_spec(run, unit) for unit in run.units])    # the same whichever tables
+    specs = {unit: memory_spec(run, unit) for unit in dict.fromkeys([*run.units, *_units(run, numbers)])}
+    limits = memory_limits([specs[unit] for unit in run.units])    # the same whichever tables
     for unit in _units(run, numbers):
-        paths += draw_memory(memory_spec(run, unit), figures / f"memory-{unit}", limits)
+        paths += draw_memory(specs[unit], figures / f"memory-{unit}", limits)
     return paths
 
 

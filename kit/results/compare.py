@@ -8,8 +8,8 @@ import json
 from tabulate import tabulate
 
 from kit.results import metrics, published
-from kit.results.render import FORMATS, fmt_value, models_line
-from kit.results.tables import FACT_KEYS, SCHEMA, rows as table_rows
+from kit.results.render import FORMATS, TABLEFMT, fmt_value, models_line, tab
+from kit.results.tables import FACT_KEYS, NO_NUMBERS, SCHEMA, rows as table_rows
 from kit.workload import scenarios
 
 
@@ -85,7 +85,7 @@ def _side_line(name, side):
 
 
 def _cell(cell, state, unit):
-    if state in ("failed", "not run", "unfinished"):
+    if state in NO_NUMBERS:
         return state.upper() if state == "failed" else state
     return fmt_value(cell["median"], unit) if cell else "-"
 
@@ -101,7 +101,7 @@ def compare_text(cmp, fmt="terminal"):
         return json.dumps(cmp, indent=2, sort_keys=True) + "\n"
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
-    tablefmt = {"terminal": "simple", "github": "github", "plain": "plain"}[fmt]
+    tablefmt = TABLEFMT[fmt]
     arms = list(scenarios.TABLES[cmp["table"]].arms)
     headers = ["metric", "model"] + [h for arm in arms for h in (f"{arm} a", f"{arm} b", "b/a")]
     grid = []
@@ -119,8 +119,7 @@ def compare_text(cmp, fmt="terminal"):
     head = "\n".join(f"- {x}" for x in [f"Table {cmp['table']}: {cmp['title']} - compare, ratio {cmp['ratio']}",
                                          _side_line("a", cmp["a"]), _side_line("b", cmp["b"])])
     wrap = [None, 52, 52] if fmt == "terminal" else None   # server arguments run long
-    parts = [head, tabulate(grid, headers, tablefmt=tablefmt, disable_numparse=True,
-                            colalign=["left", "left"] + ["right"] * (len(headers) - 2)),
+    parts = [head, tab(headers, grid, tablefmt),
              tabulate(diff, ["differs", "a", "b"], tablefmt=tablefmt, disable_numparse=True, maxcolwidths=wrap)
              if diff else "- the two sides agree on: " + ", ".join(FACT_KEYS)]
     if ranged:

@@ -13,6 +13,7 @@ from tabulate import tabulate
 
 WIDTH = 120
 FORMATS = ("terminal", "github", "plain", "json")
+TABLEFMT = {"terminal": "simple", "github": "github", "plain": "plain"}     # tabulate's name for each text format
 SHORT = {"gpu_freed_by_sleep": "GPU MiB freed by sleep", "gpu_taken_by_wake": "GPU MiB taken back by wake",
          "rss_first_sleep": "RSS MiB added by 1st sleep", "rss_peak": "peak RSS MiB", "wake_gbps": "wake GB/s",
          "h2d_gbps": "host->GPU GB/s", "wake_vs_h2d": "wake / host->GPU"}
@@ -152,7 +153,8 @@ def memory_grid(table, wide):
     return headers, grid
 
 
-def _tab(headers, grid, tablefmt):
+def tab(headers, grid, tablefmt):
+    """A grid with its two label columns left and its numbers right, taken as text."""
     align = ["left", "left"] + ["right"] * (len(headers) - 2)
     return tabulate(grid, headers, tablefmt=tablefmt, disable_numparse=True, colalign=align)
 
@@ -165,16 +167,17 @@ def _bullets(items, width=None):
 
 def table_text(table, fmt="terminal", wide=False):
     """One table: heading, header facts, arm states, the grid, memory, failed checks, notes."""
-    tablefmt = {"terminal": "simple", "github": "github", "plain": "plain"}[fmt]
+    tablefmt = TABLEFMT[fmt]
     width = WIDTH if fmt == "terminal" and not wide else None
     grid = wide_grid if wide or fmt == "github" else narrow_grid
     parts = [f"Table {table['table']}: {table['title']}",
              _bullets(header_lines(table["run"]) + [state_line(s) for s in table["arms"]], width),
-             _tab(*grid(table), tablefmt)]
+             tab(*grid(table), tablefmt)]
     if table["memory"]:
-        parts.append(_tab(*memory_grid(table, wide or fmt == "github"), tablefmt))
-    if check_lines(table):
-        parts.append(_bullets(check_lines(table), width))
+        parts.append(tab(*memory_grid(table, wide or fmt == "github"), tablefmt))
+    checks = check_lines(table)
+    if checks:
+        parts.append(_bullets(checks, width))
     parts.append(_bullets(table["notes"], width))
     return "\n\n".join(parts) + "\n"
 
