@@ -135,7 +135,7 @@ def run(ctx, tables, all_tables, arms, results_dir, run_id, resume_id, dry_run, 
             raise BadInput("give tables or --arm, not both")
         if not arms and not numbers:
             raise BadInput("which tables? give numbers 1-5 (e.g. `kit run 1 4`) or --all")
-        options = RunOptions(tables=tuple(numbers), arms=tuple(dict.fromkeys(arms)), **values).check()
+        options = RunOptions(tables=tuple(numbers), arms=tuple(dict.fromkeys(arms)), **values)   # checked by run
     if dry_run:
         for line in runner.dry_run(options, results_dir, resume_id, given):
             click.echo(line)
@@ -149,7 +149,7 @@ def show_outcomes(outcomes):
     from kit import results
     from kit.results import compare as comparing
     from kit.results import render
-    runs = [results.load_run(o.work.run_dir.path) for o in outcomes]
+    runs = [o.run for o in outcomes]
     numbers = runs[0].options.table_numbers()
     if len(runs) == 1:
         click.echo(render.text([results.build_table(runs[0], n) for n in numbers]))

@@ -125,7 +125,7 @@ def check_gpus(options):
     if not found:
         return Check("gpus", False, "NVML sees no GPU", "check `nvidia-smi`")
     try:
-        chosen = host_gpus.resolve(parse_gpus(options.gpus))
+        chosen = host_gpus.resolve(parse_gpus(options.gpus), found)
     except KitError as e:
         return Check("gpus", False, e.message, e.hint)
     busy = [r for r in (host_gpus.busy_reason(g) for g in chosen) if r]

@@ -57,11 +57,12 @@ def nvml_gpus():
         nvml.nvmlShutdown()
 
 
-def resolve(ids):
-    """'all' or a tuple of ids (kit.options.parse_gpus) -> [Gpu]. 'none' -> []."""
+def resolve(ids, known=None):
+    """'all' or a tuple of ids (kit.options.parse_gpus) -> [Gpu]. 'none' -> []. known: nvml_gpus(), when the
+    caller has listed them already."""
     if ids == "none":
         return []
-    known = nvml_gpus()
+    known = known if known is not None else nvml_gpus()
     if known is None:
         if ids == "all":
             return [Gpu("all")]      # no NVML: one lane, whatever the runtime makes of "all"
@@ -77,8 +78,10 @@ def resolve(ids):
 
 def busy_reason(gpu, fraction=FREE_FRACTION):
     """Why this GPU cannot take an arm now (too little free memory), or None (also when NVML is absent)."""
+    if gpu.index is None:
+        return None
     nvml = _nvml()
-    if nvml is None or gpu.index is None:
+    if nvml is None:
         return None
     try:
         mem = nvml.nvmlDeviceGetMemoryInfo(nvml.nvmlDeviceGetHandleByIndex(gpu.index))

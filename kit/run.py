@@ -22,7 +22,7 @@ from pathlib import Path
 
 from kit import __version__, doctor, gpus, layout, plan, results
 from kit.errors import BadInput, KitError, NotFound
-from kit.options import RunOptions, parse_gpus
+from kit.options import RunOptions, flag, parse_gpus
 from kit.progress import Progress
 from kit.runtimes import ArmJob, get_runtime
 from kit.schedule import Scheduler
@@ -130,7 +130,7 @@ def open_resume(results_dir, run_id, given, command):
                        "run the missing arms with `docker compose run`, then adopt a new folder")
     for name, value in given.items():
         if getattr(options, name) != value:
-            raise BadInput(f"--{name.replace('_', '-')} {value!r} conflicts with the run's {getattr(options, name)!r}",
+            raise BadInput(f"--{flag(name)} {value!r} conflicts with the run's {getattr(options, name)!r}",
                            "a resumed run keeps its options: leave it out, or start a new run")
     if manifest.get("schema", 1) < 2:   # kit 0.1.0's manifest: written back as schema 2, options and all
         manifest.update(options=options.to_manifest(), units=[u.name for u in plan.units(options)])
@@ -164,7 +164,8 @@ class Execution:
         """This run's jobs that are not done yet, as tasks for the scheduler."""
         return [Task(self, j) for j in jobs if not job_done(self.run_dir, j)]
 
-    def run_job(self, job, lane):
+    def run_job(self, task, lane):
+        job = task.job
         out = self.run_dir.repeat_dir(job.unit.name, job.repeat)
         if out.exists():   # an interrupted attempt: start this repeat afresh
             for f in out.iterdir():
@@ -176,7 +177,6 @@ class Execution:
                                         measure).to_argv()
         arm_job = ArmJob(self.manifest["run_id"], job.unit.name, job.repeat, argv, gpu=lane.gpu,
                          model_paths=[m["path"] for m in self.manifest["models"].values() if m["path"]])
-        task = Task(self, job)
         started, t0 = layout.now(), time.monotonic()
         code = self.runtime.run_arm(arm_job, out, lambda line: self.progress.line(task, lane, line))
         status = {"arm": job.unit.name, "repeat": job.repeat, "ok": code == 0, "exit_code": code,
@@ -226,7 +226,7 @@ class Task:
         return self.job.unit
 
     def run(self, lane):
-        return self.work.run_job(self.job, lane)
+        return self.work.run_job(self, lane)
 
 
 def job_done(run_dir, job):
@@ -297,6 +297,7 @@ def stop(works, scheduler, say):
 @dataclass
 class Outcome:
     work: Execution
+    run: object               # kit.results.Run, as loaded for its tables
     failed: int               # jobs that ran and failed
     not_run: list             # jobs left because no lane could take them
     retired: dict             # lane -> why it was not used any more
@@ -378,9 +379,10 @@ def finish(works, say, tty):
         left = [t.job for t in not_run if t.work is w]
         w.manifest.pop("interrupted", None)
         w.stamp(complete=not left, ended=layout.now())
-        results.write_tables(results.load_run(w.run_dir.path), w.options.table_numbers())
+        loaded = results.load_run(w.run_dir.path)
+        results.write_tables(loaded, w.options.table_numbers())
         failed = sum(1 for s in mine if isinstance(s, Exception) or not s.get("ok"))
-        outcomes.append(Outcome(w, failed, left, retired))
+        outcomes.append(Outcome(w, loaded, failed, left, retired))
     return outcomes
 
 
@@ -400,7 +402,8 @@ def describe_plan(options, todo, lanes, runtime=None, results_dir="results"):
         argv = options.arm_options(job.unit.arm, job.unit.script, job.repeat, "<run-id>").to_argv()
         arm_job = ArmJob("<run-id>", job.unit.name, job.repeat, argv)
         lines += [f"batch script of {job.key} (the others differ only in arm and repeat):",
-                  runtime.batch_script(arm_job, Path(results_dir).resolve() / "<run-id>" / job.unit.name / f"r{job.repeat}")]
+                  runtime.batch_script(arm_job, layout.RunDir(Path(results_dir).resolve() / "<run-id>").repeat_dir(
+                      job.unit.name, job.repeat))]
     lines.append("dry run: nothing started")
     return lines
 
