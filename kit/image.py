@@ -77,6 +77,15 @@ def vllm_version_in(client, image):
     return version
 
 
+def local_image(client, ref):
+    """The image `ref` in this engine, or None when it is not here (nothing is pulled)."""
+    import docker
+    try:
+        return client.images.get(ref)
+    except docker.errors.ImageNotFound:
+        return None
+
+
 def find_built(client, kit_hash):
     """The kit image already built for this hash, or None."""
     found = client.images.list(filters={"label": f"sleepkit.kit_hash={kit_hash}"})
@@ -120,10 +129,9 @@ def build_image(vllm_image=None, rebuild=False, on_line=print, client=None, root
 
 def ensure_base(client, vllm_image, pull, on_line):
     import docker
-    try:
-        return client.images.get(vllm_image)
-    except docker.errors.ImageNotFound:
-        pass
+    base = local_image(client, vllm_image)
+    if base is not None:
+        return base
     fix = "load it first (`docker load -i FILE`) or name a local image with --vllm-image"
     if not pull:
         raise ImageError(f"base image {vllm_image} is not present", fix)
@@ -159,29 +167,22 @@ def require(client, tag):
 
 
 def base_present(client, vllm_image):
-    import docker
-    try:
-        client.images.get(vllm_image or DEFAULT_VLLM_IMAGE)
-        return True
-    except docker.errors.ImageNotFound:
-        return False
+    """Whether the base image vllm_image (a name: the caller resolves the default) is in this engine."""
+    return local_image(client, vllm_image) is not None
 
 
 def image_info(tag, client=None):
     """For the manifest: the image's id and tag, its base image (name, id, repo digest) and vLLM version.
 
     The digest is None for a base that has none (a local build or `docker import`) or is not present."""
-    import docker
     client = client or connect()
     image = client.images.get(tag)
     labels = image.labels or {}
     base = labels.get(BASE_LABEL)
     digest = None
     if base:
-        try:
-            digests = client.images.get(base).attrs.get("RepoDigests") or []
-        except docker.errors.ImageNotFound:
-            digests = []
+        found = local_image(client, base)
+        digests = (found.attrs.get("RepoDigests") or []) if found is not None else []
         repo = split_ref(base)[0]
         digest = next((d for d in digests if d.split("@")[0] == repo), digests[0] if digests else None)
     return {"id": image.id, "tag": tag, "base_image": base, "base_id": labels.get("sleepkit.base_id"),

@@ -16,6 +16,7 @@ run_arm is called from one thread per lane (kit/schedule.py) at once, so a runti
 job. A job's GPU, when the run chose one, is job.gpu: the runtime makes it the only GPU the workload sees.
 The workload itself is always `python3 -m kit.workload <job.argv> --out <dir>`.
 """
+import re
 from dataclasses import dataclass, field
 
 
@@ -28,6 +29,11 @@ class ArmJob:
     gpu: object = None          # kit.gpus.Gpu of this job's lane, or None (no GPU chosen: the runtime's default)
     env: dict = field(default_factory=dict)          # extra environment for the workload
     model_paths: list = field(default_factory=list)  # local model dirs that must be visible (mounted ro)
+
+
+def job_name(job):
+    """The job's container name (Docker, and Slurm's containers) and Slurm job name."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", f"sleepkit-{job.run_id}-{job.unit}-r{job.repeat}")
 
 
 def get_runtime(options, on_build_line=print):

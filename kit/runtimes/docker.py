@@ -7,7 +7,6 @@ results are never bind-mounted) and the container is removed, also on errors.
 compose.yaml describes the same containers; container_spec() is the single source for both.
 """
 import os
-import re
 import shutil
 import tarfile
 import tempfile
@@ -16,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from kit import image as images
-from kit.runtimes import gpu_access
+from kit.runtimes import gpu_access, job_name
 from kit.runtimes.local import cache_slot
 
 OUT = "/sleepkit/out"
@@ -49,7 +48,7 @@ def container_spec(job, image, gpu=None, hf_cache="~/.cache/huggingface", cache=
             "pass_env": list(PASS_ENV), "mounts": mounts, "ipc_mode": "host", "network_mode": "host",
             "init": True, "gpu": gpu,
             "labels": {LABEL_RUN: job.run_id, LABEL_ARM: job.unit, LABEL_REPEAT: str(job.repeat)},
-            "name": re.sub(r"[^A-Za-z0-9_.-]", "_", f"sleepkit-{job.run_id}-{job.unit}-r{job.repeat}")}
+            "name": job_name(job)}
 
 
 def run_kwargs(spec, host_env=os.environ):
@@ -138,14 +137,17 @@ class DockerRuntime:
             self.image = images.build_image(self.vllm_image, client=self.client, on_line=self.on_build_line)["tag"]
         return self.image
 
-    def spec(self, job):
+    def gpu_settings(self, job):
+        """The GPU settings (kit.runtimes.gpu_access.settings) of the job's container: its GPU, or none."""
         gpus = [job.gpu] if job.gpu is not None else []
-        gpu = gpu_access.settings(self.choose_access()[0] if gpus else None, gpus, self.host if gpus else None)
-        return container_spec(job, self.prepare(), gpu, self.hf_cache, self.cache)
+        return gpu_access.settings(self.choose_access()[0] if gpus else None, gpus, self.host if gpus else None)
+
+    def spec(self, job):
+        return container_spec(job, self.prepare(), self.gpu_settings(job), self.hf_cache, self.cache)
 
     def job_record(self, job, out_dir):
         """For the manifest: how this job's container got its GPU (mode, devices, mounts; no secrets)."""
-        return {"gpu_access": self.spec(job)["gpu"]}
+        return {"gpu_access": self.gpu_settings(job)}
 
     def run_arm(self, job, out_dir, on_line):
         import docker

@@ -31,17 +31,18 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from types import SimpleNamespace
 
 from kit import layout
 from kit.checks import Check
-from kit.runtimes.docker import COMPILE_CACHE_VOLUME, HF_CACHE_TARGET, OUT, container_spec
-from kit.runtimes.local import cache_env
+from kit.layout import WORKLOAD_LOG as LOG
+from kit.runtimes import job_name
+from kit.runtimes.docker import COMPILE_CACHE_VOLUME, HF_CACHE_TARGET, LABEL_RUN, OUT, container_spec
+from kit.runtimes.local import KIT_ROOT, cache_env
+from kit.workload import progress
 
-KIT_ROOT = Path(__file__).resolve().parents[2]   # the folder that holds the `kit` package
 SHARED_CACHE = "$HOME/.cache/sleepkit/compile"  # --cache shared, direct: on the node, like local.py's
 CACHE_SLOT = "gpu${SLURM_JOB_GPUS:--any}"        # one cache per GPU, as local.cache_slot (why: there)
-LOG, SCRIPT, RECORD = "workload.log", "job.sbatch", "slurm.json"
+SCRIPT, RECORD = "job.sbatch", "slurm.json"
 MARK = "sleepkit-slurm:"                         # the job's first output line: node and GPUs
 START_FAILED = 125                               # like `docker run`: the job could not be submitted
 CONTAINERS = ("podman", "docker")
@@ -81,18 +82,15 @@ def slurm_options(cli=None, env=os.environ, config=None):
     return out
 
 
-def job_view(job):
-    """What a Slurm job needs of an ArmJob (kit/runtimes/__init__.py); Slurm, not the kit, picks its GPU."""
-    return SimpleNamespace(run_id=job.run_id, arm=job.unit, repeat=job.repeat, argv=list(job.argv),
-                           env=dict(job.env or {}), model_paths=[str(p) for p in job.model_paths or []])
+def job_comment(job):
+    """What finds a job of the run in squeue (COMMENT); job: an ArmJob (Slurm, not the kit, picks its GPU)."""
+    return f"sleepkit run={job.run_id} arm={job.unit} repeat={job.repeat}"
 
 
-def job_name(view):
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", f"sleepkit-{view.run_id}-{view.arm}-r{view.repeat}")
-
-
-def job_comment(view):
-    return f"sleepkit run={view.run_id} arm={view.arm} repeat={view.repeat}"
+def is_last_line(line):
+    """The workload's last progress line (kit.workload.progress): `done  total ...`."""
+    step = progress.parse(line)
+    return step is not None and step["state"] == "done" and step["kind"] == "total"
 
 
 COMMENT = re.compile(r"sleepkit run=(\S+) arm=(\S+) repeat=(\d+)")
@@ -284,17 +282,17 @@ def env_lines(env):
     return [f"export {k}={shlex.quote(str(v))}" for k, v in sorted(env.items())]
 
 
-def direct_body(view, out_dir, python, cache):
+def direct_body(job, out_dir, python, cache):
     """The workload on the node itself, like --runtime local (the node's python3 and vLLM)."""
     lines = [f"export PYTHONPATH={shlex.quote(str(KIT_ROOT))}${{PYTHONPATH:+:$PYTHONPATH}} PYTHONUNBUFFERED=1"]
-    lines += env_lines(view.env)
+    lines += env_lines(job.env)
     if cache == "cold":   # every arm compiles from scratch, so arms are compared fairly
         lines += ['CACHE="$(mktemp -d "${TMPDIR:-/tmp}/sleepkit-cache-XXXXXX")"', 'trap \'rm -rf "$CACHE"\' EXIT']
     else:
         lines.append(f'CACHE="{SHARED_CACHE}/${{SLURMD_NODENAME:-node}}-{CACHE_SLOT}"')   # $HOME may be shared
     lines.append("export " + " ".join(f'{k}="{v}"' for k, v in cache_env("$CACHE").items()))
     lines.append(f"trap 'echo \"{MARK} SIGTERM: waiting for the workload to stop its servers\"' TERM")
-    cmd = [python, "-m", "kit.workload", *view.argv, "--out", str(out_dir)]
+    cmd = [python, "-m", "kit.workload", *job.argv, "--out", str(out_dir)]
     lines.append(" ".join(shlex.quote(c) for c in cmd) + " &")
     return lines
 
@@ -421,13 +419,13 @@ class SlurmRuntime:
 
     def batch_script(self, job, out_dir):
         """The batch script of one arm job (what --dry-run prints); nothing is submitted."""
-        view, out_dir = job_view(job), Path(out_dir).resolve()
+        out_dir = Path(out_dir).resolve()
         output = str(out_dir / LOG).replace("%", "%%")    # sbatch expands %j, %x, ... in --output
-        head = [f"--job-name={job_name(view)}", f"--comment={job_comment(view)}", f"--output={output}",
+        head = [f"--job-name={job_name(job)}", f"--comment={job_comment(job)}", f"--output={output}",
                 "--open-mode=append", f"--chdir={out_dir}", *self.directives()]
         mode = f"in {self.image} with {self.container}" if self.container else f"directly with the node's {self.python}"
         lines = ["#!/bin/bash"] + [f"#SBATCH {shlex.quote(h)}" for h in head] + [
-            f"# sleepkit: arm {view.arm}, repeat {view.repeat} of run {view.run_id}; the workload runs {mode}.",
+            f"# sleepkit: arm {job.unit}, repeat {job.repeat} of run {job.run_id}; the workload runs {mode}.",
             "# Results go straight into --chdir: it must be on storage the nodes share (kit doctor checks).",
             "set -u",
             f'echo "{MARK} job=$SLURM_JOB_ID node=${{SLURMD_NODENAME:-$(hostname -s)}} '
@@ -436,24 +434,24 @@ class SlurmRuntime:
             lines += container_body(job, out_dir, self.container, self.image, self.cache, self.hf_cache,
                                     self.gpu_access, self.cdi_kind, self.stop_timeout)
         else:
-            lines += direct_body(view, out_dir, self.python, self.cache)
+            lines += direct_body(job, out_dir, self.python, self.cache)
         return "\n".join(lines) + "\n" + WAIT
 
-    def _submit(self, view, script):
+    def _submit(self, job, script):
         """sbatch the script; the job id. Holds the lock so stop_run never misses a job being submitted."""
         with self.lock:
-            if view.run_id in self.stopping:
+            if job.run_id in self.stopping:
                 raise SlurmError("the run is being stopped; not submitted")
             r = slurm("sbatch", "--parsable", str(script), check=False)
             if r.returncode != 0:
                 raise SlurmError(f"sbatch refused the job: {first_line(r.stderr)}; "
                                  "check the options with `kit doctor --runtime slurm`")
             job_id = r.stdout.strip().split(";")[0]
-            self.jobs.setdefault(view.run_id, {})[job_id] = job_name(view)
+            self.jobs.setdefault(job.run_id, {})[job_id] = job_name(job)
         return job_id
 
     def run_arm(self, job, out_dir, on_line):
-        view, out_dir = job_view(job), Path(out_dir).resolve()
+        out_dir = Path(out_dir).resolve()
         out_dir.mkdir(parents=True, exist_ok=True)
         log = out_dir / LOG
 
@@ -464,14 +462,14 @@ class SlurmRuntime:
 
         script = out_dir / SCRIPT
         script.write_text(self.batch_script(job, out_dir))
-        record = {"job_name": job_name(view), "script": SCRIPT, "sbatch_options": self.directives(),
+        record = {"job_name": job_name(job), "script": SCRIPT, "sbatch_options": self.directives(),
                   "container": self.container, "image": self.image}
-        key = (view.run_id, view.arm, view.repeat)
+        key = (job.run_id, job.unit, job.repeat)
         self.order.wait_turn(key)
         try:
-            cancel(run_jobs(view.run_id, view.arm, view.repeat), self.cancel_timeout)   # an earlier attempt's
+            cancel(run_jobs(job.run_id, job.unit, job.repeat), self.cancel_timeout)   # an earlier attempt's
             tail = LogTail(log)      # from here on, what workload.log gets is this job's
-            job_id = self._submit(view, script)
+            job_id = self._submit(job, script)
         except SlurmError as e:
             layout.write_json(out_dir / RECORD, dict(record, job_id=None, state="NOT_SUBMITTED", reason=str(e)))
             say(f"arm failed: {e}")
@@ -480,7 +478,7 @@ class SlurmRuntime:
             self.order.mark(key)
         record.update(job_id=job_id, submitted=layout.now())
         layout.write_json(out_dir / RECORD, record)
-        on_line(f"slurm: submitted job {job_id} ({job_name(view)})")
+        on_line(f"slurm: submitted job {job_id} ({job_name(job)})")
         self.states.follow(job_id)
         try:
             seen = self._follow(job_id, tail, on_line)
@@ -492,7 +490,7 @@ class SlurmRuntime:
             details = {"state": "UNKNOWN", "reason": str(e)}
         record.update({k: v for k, v in details.items() if v is not None}, gpus=seen["gpus"], ended=layout.now())
         layout.write_json(out_dir / RECORD, record)
-        line = failure_line(job_id, details, seen["workload_said"], view.run_id)
+        line = failure_line(job_id, details, seen["workload_said"], job.run_id)
         if line:
             say(line)
         return exit_status(details.get("state"), details.get("exit_code"))
@@ -504,7 +502,7 @@ class SlurmRuntime:
             for line in tail.lines():
                 seen = parse_mark(line) or seen
                 said = said or "arm failed:" in line
-                ending = ending or line.startswith("done  total")     # the workload's last line: the job ends now
+                ending = ending or is_last_line(line)     # the workload has finished: the job ends now
                 on_line(line)
             state = self.states.get(job_id, max_age=2 * self.tail_s if ending else None)
             if state == "error" and last != "error":
@@ -544,7 +542,7 @@ class SlurmRuntime:
         """Containers of the run on this host (the batch script's trap stops them on the nodes)."""
         if not self.container or not shutil.which(self.container):
             return []
-        r = subprocess.run([self.container, "ps", "-a", "-q", "--filter", f"label=sleepkit.run={run_id}"],
+        r = subprocess.run([self.container, "ps", "-a", "-q", "--filter", f"label={LABEL_RUN}={run_id}"],
                            capture_output=True, text=True, timeout=60)
         ids = r.stdout.split()
         if ids:
