@@ -15,18 +15,24 @@ from kit.results.load import Repeat, Run, load_any, load_run
 from kit.results.render import json_file, markdown
 from kit.results.tables import build_table
 
-__all__ = ["Repeat", "Run", "build_table", "load_any", "load_run", "write_tables"]
+__all__ = ["Repeat", "Run", "build_table", "load_any", "load_run", "table_texts", "write_tables"]
+
+
+def table_texts(run, numbers=None):
+    """{file name: text} of a run's tables (default: run.tables): table<N>.md (wide, GitHub) and .json."""
+    texts = {}
+    for n in numbers or run.tables:
+        table = build_table(run, n)
+        texts[f"table{n}.md"], texts[f"table{n}.json"] = markdown(table), json_file(table)
+    return texts
 
 
 def write_tables(run, numbers=None):
-    """Write <run>/tables/table<N>.md (wide, GitHub) and .json; returns the paths written."""
+    """Write <run>/tables/table<N>.md and .json; returns the paths written."""
     out = layout.RunDir(run.source).tables_dir
     out.mkdir(exist_ok=True)
     paths = []
-    for n in numbers or run.tables:
-        table = build_table(run, n)
-        md, js = out / f"table{n}.md", out / f"table{n}.json"
-        md.write_text(markdown(table), encoding="utf-8")
-        js.write_text(json_file(table), encoding="utf-8")
-        paths += [md, js]
+    for name, text in table_texts(run, numbers).items():
+        (out / name).write_text(text, encoding="utf-8")
+        paths.append(out / name)
     return paths

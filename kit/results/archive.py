@@ -8,7 +8,6 @@ import gzip
 import hashlib
 import io
 import os
-import shutil
 import tarfile
 import tempfile
 import zlib
@@ -107,14 +106,3 @@ def _copy_out(src, dest):
             digest.update(block)
             out.write(block)
     return digest.hexdigest()
-
-
-def copy_tree(src, dest, skip=()):
-    """Copy an unpacked run (a folder) to dest, leaving out relative paths that start with skip."""
-    src = Path(src)
-    for path in sorted(src.rglob("*")):
-        rel = path.relative_to(src).as_posix()
-        if path.is_file() and not rel.startswith(tuple(skip)):
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, dest / rel)
-    return dest
