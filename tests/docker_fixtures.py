@@ -22,9 +22,10 @@ STUB_VLLM = "0.24.0"
 STUB_METADATA = "/usr/lib/python3/dist-packages/vllm-{v}.dist-info/METADATA"
 
 
-def unavailable(why):
-    """No engine here: a failure in CI (never a silent skip), a skip on a developer's machine."""
-    why += "; start one with `bash .ci/docker-up.sh`"
+def unavailable(why, fix="start one with `bash .ci/docker-up.sh`"):
+    """Something the tests need is not here: a failure in CI (never a silent skip), a skip on a developer's
+    machine."""
+    why += f"; {fix}"
     if os.environ.get("CI"):
         pytest.fail(f"CI is set and {why}", pytrace=False)
     pytest.skip(why)
@@ -32,11 +33,12 @@ def unavailable(why):
 
 @pytest.fixture(scope="session")
 def docker_client():
-    from kit.image import ImageError, connect
+    from kit.errors import NotReady
+    from kit.image import connect
     try:
         client = connect(timeout=60)
-    except ImageError as e:
-        unavailable(str(e).split(";")[0])
+    except NotReady as e:      # what connect() raises when no engine answers
+        unavailable(e.message)
     yield client
     client.close()
 

@@ -18,7 +18,7 @@ from kit.options import RunOptions
 from kit.plan import units
 from kit.workload import scenarios
 from kit.workload.events import Writer
-from kit.workload.steps import steps
+from kit.workload.steps import base_arm, steps
 
 # model -> event kind -> seconds; weights MiB per model
 MODEL_TIMES = {"A": {"load": 36.0, "warmup": 2.0, "sleep": 0.3, "wake": 0.15, "prompt": 0.6, "stop": 2.0},
@@ -104,7 +104,7 @@ def write_repeat(run_dir, run_id, unit, repeat=1, *, protocol="corrected", scrip
                  fail_at=None, status_ok=True, failed_check=False, env=ENV, status=True):
     """One unit repeat folder: events.jsonl, env.json, server logs, workload.log, status.json (unless
     status=False: an interrupted attempt). fail_at: the 1-based step that fails (the arm stops there)."""
-    arm = scenarios.ARMS[unit.split("@")[0]]
+    arm = scenarios.ARMS[base_arm(unit)]
     folder = layout.RunDir(run_dir).repeat_dir(unit, repeat)
     folder.mkdir(parents=True, exist_ok=True)
     w = Writer(folder / layout.EVENTS, run=run_id, arm=unit, repeat=repeat)

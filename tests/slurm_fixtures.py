@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 
+import docker_fixtures
 from docker_fixtures import DOUBLE_IN_IMAGE  # noqa: F401 (the tests import it from here)
 
 CDI_KIND = "sleepkit.test/gpu"
@@ -19,10 +20,7 @@ CDI_SPEC = "/etc/cdi/sleepkit-test.yaml"
 
 
 def unavailable(why, fix="start one with `bash .ci/slurm-up.sh`"):
-    why += f"; {fix}"
-    if os.environ.get("CI"):
-        pytest.fail(f"CI is set and {why}", pytrace=False)
-    pytest.skip(why)
+    docker_fixtures.unavailable(why, fix)
 
 
 def squeue(*args):
