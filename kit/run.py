@@ -185,7 +185,7 @@ class Execution:
         layout.write_json(out / layout.STATUS, status)
         record = dict(status, unit=job.unit.name, lane=lane.label, started=started,
                       gpu=lane.gpu.record() if lane.gpu else None,
-                      **(self.runtime.job_record(arm_job, out) if hasattr(self.runtime, "job_record") else {}))
+                      **self.runtime.job_record(arm_job, out))
         self.record(out, record, lane)
         return status
 
@@ -315,8 +315,7 @@ def ready_runtime(options, results_dir, build_line):
     """The runtime, after the pre-flight passed and the image (if any) was built or found."""
     runtime = get_runtime(options, on_build_line=build_line)
     doctor.preflight(options, results_dir, runtime)
-    if hasattr(runtime, "prepare"):
-        runtime.prepare()
+    runtime.prepare()
     return runtime
 
 
@@ -359,8 +358,7 @@ def finish(works, say, tty):
     jobs = {id(w): plan.jobs(w.options) for w in works}
     tasks = sorted((t for w in works for t in w.tasks(jobs[id(w)])), key=lambda t: -(expected(t)[0] or 0))
     for w in works:
-        if hasattr(w.runtime, "plan_order"):     # Slurm: submit in this order too
-            w.runtime.plan_order([(w.manifest["run_id"], t.unit.name, t.job.repeat) for t in tasks if t.work is w])
+        w.runtime.plan_order([(w.manifest["run_id"], t.unit.name, t.job.repeat) for t in tasks if t.work is w])
     options = works[0].options
     lanes = lanes_for(options, len(tasks))
     say(f"run {', '.join(w.manifest['run_id'] for w in works)}: tables "

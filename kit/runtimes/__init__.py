@@ -9,8 +9,11 @@ Every runtime has the same contract:
         on_line  called with each line the workload prints (progress), as it comes
     runtime.stop_run(run_id)   stop and remove everything this run started (Ctrl-C path)
     runtime.describe()         dict for the manifest (image, python env, engine, ...)
-    runtime.job_record(job, out_dir)   optional: what the manifest keeps of one job (its GPU access,
-                               its Slurm job id and node)
+    runtime.job_record(job, out_dir)   what the manifest keeps of one job (its GPU access, its Slurm
+                               job id and node)
+    runtime.prepare()          after the pre-flight, before any job (Docker: build or find the image)
+    runtime.plan_order(keys)   the run's (run id, unit, repeat) in the order they will be started
+The last three default to nothing (class Runtime).
 
 run_arm is called from one thread per lane (kit/schedule.py) at once, so a runtime keeps its state per
 job. A job's GPU, when the run chose one, is job.gpu: the runtime makes it the only GPU the workload sees.
@@ -29,6 +32,19 @@ class ArmJob:
     gpu: object = None          # kit.gpus.Gpu of this job's lane, or None (no GPU chosen: the runtime's default)
     env: dict = field(default_factory=dict)          # extra environment for the workload
     model_paths: list = field(default_factory=list)  # local model dirs that must be visible (mounted ro)
+
+
+class Runtime:
+    """The parts of the contract most runtimes do not need."""
+
+    def job_record(self, job, out_dir):
+        return {}
+
+    def prepare(self):
+        pass
+
+    def plan_order(self, keys):
+        pass
 
 
 def job_name(job):

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from kit import image as images
-from kit.runtimes import gpu_access, job_name
+from kit.runtimes import Runtime, gpu_access, job_name
 from kit.runtimes.local import cache_slot
 
 OUT = "/sleepkit/out"
@@ -100,7 +100,7 @@ def stream_lines(chunks):
         yield pending.decode("utf-8", "replace")
 
 
-class DockerRuntime:
+class DockerRuntime(Runtime):
     name = "docker"
 
     def __init__(self, image=None, gpu_access="auto", hf_cache="~/.cache/huggingface", cache="cold",

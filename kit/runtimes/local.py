@@ -10,6 +10,8 @@ import threading
 from importlib import metadata
 from pathlib import Path
 
+from kit.runtimes import Runtime
+
 KIT_ROOT = Path(__file__).resolve().parents[2]   # the folder that holds the `kit` package
 SHARED_CACHE = Path("~/.cache/sleepkit/compile").expanduser()
 
@@ -38,7 +40,7 @@ def gpu_env(gpu):
     return env | ({"SLEEPKIT_GPU_UUIDS": gpu.uuid} if gpu.uuid else {})
 
 
-class LocalRuntime:
+class LocalRuntime(Runtime):
     name = "local"
 
     def __init__(self, cache="cold", python=None):

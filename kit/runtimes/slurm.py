@@ -35,7 +35,7 @@ from pathlib import Path
 from kit import layout
 from kit.checks import Check
 from kit.layout import WORKLOAD_LOG as LOG
-from kit.runtimes import job_name
+from kit.runtimes import Runtime, job_name
 from kit.runtimes.docker import COMPILE_CACHE_VOLUME, HF_CACHE_TARGET, LABEL_RUN, OUT, container_spec
 from kit.runtimes.local import KIT_ROOT, cache_env
 from kit.workload import progress
@@ -367,7 +367,7 @@ class SubmitOrder:
             self.cv.notify_all()
 
 
-class SlurmRuntime:
+class SlurmRuntime(Runtime):
     name = "slurm"
 
     def __init__(self, partition=None, account=None, time_limit=None, extra=(), gpu_request="gres",
