@@ -18,7 +18,7 @@ from kit.workload.options import defaults as arm_defaults
 
 RUN_RUNTIMES = ("docker", "local", "slurm")     # what `kit run` can start (its --runtime choices)
 RUNTIMES = RUN_RUNTIMES + ("compose",)          # what a manifest can hold: compose = adopted (`kit adopt`)
-CACHES = ("cold", "shared")
+CACHES = ("warm", "cold", "shared")
 GPU_ACCESS = ("auto", "toolkit", "cdi", "devices")
 SLURM_CONTAINERS = ("none", "podman", "docker")
 MAX_REPEAT = 100          # 100 repeats of all five arms are about a day on one GPU
@@ -45,7 +45,10 @@ class RunOptions:
                                              "the study's arguments")
     ready_timeout: float = _o(_ARM["ready_timeout"], "seconds a server may take to start")
     call_timeout: float = _o(_ARM["call_timeout"], "seconds one HTTP call may take")
-    cache: str = _o("cold", "compile caches: cold = empty per arm (fair); shared = persistent, one per GPU",
+    cache: str = _o("warm", "compile caches: warm = every server configuration is started once per GPU "
+                            "before it is measured, so every measured load reads its compiled graphs from the "
+                            "cache; cold = an empty cache for every server start, so every load compiles; "
+                            "shared = one persistent cache per GPU, loads as they happen to be (quick)",
                     choices=CACHES)
     gpus: str = _o("all", "GPUs the run may use, one arm per GPU at a time: all, none, or ids like 0,1")
     gpu_access: str = _o("auto", "docker: how the GPU enters a container (auto picks what this engine "
@@ -103,12 +106,13 @@ class RunOptions:
             return [n for n, t in scenarios.TABLES.items() if set(t.arms) & set(self.arms)]
         return sorted(int(n) for n in self.tables)
 
-    def arm_options(self, arm, script, repeat, run_id, measure_h2d=False):
+    def arm_options(self, arm, script, repeat, run_id, measure_h2d=False, prime=False):
         """What the workload of one arm repeat is given (its argv: .to_argv())."""
         return ArmOptions(arm=arm, script=script, run_id=run_id, repeat=repeat, model_a=self.model_a,
                           model_b=self.model_b, server_cmd=self.server_cmd, protocol=self.protocol,
                           fixed_output=self.fixed_output, ready_timeout=self.ready_timeout,
-                          call_timeout=self.call_timeout, measure_h2d=measure_h2d)
+                          call_timeout=self.call_timeout, measure_h2d=measure_h2d,
+                          cold_cache=self.cache == "cold", prime=prime)
 
     def to_manifest(self):
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

@@ -26,7 +26,8 @@ from kit.options import RunOptions, flag, parse_gpus
 from kit.progress import Progress
 from kit.runtimes import ArmJob, get_runtime
 from kit.schedule import Scheduler
-from kit.workload import scenarios
+from kit.workload import events, scenarios
+from kit.workload.runner import PRIMING
 
 KIT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -158,6 +159,8 @@ class Execution:
         self.label = label          # names the run in a group's progress lines ("" for a single run)
         self.lock = threading.Lock()
         self.measured = set(manifest.get("h2d") or {})
+        self.primed = {(j["lane"], scenarios.ARMS[j["arm"].split("@")[0]].compile_key())
+                       for j in manifest.get("jobs") or [] if (j.get("priming") or {}).get("ok")}
         self.progress = None
 
     def tasks(self, jobs):
@@ -173,8 +176,10 @@ class Execution:
         with self.lock:
             measure = lane.label not in self.measured
             self.measured.add(lane.label)
+        prime_key = (lane.label, scenarios.ARMS[job.unit.arm].compile_key())
+        prime = self.options.cache == "warm" and (prime_key not in self.primed or not self.runtime.lanes_keep_gpu)
         argv = self.options.arm_options(job.unit.arm, job.unit.script, job.repeat, self.manifest["run_id"],
-                                        measure).to_argv()
+                                        measure, prime).to_argv()
         arm_job = ArmJob(self.manifest["run_id"], job.unit.name, job.repeat, argv, gpu=lane.gpu,
                          model_paths=[m["path"] for m in self.manifest["models"].values() if m["path"]])
         started, t0 = layout.now(), time.monotonic()
@@ -183,8 +188,11 @@ class Execution:
                   "seconds": round(time.monotonic() - t0, 3), "host": socket.gethostname(),
                   "ended": layout.now(), "error": None if code == 0 else last_error(out)}
         layout.write_json(out / layout.STATUS, status)
+        priming = priming_record(out) if prime else None
+        if priming and priming["ok"]:
+            self.primed.add(prime_key)
         record = dict(status, unit=job.unit.name, lane=lane.label, started=started,
-                      gpu=lane.gpu.record() if lane.gpu else None,
+                      gpu=lane.gpu.record() if lane.gpu else None, priming=priming,
                       **self.runtime.job_record(arm_job, out))
         self.record(out, record, lane)
         return status
@@ -227,6 +235,20 @@ class Task:
 
     def run(self, lane):
         return self.work.run_job(self, lane)
+
+
+def priming_record(out):
+    """What the manifest keeps of a job's priming (--cache warm): its loads, untimed by the tables."""
+    path = Path(out) / PRIMING
+    try:
+        loads = [e for e in events.read(path) if e["kind"] == "load"] if path.exists() else []
+    except (OSError, ValueError):
+        loads = []
+    return {"ok": len(loads) == 2 and all(e["ok"] for e in loads),
+            "seconds": round(sum(e["duration_s"] for e in loads), 3),
+            "loads": [{"model": e["model"], "seconds": e["duration_s"], "ok": e["ok"],
+                       "compile_cache": (e.get("breakdown") or {}).get("compile_cache"),
+                       "compile_s": (e.get("breakdown") or {}).get("compile_s")} for e in loads]}
 
 
 def job_done(run_dir, job):
@@ -390,6 +412,10 @@ def describe_plan(options, todo, lanes, runtime=None, results_dir="results"):
              f"first: {', '.join(j.key for j in todo) or 'none'}",
              f"runtime {options.runtime}; protocol {options.protocol}; cache {options.cache}; lanes: "
              + ", ".join(lane.label for lane in lanes)]
+    if options.cache == "warm":
+        configs = {scenarios.ARMS[j.unit.arm].compile_key() for j in todo}
+        lines.append(f"cache warm: each lane first starts and stops the servers of each of the {len(configs)} server "
+                     "configuration(s) once, untimed, so that every measured load reads the compile cache")
     for unit in dict.fromkeys(j.unit for j in todo):
         lines.append(f"[{unit.name}] {scenarios.ARMS[unit.arm].title}"
                      + (f" (seed replay of {unit.script})" if unit.script else ""))

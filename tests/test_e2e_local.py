@@ -241,7 +241,7 @@ def test_manifest_records_what_repeats_the_run(shared_run):
     assert m["options"] | {"server_cmd": None} == {
         "tables": [1, 2, 3, 4, 5], "arms": [], "repeat": 1, "runtime": "local", "model_a": MODEL_A,
         "model_b": MODEL_B, "protocol": "corrected", "fixed_output": True, "server_cmd": None,
-        "ready_timeout": 900.0, "call_timeout": 300.0, "cache": "cold", "gpus": "all", "gpu_access": "auto",
+        "ready_timeout": 900.0, "call_timeout": 300.0, "cache": "warm", "gpus": "all", "gpu_access": "auto",
         "image": "", "vllm_image": "", "hf_cache": "~/.cache/huggingface", "slurm_partition": "",
         "slurm_account": "", "slurm_time": "", "slurm_args": "", "slurm_python": "python3", "slurm_container": "none"}
     assert set(m["environment"]) >= {"vllm_version", "torch_version", "cuda_version", "driver", "gpus", "h2d_gbps"}

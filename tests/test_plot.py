@@ -112,7 +112,7 @@ def test_published_numbers_beside_the_measured_ones(five):
 def test_provenance_on_every_figure(five):
     run, _ = five
     want = [run.run_id, "GPU: NVIDIA H100 80GB HBM3", "vLLM 0.11.0", "protocol: corrected", "output not fixed",
-            "repeats: 2", "compile cache: cold", "A = Qwen/Qwen3-0.6B (twin of qwen3-0.6b",
+            "repeats: 2", "compile cache: warm", "A = Qwen/Qwen3-0.6B (twin of qwen3-0.6b",
             "B = microsoft/Phi-3-vision-128k-instruct"]
     figures = [plot.bars_figure(plot.bars_spec(run, 1)), plot.timeline_figure(plot.timeline_spec(run, 4)),
                plot.memory_figure(plot.memory_spec(run, "l2"))]

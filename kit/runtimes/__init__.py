@@ -37,6 +37,10 @@ class ArmJob:
 class Runtime:
     """The parts of the contract most runtimes do not need."""
 
+    # Does a lane run all its jobs on one GPU (so it primes each server configuration once for
+    # --cache warm)? False where the runtime places jobs itself: then every job primes its own.
+    lanes_keep_gpu = True
+
     def job_record(self, job, out_dir):
         return {}
 

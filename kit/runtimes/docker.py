@@ -27,11 +27,9 @@ LABEL_RUN, LABEL_ARM, LABEL_REPEAT = "sleepkit.run", "sleepkit.arm", "sleepkit.r
 START_FAILED = 125           # like `docker run`: the container could not be created or started
 
 
-def container_spec(job, image, gpu=None, hf_cache="~/.cache/huggingface", cache="cold"):
+def container_spec(job, image, gpu=None, hf_cache="~/.cache/huggingface", cache="warm"):
     """What the arm's container is, without secrets: safe to log, compare (compose test) and record.
     gpu: the GPU settings of kit.runtimes.gpu_access.settings() (None: no GPU)."""
-    if cache not in ("cold", "shared"):
-        raise ValueError(f"cache must be 'cold' or 'shared', not {cache!r}")
     gpu = gpu or gpu_access.settings("toolkit", [])
     env = {"VLLM_SERVER_DEV_MODE": "1", **gpu["environment"], **job.env}
     mounts = [{"type": "bind", "source": str(Path(hf_cache).expanduser().resolve()),
@@ -39,7 +37,7 @@ def container_spec(job, image, gpu=None, hf_cache="~/.cache/huggingface", cache=
     mounts += [{"type": "bind", "source": str(Path(p).resolve()), "target": str(Path(p).resolve()),
                 "read_only": True} for p in job.model_paths]
     mounts += gpu["mounts"]
-    if cache == "shared":   # cold: nothing mounted, a fresh container starts with empty compile caches
+    if cache != "cold":   # cold: nothing mounted; the workload gives every server start empty caches
         mounts.append({"type": "volume", "source": f"{COMPILE_CACHE_VOLUME}-{cache_slot(job.gpu)}",
                        "target": COMPILE_CACHE_TARGET, "read_only": False})
         env.update(TORCHINDUCTOR_CACHE_DIR=f"{COMPILE_CACHE_TARGET}/torchinductor",
@@ -103,7 +101,7 @@ def stream_lines(chunks):
 class DockerRuntime(Runtime):
     name = "docker"
 
-    def __init__(self, image=None, gpu_access="auto", hf_cache="~/.cache/huggingface", cache="cold",
+    def __init__(self, image=None, gpu_access="auto", hf_cache="~/.cache/huggingface", cache="warm",
                  vllm_image=None, stop_timeout=10, client=None, on_build_line=print, host=None):
         """image None: build (or reuse) the kit image on vllm_image (default: the study's); prepare() does it."""
         self.image, self.vllm_image, self.on_build_line = image, vllm_image, on_build_line
@@ -238,7 +236,7 @@ class DockerRuntime(Runtime):
                 "engine": {"version": version.get("Version"), "api_version": version.get("ApiVersion")},
                 "gpu_access": {"requested": self.requested_access, "mode": self.access, "why": self.access_reason},
                 "cache": self.cache,
-                "compile_cache_volume": f"{COMPILE_CACHE_VOLUME}-gpu<id>" if self.cache == "shared" else None,
+                "compile_cache_volume": f"{COMPILE_CACHE_VOLUME}-gpu<id>" if self.cache != "cold" else None,
                 "hf_cache": str(Path(self.hf_cache).expanduser()), "ipc_mode": "host", "network_mode": "host"}
 
 

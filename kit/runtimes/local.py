@@ -1,30 +1,22 @@
 """Host runtime: the workload runs as a subprocess of `kit run` (bare metal, a Slurm job, no Docker)."""
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 from importlib import metadata
 from pathlib import Path
 
 from kit.runtimes import Runtime
+from kit.workload.compilecache import cache_env
 
 KIT_ROOT = Path(__file__).resolve().parents[2]   # the folder that holds the `kit` package
 SHARED_CACHE = Path("~/.cache/sleepkit/compile").expanduser()
 
 
-def cache_env(root):
-    """Point vLLM's, Inductor's and Triton's compile caches into one folder."""
-    root = Path(root)
-    return {"VLLM_CACHE_ROOT": str(root / "vllm"), "TORCHINDUCTOR_CACHE_DIR": str(root / "inductor"),
-            "TRITON_CACHE_DIR": str(root / "triton")}
-
-
 def cache_slot(gpu):
-    """--cache shared keeps one compile cache per GPU: servers starting at once on two GPUs would write the
+    """--cache warm and shared keep one compile cache per GPU: servers starting at once on two GPUs would write the
     same artifacts at once, and vLLM before 0.11.1 saves them as folders that such writes clobber (vllm#24601)."""
     if gpu is None or gpu.id == "all":
         return "gpu-any"
@@ -43,9 +35,7 @@ def gpu_env(gpu):
 class LocalRuntime(Runtime):
     name = "local"
 
-    def __init__(self, cache="cold", python=None):
-        if cache not in ("cold", "shared"):
-            raise ValueError(f"cache must be 'cold' or 'shared', not {cache!r}")
+    def __init__(self, cache="warm", python=None):
         self.cache = cache
         self.python = python or sys.executable
         self.procs = {}
@@ -54,14 +44,9 @@ class LocalRuntime(Runtime):
     def run_arm(self, job, out_dir, on_line):
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        # cold: every arm compiles from scratch, so arms are compared fairly
-        cache = (Path(tempfile.mkdtemp(prefix="sleepkit-cache-")) if self.cache == "cold"
-                 else SHARED_CACHE / cache_slot(job.gpu))
-        try:
-            return self._run(job, out_dir, on_line, {**cache_env(cache), **gpu_env(job.gpu)})
-        finally:
-            if self.cache == "cold":
-                shutil.rmtree(cache, ignore_errors=True)
+        # cold: the workload gives every server start empty caches of its own
+        cache = {} if self.cache == "cold" else cache_env(SHARED_CACHE / cache_slot(job.gpu))
+        return self._run(job, out_dir, on_line, {**cache, **gpu_env(job.gpu)})
 
     def _run(self, job, out_dir, on_line, extra_env):
         env = dict(os.environ, **extra_env, **job.env, PYTHONUNBUFFERED="1")
@@ -101,5 +86,5 @@ class LocalRuntime(Runtime):
         packages = sorted(f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions()
                           if d.metadata["Name"])
         return {"name": self.name, "python": sys.version.split()[0], "executable": self.python,
-                "cache": self.cache, "compile_cache_dir": f"{SHARED_CACHE}/gpu<id>" if self.cache == "shared" else None,
+                "cache": self.cache, "compile_cache_dir": f"{SHARED_CACHE}/gpu<id>" if self.cache != "cold" else None,
                 "packages": packages}

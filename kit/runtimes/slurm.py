@@ -2,7 +2,7 @@
 
 Each job's batch script is written to out_dir/job.sbatch and asks for one GPU (--gres=gpu:1, or
 --gpus=1). On the node it runs `python3 -m kit.workload <argv> --out <out_dir>` either directly (the
-node's python3 with vLLM installed, PYTHONPATH = this kit's folder, a fresh compile cache per job) or in
+node's python3 with vLLM installed, PYTHONPATH = this kit's folder, the compile cache of --cache) or in
 the kit's image through podman or docker (host network and IPC, the job's GPUs as CDI devices or
 `--gpus`, out_dir bind-mounted at /sleepkit/out). Slurm writes the job's output to out_dir/workload.log,
 so out_dir must be on storage the nodes share: doctor_checks() proves it with a tiny job.
@@ -37,10 +37,11 @@ from kit.checks import Check
 from kit.layout import WORKLOAD_LOG as LOG
 from kit.runtimes import Runtime, job_name
 from kit.runtimes.docker import COMPILE_CACHE_VOLUME, HF_CACHE_TARGET, LABEL_RUN, OUT, container_spec
-from kit.runtimes.local import KIT_ROOT, cache_env
+from kit.runtimes.local import KIT_ROOT
+from kit.workload.compilecache import cache_env
 from kit.workload import progress
 
-SHARED_CACHE = "$HOME/.cache/sleepkit/compile"  # --cache shared, direct: on the node, like local.py's
+SHARED_CACHE = "$HOME/.cache/sleepkit/compile"  # --cache warm/shared, direct: on the node, like local.py's
 CACHE_SLOT = "gpu${SLURM_JOB_GPUS:--any}"        # one cache per GPU, as local.cache_slot (why: there)
 SCRIPT, RECORD = "job.sbatch", "slurm.json"
 MARK = "sleepkit-slurm:"                         # the job's first output line: node and GPUs
@@ -286,11 +287,9 @@ def direct_body(job, out_dir, python, cache):
     """The workload on the node itself, like --runtime local (the node's python3 and vLLM)."""
     lines = [f"export PYTHONPATH={shlex.quote(str(KIT_ROOT))}${{PYTHONPATH:+:$PYTHONPATH}} PYTHONUNBUFFERED=1"]
     lines += env_lines(job.env)
-    if cache == "cold":   # every arm compiles from scratch, so arms are compared fairly
-        lines += ['CACHE="$(mktemp -d "${TMPDIR:-/tmp}/sleepkit-cache-XXXXXX")"', 'trap \'rm -rf "$CACHE"\' EXIT']
-    else:
+    if cache != "cold":   # cold: the workload gives every server start empty caches of its own
         lines.append(f'CACHE="{SHARED_CACHE}/${{SLURMD_NODENAME:-node}}-{CACHE_SLOT}"')   # $HOME may be shared
-    lines.append("export " + " ".join(f'{k}="{v}"' for k, v in cache_env("$CACHE").items()))
+        lines.append("export " + " ".join(f'{k}="{v}"' for k, v in cache_env("$CACHE").items()))
     lines.append(f"trap 'echo \"{MARK} SIGTERM: waiting for the workload to stop its servers\"' TERM")
     cmd = [python, "-m", "kit.workload", *job.argv, "--out", str(out_dir)]
     lines.append(" ".join(shlex.quote(c) for c in cmd) + " &")
@@ -369,14 +368,13 @@ class SubmitOrder:
 
 class SlurmRuntime(Runtime):
     name = "slurm"
+    lanes_keep_gpu = False     # Slurm places every job: each job primes its own compile cache (--cache warm)
 
     def __init__(self, partition=None, account=None, time_limit=None, extra=(), gpu_request="gres",
-                 container=None, image=None, python="python3", cache="cold", hf_cache="~/.cache/huggingface",
+                 container=None, image=None, python="python3", cache="warm", hf_cache="~/.cache/huggingface",
                  gpu_access="auto", cdi_kind="nvidia.com/gpu", poll_s=5.0, tail_s=0.5, stop_timeout=10,
                  cancel_timeout=180.0):
         """container None: the workload runs directly on the node; 'podman' | 'docker': in `image`."""
-        if cache not in ("cold", "shared"):
-            raise ValueError(f"cache must be 'cold' or 'shared', not {cache!r}")
         if gpu_request not in ("gres", "gpus"):
             raise ValueError(f"gpu_request must be 'gres' (--gres=gpu:1) or 'gpus' (--gpus=1), not {gpu_request!r}")
         if container not in (None, *CONTAINERS):

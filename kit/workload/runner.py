@@ -14,11 +14,13 @@ import sys
 import time
 
 from kit.workload import events, memory, progress, scenarios
+from kit.workload.compilecache import ColdCaches, cache_env
 from kit.workload.engine import Server, ServerError
 from kit.workload.options import ArmOptions
 from kit.workload.sleepcheck import backed_up_count, check_sleep
 from kit.workload.steps import steps, unit_name
 
+PRIMING = "priming.jsonl"
 SEED_POLL_S = 5.0     # the original scripts polled /health every 5 s
 POLL_S = 0.02         # readiness poll: bounds the load timing error to 20 ms (`make bench` measures it)
 HEARTBEAT_S = 30.0
@@ -39,10 +41,16 @@ class Workload:
         self.servers = {}
         self.slept = set()
         self.env = dict(os.environ, **scenarios.SERVER_ENV)
+        self.cold = ColdCaches() if opts.cold_cache else None
+        self.cold_dirs = {}      # model -> the empty cache folder of its running server (--cache cold)
+        self.priming = False
         self.baseline_gpu = None
 
     def run(self):
         self.baseline_gpu = memory.gpu_used_mib()
+        if self.opts.prime:
+            self.prime()
+            self.t0 = time.monotonic()     # the arm's clock starts after the priming
         actions = {"load": self.load, "warmup": self.warmup, "sleep": self.sleep, "wake": self.wake,
                    "prompt": self.prompt, "stop": self.stop}
         for step in steps(self.arm, self.opts.protocol, self.opts.script):
@@ -69,7 +77,8 @@ class Workload:
                       gpu_mib_before=mem_before[0], rss_mib_before=mem_before[1],
                       gpu_mib_after=mem_after[0], rss_mib_after=mem_after[1])
         fields.update(result if isinstance(result, dict) else {})
-        print(progress.done(kind, model, rnd, duration, fields["error"]), flush=True)
+        if not self.priming or error:
+            print(progress.done(kind, model, rnd, duration, fields["error"]), flush=True)
         if error:
             self.log.write(**fields)
             raise ServerError(error)
@@ -78,11 +87,38 @@ class Workload:
     def memory(self, server):
         return memory.gpu_used_mib(), server.rss_mib() if server else None
 
+    # -- priming (--cache warm) -----------------------------------------------------------------
+    def prime(self):
+        """Start and stop each model's server once so its compiled graphs are in the cache; the loads
+        and stops go to priming.jsonl, never into the arm's events."""
+        measured = self.log
+        self.log = events.Writer(os.path.join(self.opts.out, PRIMING), **measured.common)
+        self.priming = True
+        try:
+            for model in "AB":
+                print(progress.start("prime", model, 0), flush=True)
+                t = time.monotonic()
+                self.load(model, 0)
+                self.stop(model, 0)
+                if self.baseline_gpu is not None:   # the measured loads start on a GPU as empty as before
+                    self.wait_gpu_baseline()
+                print(progress.done("prime", model, 0, time.monotonic() - t), flush=True)
+        except ServerError as e:
+            raise ServerError(f"while priming the compile cache: {e}") from None
+        finally:
+            self.priming = False
+            self.log.close()
+            self.log = measured
+
     # -- steps ---------------------------------------------------------------------------------
     def load(self, model, rnd):
         name = self.opts.model_a if model == "A" else self.opts.model_b
+        env = self.env
+        if self.cold:
+            self.cold_dirs[model] = self.cold.new()
+            env = dict(env, **cache_env(self.cold_dirs[model]))
         server = Server(model, name, self.opts.server_cmd, self.arm.server_args(),
-                        os.path.join(self.opts.out, f"server-{model}.log"), env=self.env,
+                        os.path.join(self.opts.out, f"server-{model}.log"), env=env,
                         call_timeout=self.opts.call_timeout)
         self.servers[model] = server
 
@@ -155,6 +191,8 @@ class Workload:
             return {"parts": parts}
         fields = self.timed("stop", model, rnd, action)
         self.servers.pop(model, None)
+        if model in self.cold_dirs:
+            self.cold.remove(self.cold_dirs.pop(model))
         self.log.write(**fields)
 
     def wait_gpu_baseline(self, timeout=120.0, slack_mib=512):
@@ -171,6 +209,8 @@ class Workload:
         for server in list(self.servers.values()):
             server.stop()
         self.servers.clear()
+        if self.cold:
+            self.cold.remove_all()
 
 
 def environment(opts):

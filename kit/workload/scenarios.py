@@ -44,6 +44,11 @@ class Arm:
             args += ["--quantization", self.quantization]
         return args
 
+    def compile_key(self):
+        """Arms with equal keys start the same server configuration, so they share compiled graphs: the
+        server arguments, all of which may enter vLLM's compile-cache key (docs/vllm-versions.md)."""
+        return " ".join(self.server_args())
+
 
 ARMS = {a.name: a for a in [
     Arm("l1", 1, True, None, "Sleep L1 (bf16, warm-up)"),
