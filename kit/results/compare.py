@@ -125,12 +125,15 @@ def _ratio(c):
 
 
 def _grid(cmp, arms, named):
-    """metric, model, then per arm: a, b, b/a (column names with the arm when `named`)."""
+    """metric, model, then per arm: a, b, b/a (column names with the arm when `named`); rows with a number."""
     headers = ["metric", "model"] + [h for arm in arms for h in ((f"{arm} a", f"{arm} b", "b/a ×") if named
                                                                  else ("a", "b", "b/a ×"))]
     grid = []
     for row in cmp["rows"]:
-        line = [row["label"], row["model"] or "-"]
+        if all(row["arms"][arm]["a"] is None and row["arms"][arm]["b"] is None for arm in arms):
+            continue                  # a row of the other arm (one grid per arm)
+        label = "- " + row["metric"][5:] if row["metric"].startswith("part:") else row["label"]
+        line = [label, row["model"] or "-"]
         for arm in arms:
             c = row["arms"][arm]
             line += [_cell(c["a"], cmp["a"]["arms"][arm]["state"], row["unit"]),
