@@ -186,14 +186,20 @@ def load(results_dir, run_id):
 @results_option
 @tables_option
 @format_option
-@click.option("--wide", is_flag=True, help="Every column: min..max, n, spread and every published source.")
+@click.option("--wide", is_flag=True, help="Every column: min..max, n, spread and every published source "
+              "(default: what fits the terminal's width).")
 def table(run_id, results_dir, tables, fmt, wide):
-    """Show a run's tables (default: the latest run) beside the published numbers. Writes nothing."""
+    """Show a run's tables (default: the latest run) beside the published numbers, then what each says in a
+    sentence. Writes nothing."""
     from kit import results
-    from kit.results import render
+    from kit.results import render, summary
     run = load(results_dir, run_id)
     numbers = sorted(parse_tables(tables)) or run.tables
-    click.echo(render.text([results.build_table(run, n) for n in numbers], fmt, wide), nl=False)
+    built = [results.build_table(run, n) for n in numbers]
+    width = render.terminal_width()
+    click.echo(render.text(built, fmt, wide, width), nl=False)
+    if fmt == "terminal":
+        click.echo("\n" + summary.text(built, None if wide else width), nl=False)
 
 
 @cli.command()
@@ -261,11 +267,13 @@ def render_outputs(run):
 @results_option
 @click.option("--table", "number", type=click.IntRange(1, 5), help="Which table (default: every table of FIRST).")
 @format_option
-def compare(first, second, results_dir, number, fmt):
+@click.option("--wide", is_flag=True, help="One grid and unwrapped lines (default: what fits the terminal's width).")
+def compare(first, second, results_dir, number, fmt, wide):
     """Two runs side by side, table by table; SECOND may be `published` (the study's A100 numbers) or
     `published:a4000`. FIRST and SECOND are run ids (in --results-dir), run folders or bundles."""
     from kit import results
     from kit.results import compare as comparing
+    from kit.results import render
     a = results.load_any(first, results_dir)
     source = re.fullmatch(r"published(?::(\w+))?", second)
     b = None if source else results.load_any(second, results_dir)
@@ -275,7 +283,7 @@ def compare(first, second, results_dir, number, fmt):
         if tb is None:
             continue
         cmp = comparing.compare(results.build_table(a, n), tb, n, against_published=bool(source))
-        click.echo(comparing.compare_text(cmp, fmt))
+        click.echo(comparing.compare_text(cmp, fmt, None if wide else render.terminal_width()))
         shown += 1
     if not shown:
         raise NotFound(f"{second} has no numbers for table(s) {number or ', '.join(map(str, a.tables))}")

@@ -8,6 +8,8 @@ kit.workload.events.Writer, so they pass the reader. The manifest comes from kit
 Durations are deterministic: by default the model's time for the event kind x a small per-repeat and
 per-round factor (so min/max differ); `times` gives exact durations instead ({"<kind> <model>": [s, ...]}
 consumed in sequence order), `scale` multiplies every duration (a list: one factor per repeat).
+`cache` gives each load event a breakdown (events schema 3) whose compile_cache is "hit", "miss" or
+"unknown" (None); a list: one per load, in sequence order. Without it, loads have no breakdown (older runs).
 """
 import copy
 import json
@@ -39,8 +41,9 @@ def _jitter(repeat, rnd, i=0):
 class _Arm:
     """Writes one arm repeat's events, keeping GPU MiB and each server's RSS chained."""
 
-    def __init__(self, writer, arm, repeat, times, scale, failed_check):
+    def __init__(self, writer, arm, repeat, times, scale, failed_check, cache=None):
         self.w, self.arm, self.repeat = writer, arm, repeat
+        self.cache = list(cache) if isinstance(cache, (list, tuple)) else cache
         self.scale = scale[repeat - 1] if isinstance(scale, (list, tuple)) else scale   # per repeat, or one for all
         self.times, self.failed_check = copy.deepcopy(times), failed_check
         self.t, self.gpu, self.rss, self.slept, self.held = 0.0, GPU_BASE, {}, set(), {}
@@ -67,6 +70,8 @@ class _Arm:
             self.gpu += GPU_SERVER
             self.held[m] = GPU_SERVER
             self.rss[m] = RSS_SERVER
+            if self.cache is not None:
+                extra = {"breakdown": breakdown(self.cache.pop(0) if isinstance(self.cache, list) else self.cache, d)}
         elif step.kind == "stop":
             self.gpu -= self.held.pop(m)
             self.rss.pop(m, None)
@@ -100,15 +105,23 @@ class _Arm:
         self.t += d + 0.02
 
 
+def breakdown(cache, seconds):
+    """A load's breakdown (the load-breakdown parser's contract): cache "hit", "miss" or "unknown"."""
+    compiled = cache == "miss"
+    return {"compile_cache": None if cache == "unknown" else cache, "compile_s": round(seconds / 3, 6) if compiled else 0.0,
+            "weights_gib": 1.1, "weights_s": round(seconds / 6, 6), "graphs_s": round(seconds / 10, 6),
+            "engine_init_s": round(seconds / 2, 6), "first_log_s": 3.0, "cache_key": "0123abcd"}
+
+
 def write_repeat(run_dir, run_id, unit, repeat=1, *, protocol="corrected", script="", times=None, scale=1.0,
-                 fail_at=None, status_ok=True, failed_check=False, env=ENV, status=True):
+                 fail_at=None, status_ok=True, failed_check=False, env=ENV, status=True, cache=None):
     """One unit repeat folder: events.jsonl, env.json, server logs, workload.log, status.json (unless
     status=False: an interrupted attempt). fail_at: the 1-based step that fails (the arm stops there)."""
     arm = scenarios.ARMS[base_arm(unit)]
     folder = layout.RunDir(run_dir).repeat_dir(unit, repeat)
     folder.mkdir(parents=True, exist_ok=True)
     w = Writer(folder / layout.EVENTS, run=run_id, arm=unit, repeat=repeat)
-    writer = _Arm(w, arm, repeat, times, scale, failed_check)
+    writer = _Arm(w, arm, repeat, times, scale, failed_check, cache)
     ok = True
     for n, step in enumerate(steps(arm, protocol, script), 1):
         ok = fail_at is None or n != fail_at

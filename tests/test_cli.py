@@ -120,7 +120,7 @@ def test_results_dir_from_the_environment(results, capsys, monkeypatch):
 def test_table_views(results, capsys):
     code, out, _ = run_main(capsys, "table", "good", "--results-dir", results)
     assert code == 0 and out.startswith("Table 1: Sleep mode (L1) vs no sleep mode")
-    assert max(len(line) for line in out.splitlines()) <= 120
+    assert max(len(line) for line in out.splitlines()) <= 80 and "\nIn short:\nTable 1: a level-1 wake" in out
     code, wide, _ = run_main(capsys, "table", "good", "--results-dir", results, "--wide")
     assert "min..max" in wide and "pub[2]" in wide
     code, js, _ = run_main(capsys, "table", "good", "--results-dir", results, "--format", "json")

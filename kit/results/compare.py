@@ -8,7 +8,8 @@ import json
 from tabulate import tabulate
 
 from kit.results import metrics, published
-from kit.results.render import FORMATS, TABLEFMT, fmt_value, models_line, tab
+from kit.results.render import (FORMATS, NOT_COMPARABLE, TABLEFMT, UNKNOWN_MARK, WIDTH, bullets, fmt_value,
+                                models_line, tab, text_width)
 from kit.results.tables import FACT_KEYS, NO_NUMBERS, SCHEMA, rows as table_rows
 from kit.workload import scenarios
 
@@ -55,6 +56,14 @@ def manifest_diff(fa, fb, short_models=False):
     return diff
 
 
+def _cache_verdict(ra, rb, arm):
+    """The compile-cache verdict of one arm's number on side a against side b (the loads behind each,
+    from the rows' cache fields; a row without them - an older table dict - says nothing)."""
+    counts = {side: r["cache"][arm] for side, r in (("a", ra), ("b", rb)) if arm in (r.get("cache") or {})}
+    state, reason = metrics.cache_verdict(counts)
+    return {"cache_state": state, "reason": reason}
+
+
 def compare(ta, tb, number, against_published=False):
     table_arms = list(scenarios.TABLES[number].arms)
     index_a = {(r["metric"], r["model"]): r for r in ta["rows"]}
@@ -67,10 +76,13 @@ def compare(ta, tb, number, against_published=False):
         arms = {}
         for arm in table_arms:
             ca, cb = ra.get("arms", {}).get(arm), rb.get("arms", {}).get(arm)
-            arms[arm] = {"a": ca, "b": cb, "ratio": metrics.ratio(cb, ca), "overlap": metrics.overlap(ca, cb)}
+            arms[arm] = {"a": ca, "b": cb, "ratio": metrics.ratio(cb, ca), "overlap": metrics.overlap(ca, cb),
+                         **_cache_verdict(ra, rb, arm)}
+            if arms[arm]["cache_state"] == "mixed":
+                arms[arm]["ratio"] = None
         rows.append({"metric": key[0], "model": key[1], "label": some["label"], "unit": some["unit"], "arms": arms})
-    side = lambda t: {"run": t["run"], "arms": {s["arm"]: {"state": s["state"], "errors": s["errors"]}
-                                                for s in t["arms"]}}
+    side = lambda t: {"run": t["run"], "arms": {s["arm"]: {"state": s["state"], "errors": s["errors"],
+                                                           "loads": s.get("loads")} for s in t["arms"]}}
     return {"schema": SCHEMA, "table": number, "title": scenarios.TABLES[number].title, "a": side(ta), "b": side(tb),
             "rows": rows, "manifest_diff": manifest_diff(ta["run"], tb["run"], short_models=against_published),
             "ratio": "b/a of the medians"}
@@ -84,6 +96,19 @@ def _side_line(name, side):
             f"{models_line(f)} | arms: {states}")
 
 
+def cache_found(side):
+    """What one side's load events say of the compile cache, per arm: 'l1 compiled 0 of 2 loads, ...'."""
+    said = []
+    for arm, s in side["arms"].items():
+        c = s.get("loads")
+        if c and c["n"]:
+            known = c["n"] - c["unknown"]
+            said.append(f"{arm} {c['n']} loads, cache unknown" if not known else
+                        f"{arm} compiled {c['compiled']} of {known} loads"
+                        + (f" ({c['unknown']} more unknown)" if c["unknown"] else ""))
+    return ", ".join(said) or "not stated"
+
+
 def _cell(cell, state, unit):
     if state in NO_NUMBERS:
         return state.upper() if state == "failed" else state
@@ -91,37 +116,79 @@ def _cell(cell, state, unit):
 
 
 def _ratio(c):
+    if c.get("cache_state") == "mixed":
+        return NOT_COMPARABLE
     if c["ratio"] is None:
         return "-"
-    return fmt_value(c["ratio"], "ratio") + (" apart" if c["overlap"] is False else "")
+    return (fmt_value(c["ratio"], "ratio") + (UNKNOWN_MARK if c.get("cache_state") == "unknown" else "")
+            + (" apart" if c["overlap"] is False else ""))
 
 
-def compare_text(cmp, fmt="terminal"):
+def _grid(cmp, arms, named):
+    """metric, model, then per arm: a, b, b/a (column names with the arm when `named`); rows with a number."""
+    headers = ["metric", "model"] + [h for arm in arms for h in ((f"{arm} a", f"{arm} b", "b/a ×") if named
+                                                                 else ("a", "b", "b/a ×"))]
+    grid = []
+    for row in cmp["rows"]:
+        if all(row["arms"][arm]["a"] is None and row["arms"][arm]["b"] is None for arm in arms):
+            continue                  # a row of the other arm (one grid per arm)
+        label = "- " + row["metric"][5:] if row["metric"].startswith("part:") else row["label"]
+        line = [label, row["model"] or "-"]
+        for arm in arms:
+            c = row["arms"][arm]
+            line += [_cell(c["a"], cmp["a"]["arms"][arm]["state"], row["unit"]),
+                     _cell(c["b"], cmp["b"]["arms"][arm]["state"], row["unit"]), _ratio(c)]
+        grid.append(line)
+    return headers, grid
+
+
+def grids(cmp, tablefmt, width=None):
+    """Both arms in one grid; where that is wider than `width`, one grid per arm under its name."""
+    arms = list(scenarios.TABLES[cmp["table"]].arms)
+    one = tab(*_grid(cmp, arms, True), tablefmt)
+    if width is None or text_width(one) <= width:
+        return [one]
+    return [f"{arm}:\n" + tab(*_grid(cmp, [arm], False), tablefmt) for arm in arms]
+
+
+def _cache_lines(cmp):
+    lines = [f"compile cache found in the load events: a: {cache_found(cmp['a'])}; b: {cache_found(cmp['b'])}"]
+    for row in cmp["rows"]:
+        for arm, c in row["arms"].items():
+            if c.get("cache_state") == "mixed":
+                lines.append(f"{arm} {row['label']} {row['model'] or ''}".rstrip() + f": {c['reason']}")
+    if any(c.get("cache_state") == "unknown" for row in cmp["rows"] for c in row["arms"].values()):
+        lines.append(f"{UNKNOWN_MARK}: the compile-cache state of some loads behind this ratio is unknown, so it may "
+                     "set a compiled load against a cached one")
+    return lines
+
+
+def _differs(cmp, tablefmt, width):
+    diff = [[k, json.dumps(v["a"], sort_keys=True), json.dumps(v["b"], sort_keys=True)]
+            for k, v in cmp["manifest_diff"].items()]
+    if not diff:
+        return bullets(["the two sides agree on: " + ", ".join(FACT_KEYS) + " (cache: the --cache option they ran with)"],
+                       width)
+    key = max(len(k) for k, _, _ in diff + [["differs", 0, 0]])
+    side = max(12, (width - key - 6) // 2) if width else None       # server arguments run long
+    return tabulate(diff, ["differs", "a", "b"], tablefmt=tablefmt, disable_numparse=True,
+                    maxcolwidths=[None, side, side] if side else None)
+
+
+def compare_text(cmp, fmt="terminal", width=WIDTH):
+    """The terminal view fits `width` columns (the grid split per arm, notes wrapped); other formats keep
+    one grid and unwrapped notes."""
     if fmt == "json":
         return json.dumps(cmp, indent=2, sort_keys=True) + "\n"
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
     tablefmt = TABLEFMT[fmt]
-    arms = list(scenarios.TABLES[cmp["table"]].arms)
-    headers = ["metric", "model"] + [h for arm in arms for h in (f"{arm} a", f"{arm} b", "b/a")]
-    grid = []
-    for row in cmp["rows"]:
-        line = [row["label"], row["model"] or "-"]
-        for arm in arms:
-            c = row["arms"][arm]
-            line += [_cell(c["a"], cmp["a"]["arms"][arm]["state"], row["unit"]),
-                     _cell(c["b"], cmp["b"]["arms"][arm]["state"], row["unit"]),
-                     _ratio(c)]
-        grid.append(line)
-    diff = [[k, json.dumps(v["a"], sort_keys=True), json.dumps(v["b"], sort_keys=True)]
-            for k, v in cmp["manifest_diff"].items()]
+    wrap = width if fmt == "terminal" else None
     ranged = any(c["overlap"] is not None for row in cmp["rows"] for c in row["arms"].values())
-    head = "\n".join(f"- {x}" for x in [f"Table {cmp['table']}: {cmp['title']} - compare, ratio {cmp['ratio']}",
-                                         _side_line("a", cmp["a"]), _side_line("b", cmp["b"])])
-    wrap = [None, 52, 52] if fmt == "terminal" else None   # server arguments run long
-    parts = [head, tab(headers, grid, tablefmt),
-             tabulate(diff, ["differs", "a", "b"], tablefmt=tablefmt, disable_numparse=True, maxcolwidths=wrap)
-             if diff else "- the two sides agree on: " + ", ".join(FACT_KEYS)]
+    head = bullets([f"Table {cmp['table']}: {cmp['title']} - compare, ratio {cmp['ratio']}",
+                    _side_line("a", cmp["a"]), _side_line("b", cmp["b"])], wrap)
+    parts = [head, *grids(cmp, tablefmt, wrap), bullets(_cache_lines(cmp), wrap), _differs(cmp, tablefmt, wrap)]
     if ranged:
-        parts.append("- apart: a's and b's min..max ranges do not overlap; a ratio without it may be noise")
+        parts.append(bullets(["apart: a's and b's min..max ranges do not overlap; a ratio without it may be noise"],
+                             wrap))
     return "\n\n".join(parts) + "\n"

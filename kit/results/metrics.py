@@ -70,6 +70,50 @@ def values(events, metric, model):
     return [e.get(key) for e in chosen]
 
 
+# -- compile-cache state of the loads behind a number ------------------------------------------------
+def loads_behind(events, metric, model):
+    """The load events a metric's values come from or include: a load, a restart (the switch of an arm
+    without sleep), a total (every load of the arm). Wakes, sleeps and prompts involve no load."""
+    if metric == "total":
+        return [e for e in events if e["kind"] == "load"]
+    if metric == "load" or metric == "switch" or metric.startswith("part:"):
+        return [e for e in select(events, metric) if e["kind"] == "load" and e["model"] == model]
+    return []
+
+
+def cache_counts(loads):
+    """{n, compiled, cached, unknown} of load events: compiled = the compile cache missed (the server
+    compiled the model), cached = it hit; unknown = the event does not say (no breakdown: events before
+    schema 3, or a log the parser could not read)."""
+    said = [(e.get("breakdown") or {}).get("compile_cache") for e in loads]
+    return {"n": len(said), "compiled": said.count("miss"), "cached": said.count("hit"),
+            "unknown": sum(s not in ("hit", "miss") for s in said)}
+
+
+def cache_verdict(counts):
+    """counts: {side: cache_counts} of the loads behind two numbers set side by side (sides without loads
+    left out). -> (state, reason): state None (no loads), "hit" / "miss" (every load alike: comparable),
+    "mixed" (reason: "not comparable: ..."), or "unknown" (reason: "cache state unknown: ...")."""
+    counts = {side: c for side, c in counts.items() if c["n"]}
+    if not counts:
+        return None, None
+    if any(c["compiled"] for c in counts.values()) and any(c["cached"] for c in counts.values()):
+        return "mixed", "not comparable: " + _listing(counts, "compiled")
+    if any(c["unknown"] for c in counts.values()):
+        return "unknown", "cache state unknown for " + _listing({s: c for s, c in counts.items() if c["unknown"]},
+                                                                "unknown")
+    return ("miss" if any(c["compiled"] for c in counts.values()) else "hit"), None
+
+
+def _listing(counts, key):
+    """'l1-fp8 compiled 2 of 2 loads, l1 0 of 2' (key compiled); 'l1 2 of 2 loads, nosleep 6 of 6' (unknown)."""
+    said = [f"{side} {c[key]} of {c['n']}" for side, c in counts.items()]
+    if key == "compiled":
+        said[0] = said[0].replace(" ", " compiled ", 1)
+    said[0] += " loads"
+    return ", ".join(said)
+
+
 def part_names(event_lists):
     """Names of a switch's timed parts when some arm's switch has several (level 2), in switch order."""
     switches = [e for evs in event_lists for e in select(evs, "switch")]

@@ -1,17 +1,20 @@
 """Text of table and compare dicts. Deterministic: the same dict gives the same bytes.
 
-    text(tables, fmt="terminal")   the terminal view: each table under its heading, at most WIDTH columns
-                                   (medians, ratio, the primary published medians); wide=True adds
-                                   min..max, n, spread and every published source
+    text(tables, fmt="terminal", width=terminal_width())
+                                   the terminal view: each table under its heading, fitting `width` columns
+                                   (medians, ratio, and as far as they fit: the primary published source's
+                                   ratio and medians, the spread; notes wrapped); wide=True: every column
+                                   (min..max, n, spread, every published source), nothing wrapped
     text(tables, fmt="json")       one JSON document for any number of tables
     markdown(table)                tables/table<N>.md: the wide view as a GitHub table, with its heading
 """
 import json
+import shutil
 import textwrap
 
 from tabulate import tabulate
 
-WIDTH = 120
+WIDTH = 80       # the terminal view's default width (an 80x24 terminal)
 FORMATS = ("terminal", "github", "plain", "json")
 TABLEFMT = {"terminal": "simple", "github": "github", "plain": "plain"}     # tabulate's name for each text format
 SHORT = {"gpu_freed_by_sleep": "GPU MiB freed by sleep", "gpu_taken_by_wake": "GPU MiB taken back by wake",
@@ -20,6 +23,8 @@ SHORT = {"gpu_freed_by_sleep": "GPU MiB freed by sleep", "gpu_taken_by_wake": "G
 STATE_MARK = {"ok": "", "suspect": " SUSPECT", "failed": " FAILED", "not run": " (not run)",
               "unfinished": " (unfinished)"}
 STATE_CELL = {"failed": "FAILED", "not run": "not run", "unfinished": "pending"}
+NOT_COMPARABLE = "not comparable"
+UNKNOWN_MARK = "?"
 
 
 def fmt_value(x, unit):
@@ -48,7 +53,7 @@ def header_lines(facts):
             + f" | GPU: {na('gpu')} | vLLM {na('vllm')} | torch {na('torch')} | CUDA {na('cuda')}"
             + f" | driver {na('driver')}",
             models_line(facts),
-            f"protocol: {na('protocol')} | repeats: {na('repeat')} | compile cache: {na('cache')}"
+            f"protocol: {na('protocol')} | repeats: {na('repeat')} | --cache {na('cache')}"
             + f" | runtime: {na('runtime')}" + (f" | jobs at once: {facts['at_once']}" if facts.get("at_once", 0) > 1
                                                 else "")]
 
@@ -60,12 +65,23 @@ def state_line(s):
     if s["state"] == "not run":
         return head + "not run (not part of this run)"
     if not (s["checks_passed"] or s["failed_checks"] or s["skipped_checks"]):
-        return head + f"ok - {s['repeats']} repeat(s) (no sleeps, so no sleep checks)"
+        return head + f"ok - {s['repeats']} repeat(s) (no sleeps, so no sleep checks)" + loads_said(s.get("loads"))
     checks = f"{s['checks_passed']} checks passed, {len(s['failed_checks'])} failed"
     if s["skipped_checks"]:
         checks += ", " + ", ".join(f"{v['count']} {k} skipped ({v['reason'].removeprefix('skipped: ')})"
                                    for k, v in s["skipped_checks"].items())
-    return head + ("SUSPECT - " if s["state"] == "suspect" else "ok - ") + f"{s['repeats']} repeat(s), {checks}"
+    return (head + ("SUSPECT - " if s["state"] == "suspect" else "ok - ") + f"{s['repeats']} repeat(s), {checks}"
+            + loads_said(s.get("loads")))
+
+
+def loads_said(counts):
+    """'; loads compiled 2 of 2' - what the events say of an arm's loads and the compile cache."""
+    if not counts or not counts["n"]:
+        return ""
+    if counts["unknown"] == counts["n"]:
+        return f"; {counts['n']} loads, compile cache unknown"
+    return f"; loads compiled {counts['compiled']} of {counts['n']}" + (
+        f" ({counts['unknown']} unknown)" if counts["unknown"] else "")
 
 
 def check_lines(table):
@@ -79,8 +95,14 @@ def _median(cell, state, unit):
     return fmt_value(cell["median"], unit) if cell else "-"
 
 
-def _ratio(x):
-    return fmt_value(x, "ratio") if x is not None else "-"
+def ratio_cell(x, row):
+    """A ratio as text: 'not comparable' where the loads behind it were not in one compile-cache state;
+    marked '?' where the events do not say which state they were in."""
+    if row.get("cache_state") == "mixed":
+        return NOT_COMPARABLE
+    if x is None:
+        return "-"
+    return fmt_value(x, "ratio") + (UNKNOWN_MARK if row.get("cache_state") == "unknown" else "")
 
 
 def _spread(row, states):
@@ -95,25 +117,55 @@ def _has_spread(table):
     return (table["run"].get("repeat") or 1) >= 2
 
 
-def narrow_grid(table):
+def ratio_name(table):
+    """'nosleep/l1 ×': the control arm's median over the test arm's, the quotient the column holds."""
+    return table["ratio"] + " ×"
+
+
+def narrow_grid(table, pub_medians=True, spread=True, pub_ratio=True):
+    """Medians and their ratio per row; the primary published source's medians and ratio, and the spread,
+    as far as asked (the terminal view drops them, in reverse order, until the grid fits)."""
     states = table["arms"]
-    headers = ["metric", "m"] + [s["arm"] + STATE_MARK[s["state"]] for s in states] + ["ratio"]
-    ref = table["published"][0] if table["published"] else None
+    headers = ["metric", "model"] + [s["arm"] + STATE_MARK[s["state"]] for s in states] + [ratio_name(table)]
+    ref = table["published"][0] if table["published"] and pub_ratio else None
     if ref:
-        headers += [f"{ref['gpu']} {s['arm']}" for s in states] + ["pub ratio"]
-    spread = _has_spread(table)
+        headers += [f"{ref['gpu']} {s['arm']}" for s in states] if pub_medians else []
+        headers += [f"{ref['gpu']} ×"]
+    spread = spread and _has_spread(table)
     headers += ["spread"] if spread else []
     grid = []
     for row in table["rows"]:
         label = "- " + row["metric"][5:] if row["metric"].startswith("part:") else row["label"]
         line = [label, row["model"] or "-"] + [_median(row["arms"][s["arm"]], s["state"], row["unit"]) for s in states]
-        line.append(_ratio(row["ratio"]))
+        line.append(ratio_cell(row["ratio"], row))
         if ref:
             pub = row["published"][0]
-            line += [_median(pub["arms"][s["arm"]], "ok", row["unit"]) for s in states] + [_ratio(pub["ratio"])]
+            line += [_median(pub["arms"][s["arm"]], "ok", row["unit"]) for s in states] if pub_medians else []
+            line += [_ratio(pub["ratio"])]
         line += [_spread(row, states)] if spread else []
         grid.append(line)
     return headers, grid
+
+
+NARROWER = ({}, {"pub_medians": False}, {"pub_medians": False, "spread": False},
+            {"pub_medians": False, "spread": False, "pub_ratio": False})
+
+
+def fitting_grid(table, width, tablefmt):
+    """The fullest narrow grid (NARROWER, in order) whose text fits `width` columns, else the leanest."""
+    for drop in NARROWER:
+        text = tab(*narrow_grid(table, **drop), tablefmt)
+        if text_width(text) <= width:
+            break
+    return text
+
+
+def text_width(text):
+    return max((len(line) for line in text.splitlines()), default=0)
+
+
+def _ratio(x):
+    return fmt_value(x, "ratio") if x is not None else "-"
 
 
 def wide_grid(table):
@@ -121,9 +173,9 @@ def wide_grid(table):
     suspect = " (SUSPECT)" if any(s["state"] == "suspect" for s in states) else ""
     headers = ["metric", "model"] + [h for s in states for h in (f"{s['arm']}{STATE_MARK[s['state']]} median",
                                                                   "min..max", "n")]
-    headers += [table["ratio"] + suspect, "cv / ranges"]
+    headers += [ratio_name(table) + suspect, "cv / ranges"]
     for i, r in enumerate(table["published"], 1):
-        headers += [f"pub[{i}] {s['arm']} ({r['label']})" for s in states] + [f"pub[{i}] {table['ratio']}"]
+        headers += [f"pub[{i}] {s['arm']} ({r['label']})" for s in states] + [f"pub[{i}] {ratio_name(table)}"]
     grid = []
     for row in table["rows"]:
         line = [row["label"], row["model"] or "-"]
@@ -131,7 +183,7 @@ def wide_grid(table):
             cell = row["arms"][s["arm"]]
             line += [_median(cell, s["state"], row["unit"]), _range(cell, row["unit"]) if s["state"] not in STATE_CELL
                      else "", str(cell["n"]) if cell and s["state"] not in STATE_CELL else "0"]
-        line += [_ratio(row["ratio"]), _spread(row, states)]
+        line += [ratio_cell(row["ratio"], row), _spread(row, states)]
         for p in row["published"]:
             line += [_median(p["arms"][s["arm"]], "ok", row["unit"]) for s in states] + [_ratio(p["ratio"])]
         grid.append(line)
@@ -140,7 +192,7 @@ def wide_grid(table):
 
 def memory_grid(table, wide):
     states = table["arms"]
-    headers = ["memory", "m" if not wide else "model"]
+    headers = ["memory", "model"]
     headers += [h for s in states for h in ((s["arm"] + " median", "min..max", "n") if wide else (s["arm"],))]
     grid = []
     for row in table["memory"]:
@@ -159,35 +211,57 @@ def tab(headers, grid, tablefmt):
     return tabulate(grid, headers, tablefmt=tablefmt, disable_numparse=True, colalign=align)
 
 
-def _bullets(items, width=None):
+def bullets(items, width=None):
     if not width:
         return "\n".join(f"- {x}" for x in items)
-    return "\n".join(textwrap.fill(x, width, initial_indent="- ", subsequent_indent="  ") for x in items)
+    return "\n".join(textwrap.fill(x, width, initial_indent="- ", subsequent_indent="  ", break_on_hyphens=False)
+                     for x in items)
 
 
-def table_text(table, fmt="terminal", wide=False):
-    """One table: heading, header facts, arm states, the grid, memory, failed checks, notes."""
+def cache_lines(table):
+    """Why a ratio is missing ('not comparable') or marked '?' (the compile-cache state is not known)."""
+    lines = [f"{row['label']} {row['model'] or ''}".rstrip() + f": {row['reason']}"
+             for row in table["rows"] if row.get("cache_state") == "mixed"]
+    unknown = {s["arm"]: s["loads"] for s in table["arms"] if (s.get("loads") or {}).get("unknown")}
+    if any(row.get("cache_state") == "unknown" for row in table["rows"]):
+        arms = ", ".join(f"{arm} {c['unknown']} of {c['n']}" for arm, c in unknown.items())
+        lines.append(f"{UNKNOWN_MARK}: compile cache state unknown ({arms} loads): the events do not say whether a load "
+                     "compiled the model or read it from the cache, so this ratio may set one against the other")
+    return lines
+
+
+def table_text(table, fmt="terminal", wide=False, width=WIDTH):
+    """One table: heading, header facts, arm states, the grid (narrowed to `width` columns in the terminal
+    view), why ratios are missing, memory, failed checks, notes."""
     tablefmt = TABLEFMT[fmt]
-    width = WIDTH if fmt == "terminal" and not wide else None
-    grid = wide_grid if wide or fmt == "github" else narrow_grid
+    narrow = fmt == "terminal" and not wide
+    wrap = width if narrow else None
+    grid = fitting_grid(table, width, tablefmt) if narrow else tab(*(
+        wide_grid if wide or fmt == "github" else narrow_grid)(table), tablefmt)
     parts = [f"Table {table['table']}: {table['title']}",
-             _bullets(header_lines(table["run"]) + [state_line(s) for s in table["arms"]], width),
-             tab(*grid(table), tablefmt)]
+             bullets(header_lines(table["run"]) + [state_line(s) for s in table["arms"]], wrap), grid]
+    if cache_lines(table):
+        parts.append(bullets(cache_lines(table), wrap))
     if table["memory"]:
         parts.append(tab(*memory_grid(table, wide or fmt == "github"), tablefmt))
     checks = check_lines(table)
     if checks:
-        parts.append(_bullets(checks, width))
-    parts.append(_bullets(table["notes"], width))
+        parts.append(bullets(checks, wrap))
+    parts.append(bullets(table["notes"], wrap))
     return "\n\n".join(parts) + "\n"
 
 
-def text(tables, fmt="terminal", wide=False):
+def text(tables, fmt="terminal", wide=False, width=WIDTH):
     if fmt == "json":
         return json.dumps({"schema": tables[0]["schema"] if tables else 1, "tables": tables}, indent=2, sort_keys=True) + "\n"
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
-    return "\n".join(table_text(t, fmt, wide) for t in tables)
+    return "\n".join(table_text(t, fmt, wide, width) for t in tables)
+
+
+def terminal_width():
+    """The terminal's columns (COLUMNS, else the terminal's size; 80 when output is not a terminal)."""
+    return shutil.get_terminal_size((WIDTH, 24)).columns
 
 
 def markdown(table):

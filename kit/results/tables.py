@@ -5,6 +5,10 @@ metrics per model (min / median / max / n, spread), memory rows, and the publish
 
 States of an arm: ok; suspect (a sleep check failed); failed (a repeat failed); unfinished (part of an
 interrupted run, not run yet); not run (not part of this run).
+
+A row whose numbers rest on loads (a load, a restart, a total) carries the compile-cache state of those
+loads, from the load events: cache {arm: counts}, cache_state hit | miss | mixed | unknown, and reason.
+Where the loads were not all in one state (mixed) the row has no ratio, and reason says why.
 """
 from kit.results import metrics, published
 from kit.workload import scenarios
@@ -16,6 +20,9 @@ FREE_NOTE = "output length not fixed: a prompt stops at EOS or max_tokens (see t
 FACT_KEYS = ("gpu", "vllm", "torch", "cuda", "driver", "models", "protocol", "fixed_output", "cache",
              "repeat", "server_args")
 NO_NUMBERS = ("failed", "not run", "unfinished")
+CACHE_NOTE = ("a ratio of loads, restarts (the no-sleep switch) or totals is given where every load behind it found "
+              "the compiled model in the compile cache, or every one compiled it (the load events say which); "
+              "otherwise 'not comparable'. Wakes, sleeps and prompts involve no load")
 
 
 def env_get(env, key):
@@ -80,7 +87,7 @@ def arm_state(run, unit, role):
     arm = base_arm(unit)
     title = scenarios.ARMS[arm].title if arm in scenarios.ARMS else arm
     state = {"arm": arm, "unit": unit, "role": role, "title": title, "repeats": len(reps or []), "errors": [],
-             "checks_passed": 0, "failed_checks": [], "skipped_checks": {}}
+             "checks_passed": 0, "failed_checks": [], "skipped_checks": {}, "loads": None}
     if reps is None:
         return dict(state, state="not run")
     errors = [f"r{r.repeat}: {r.error}" for r in reps if not r.ok and not r.pending]
@@ -88,7 +95,9 @@ def arm_state(run, unit, role):
         return dict(state, state="unfinished", errors=[f"r{r.repeat}: not run yet" for r in reps if r.pending])
     passed, failed, skipped = _checks([r for r in reps if r.ok])
     label = "failed" if errors else "suspect" if failed else "ok"
-    return dict(state, state=label, errors=errors, checks_passed=passed, failed_checks=failed, skipped_checks=skipped)
+    loads = metrics.cache_counts([e for r in reps if r.ok for e in r.events if e["kind"] == "load"])
+    return dict(state, state=label, errors=errors, checks_passed=passed, failed_checks=failed, skipped_checks=skipped,
+                loads=loads)
 
 
 def rows(table_arms, sources, refs):
@@ -102,13 +111,26 @@ def rows(table_arms, sources, refs):
                      for a in table_arms}
             row = {"metric": metric, "label": label, "unit": unit, "model": model, "arms": cells,
                    "ratio": metrics.ratio(cells[control], cells[test]),
-                   "overlap": metrics.overlap(cells[test], cells[control]), "published": []}
+                   "overlap": metrics.overlap(cells[test], cells[control]), "published": [],
+                   **cache_fields(sources, metric, model, (control, test))}
+            if row["cache_state"] == "mixed":
+                row["ratio"] = None
             for r in refs:
                 pub = {a: metrics.stats(metrics.values(published.events(r, a), metric, model)) for a in table_arms}
                 row["published"].append({"arms": pub, "ratio": metrics.ratio(pub[control], pub[test])})
             if any(cells.values()) or any(c for p in row["published"] for c in p["arms"].values()):
                 rows.append(row)
     return rows
+
+
+def cache_fields(sources, metric, model, order):
+    """A row's compile-cache fields: cache {arm: counts} of the loads behind each arm's number (arms whose
+    number involves loads), cache_state (metrics.cache_verdict) and reason (why a ratio is missing or marked)."""
+    cache = {a: metrics.cache_counts(metrics.loads_behind(sources[a], metric, model))
+             for a in order if sources.get(a)}
+    cache = {a: c for a, c in cache.items() if c["n"]}
+    state, reason = metrics.cache_verdict(cache)
+    return {"cache": cache, "cache_state": state, "reason": reason}
 
 
 def _memory_rows(run, table_arms, units, usable):
@@ -142,8 +164,9 @@ def _notes(facts, table_arms, refs):
                      "total = sum of the figure's events"
                      + (f" (the post's text prints {totals})" if totals else "")
                      + "; the figures show no set-up sleeps")
-    notes.append(f"ratio = {table_arms[1]} median / {table_arms[0]} median (for times: >1 means "
-                 f"{table_arms[0]} is faster); '- <part>' rows are the timed parts of a wake")
+    notes.append(f"{table_arms[1]}/{table_arms[0]} × = {table_arms[1]} median / {table_arms[0]} median (for times: "
+                 f">1 means {table_arms[0]} is faster); '- <part>' rows are the timed parts of a wake")
+    notes.append(CACHE_NOTE)
     if facts["at_once"] > 1:
         notes.append(f"up to {facts['at_once']} jobs ran at once, one per GPU: their servers started and stopped "
                      "alongside each other on one host, so loads, stops and totals are not those of a serial run "

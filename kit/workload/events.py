@@ -6,7 +6,7 @@ Versions: 1 had no `schema` field; 2 adds it and lets a check be skipped (`ok: n
 """
 import json
 
-SCHEMA = 2
+SCHEMA = 3
 KINDS = ("load", "warmup", "sleep", "wake", "prompt", "stop", "total")
 MODELS = ("A", "B", None)
 
@@ -33,6 +33,7 @@ FIELDS = {
     "rss_mib_before": ((int, type(None)), False),  # host RSS of the server's process tree
     "rss_mib_after": ((int, type(None)), False),
     "checks": ((list, type(None)), False),        # [{"check": name, "ok": bool or null (skipped), "detail"}]
+    "breakdown": ((dict, type(None)), False),
 }
 
 
