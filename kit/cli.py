@@ -148,11 +148,13 @@ def show_outcomes(outcomes):
     """The tables of each run (a group of runs: side by side), where they are, what next; and how it ended."""
     from kit import results
     from kit.results import compare as comparing
-    from kit.results import render
+    from kit.results import render, summary
     runs = [o.run for o in outcomes]
     numbers = runs[0].options.table_numbers()
     if len(runs) == 1:
-        click.echo(render.text([results.build_table(runs[0], n) for n in numbers]))
+        built = [results.build_table(runs[0], n) for n in numbers]
+        click.echo(render.text(built, width=render.terminal_width()))
+        click.echo(summary.text(built, render.terminal_width()))
     for other in runs[1:]:
         for n in numbers:
             cmp = comparing.compare(results.build_table(runs[0], n), results.build_table(other, n), n)

@@ -77,6 +77,7 @@ def test_all_tables_end_to_end(shared_run):
                 assert check["ok"] is not False, (arm, e["seq"], check)
     assert "[all GPUs] l2 r1: done  sleep A round 0" in r.stdout and "l2 r1: ok in" in r.stdout
     assert "next: `kit plot" in r.stdout
+    assert "In short:\nTable 1: a level-1 wake switched" in r.stdout      # the headline, in words
     assert not leftover_servers("e2e-all")
 
 
