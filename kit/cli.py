@@ -188,10 +188,12 @@ def load(results_dir, run_id):
 @format_option
 @click.option("--wide", is_flag=True, help="Every column: min..max, n, spread and every published source.")
 def table(run_id, results_dir, tables, fmt, wide):
-    """Show a run's tables (default: the latest run) beside the published numbers. Writes nothing."""
+    """Show a run's tables (default: the latest run) beside the published numbers. Writes nothing.
+    RUN_ID may be a bundle (.tar.gz): it is read only if it passes `kit bundle verify`."""
     from kit import results
     from kit.results import render
-    run = load(results_dir, run_id)
+    bundled = run_id and run_id.endswith((".tar.gz", ".tgz"))
+    run = results.load_any(run_id) if bundled else load(results_dir, run_id)
     numbers = sorted(parse_tables(tables)) or run.tables
     click.echo(render.text([results.build_table(run, n) for n in numbers], fmt, wide), nl=False)
 

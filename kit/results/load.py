@@ -8,7 +8,6 @@ from pathlib import Path
 from kit import layout
 from kit.errors import BadRecord, NotFound
 from kit.options import RunOptions
-from kit.results.archive import Unpacked
 from kit.workload import events as ev
 from kit.workload import scenarios
 from kit.workload.steps import unit_name
@@ -106,11 +105,28 @@ def _repeat_error(status, events):
         return status.get("error") or f"exit code {status.get('exit_code')}"
     if events is None:
         return "no events.jsonl"
+    mixed = mixed_workloads(events)
+    if mixed:
+        return mixed
     bad = next((e for e in events if not e["ok"]), None)
     if bad:
         return f"{bad['kind']} {bad['model'] or '-'} round {bad['round']}: {bad['error']}"
     if status is None and not any(e["kind"] == "total" for e in events):
         return "unfinished: no status.json and no total event"
+    return None
+
+
+def mixed_workloads(events):
+    """Why one events file holds more than one workload's events (two `kit run`s wrote into one folder),
+    or None: a seq number twice, or a second total."""
+    seen, totals = set(), 0
+    for e in events:
+        if e["seq"] in seen:
+            return f"events of two workloads in one file (seq {e['seq']} twice)"
+        seen.add(e["seq"])
+        totals += e["kind"] == "total"
+        if totals > 1:
+            return f"events of two workloads in one file (a second total event, seq {e['seq']})"
     return None
 
 
@@ -120,12 +136,8 @@ def load_any(source, results_dir=None):
     if path.name.endswith((".tar.gz", ".tgz")):
         if not path.is_file():
             raise NotFound(f"no bundle file {source}")
-        with Unpacked(path) as bundle:
-            if bundle.problems:
-                raise BadRecord(f"{path}: {bundle.problems[0]}")
-            run = load_run(bundle.root)       # events are read into memory here
-        run.source = path
-        return run
+        from kit.bundle import load_bundle      # kit.bundle sits on top of this package
+        return load_bundle(path)
     if path.is_dir() and (path / layout.MANIFEST).exists():
         return load_run(path)
     if results_dir is not None and layout.RUN_ID.fullmatch(str(source)):
