@@ -88,9 +88,14 @@ def bundle_contents(run_dir, manifest, incomplete, figures=True):
     for rel, names in redacted.items():
         print(f"bundle: redacted {', '.join(names)} in {rel} (bundle copy only; the run directory still holds it)",
               file=sys.stderr)
-    contents[SUMS] = "".join(f"{hashlib.sha256(data).hexdigest()}  {rel}\n"
-                             for rel, data in sorted(contents.items())).encode()
+    contents[SUMS] = sums_text(contents)
     return contents
+
+
+def sums_text(contents):
+    """SHA256SUMS of {relative path: bytes} (any old SHA256SUMS among them left out)."""
+    return "".join(f"{hashlib.sha256(data).hexdigest()}  {rel}\n"
+                   for rel, data in sorted(contents.items()) if rel != SUMS).encode()
 
 
 def make_bundle(run_dir, allow_incomplete=False, render=None, figures=True):
@@ -235,13 +240,15 @@ def check_tables(unpacked, manifest):
 
 def check(unpacked):
     """Every problem of an unpacked bundle, one line each."""
-    problems = list(unpacked.problems)
-    problems += check_sums(unpacked)
+    if unpacked.problems:      # members refused: the checks below would only find them missing
+        return list(unpacked.problems)
+    problems = check_sums(unpacked)
     problems += [f"possible secret (hf_ token) in {rel}" for rel in sorted(unpacked.matched)]
     manifest, manifest_problems = check_manifest(unpacked)
     problems += manifest_problems
-    problems += check_events(unpacked, manifest["run_id"] if manifest else None)
-    if manifest is not None:
+    event_problems = check_events(unpacked, manifest["run_id"] if manifest else None)
+    problems += event_problems
+    if manifest is not None and not event_problems:     # else re-rendering fails on the same file
         problems += check_tables(unpacked, manifest)
     return problems
 

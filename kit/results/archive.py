@@ -61,12 +61,12 @@ class Unpacked:
     of large logs writes nothing to TMPDIR); total_limit: all members together. Past total_limit or
     MEMBER_COUNT members the rest of the bundle is not read."""
 
-    def __init__(self, path, limit=None, kept=None, scan=None, total_limit=TOTAL_LIMIT):
+    def __init__(self, path, limit=None, kept=None, scan=None, total_limit=None):
         self._tmp = tempfile.TemporaryDirectory(prefix="sleepkit-")
         self.top, self.sha256, self.matched, self.problems = "", {}, set(), []
         self._limit, self._kept, self._scan = limit or (lambda rel: MEMBER_LIMIT), kept or (lambda rel: True), scan
         try:
-            self._read(Path(path), total_limit)
+            self._read(Path(path), total_limit or TOTAL_LIMIT)
         except (OSError, tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error) as e:
             self.close()
             raise BadRecord(f"{path}: not a readable tar.gz ({e})", "is it a bundle made by `kit bundle`?") from None
