@@ -15,7 +15,7 @@ import sys
 from pathlib import Path, PurePosixPath
 
 from kit import layout, results
-from kit.errors import BadInput, BadRecord, KitError
+from kit.errors import BadInput, BadRecord, KitError, NotFound
 from kit.options import RunOptions
 from kit.results import archive
 from kit.results.load import mixed_workloads
@@ -277,3 +277,18 @@ def load_bundle(path):
         run = results.load_run(unpacked.root)       # events are read into memory here
     run.source = Path(path)
     return run
+
+
+def load_any(source, results_dir=None):
+    """A run from a run id (in results_dir), a run directory, or a bundle (.tar.gz, through load_bundle)."""
+    path = Path(source)
+    if path.name.endswith((".tar.gz", ".tgz")):
+        if not path.is_file():
+            raise NotFound(f"no bundle file {source}")
+        return load_bundle(path)
+    if path.is_dir() and (path / layout.MANIFEST).exists():
+        return results.load_run(path)
+    if results_dir is not None and layout.RUN_ID.fullmatch(str(source)):
+        return results.load_run(layout.pick_run(results_dir, str(source)).path)
+    raise NotFound(f"{source!r} is neither a run id in {results_dir}, a run folder nor a bundle",
+                   "list the runs with `kit ls`")

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kit import layout
-from kit.errors import BadRecord, NotFound
+from kit.errors import BadRecord
 from kit.options import RunOptions
 from kit.workload import events as ev
 from kit.workload import scenarios
@@ -128,19 +128,3 @@ def mixed_workloads(events):
         if totals > 1:
             return f"events of two workloads in one file (a second total event, seq {e['seq']})"
     return None
-
-
-def load_any(source, results_dir=None):
-    """A run from a run id (in results_dir), a run directory, or a bundle (.tar.gz)."""
-    path = Path(source)
-    if path.name.endswith((".tar.gz", ".tgz")):
-        if not path.is_file():
-            raise NotFound(f"no bundle file {source}")
-        from kit.bundle import load_bundle      # kit.bundle sits on top of this package
-        return load_bundle(path)
-    if path.is_dir() and (path / layout.MANIFEST).exists():
-        return load_run(path)
-    if results_dir is not None and layout.RUN_ID.fullmatch(str(source)):
-        return load_run(layout.pick_run(results_dir, str(source)).path)
-    raise NotFound(f"{source!r} is neither a run id in {results_dir}, a run folder nor a bundle",
-                   "list the runs with `kit ls`")
