@@ -20,6 +20,7 @@ MEMBER_LIMIT = 256 * 2**20     # one file of a run: logs of a long run are tens 
 TOTAL_LIMIT = 1 * 2**30        # a whole bundle: the committed reference runs are about 1 MiB each
 MEMBER_COUNT = 20_000          # a run of all tables x 100 repeats has about 4,000 files
 SCAN_OVERLAP = 64
+READ_LIMIT = 4 * 2**20         # members are copied 1 MiB at a time; tar headers are a few KiB
 
 
 def write_targz(path, prefix, contents, check=None):
@@ -74,7 +75,7 @@ class Unpacked:
 
     def _read(self, path, total_limit):
         tops, total = set(), 0
-        with tarfile.open(path, "r:gz") as tar:
+        with gzip.open(path, "rb") as raw, tarfile.open(fileobj=_BoundedReads(raw), mode="r:") as tar:
             for count, m in enumerate(tar, 1):
                 parts = PurePosixPath(m.name).parts
                 rel = PurePosixPath(*parts[1:]).as_posix() if len(parts) > 1 else ""
@@ -117,6 +118,25 @@ class Unpacked:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class _BoundedReads:
+    """The decompressed tar stream, refusing any one read above READ_LIMIT: tarfile reads a pax or GNU
+    long-name header whole, so a 1 MiB bundle could otherwise make it hold hundreds of MiB."""
+
+    def __init__(self, raw):
+        self.raw = raw
+
+    def read(self, size=-1):
+        if size is None or size < 0 or size > READ_LIMIT:
+            raise tarfile.ReadError(f"a header or block of {size} bytes (at most {READ_LIMIT} are read at once)")
+        return self.raw.read(size)
+
+    def seek(self, *args):
+        return self.raw.seek(*args)
+
+    def tell(self):
+        return self.raw.tell()
 
 
 def _copy_out(src, dest, scan):
