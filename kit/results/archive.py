@@ -59,21 +59,21 @@ class Unpacked:
 
     limit(rel): the largest size that member may have (checked from its header, before reading it);
     kept(rel): whether it is written to the folder (the others are only hashed and scanned, so a bundle
-    of large logs writes nothing to TMPDIR); total_limit: all members together. Past total_limit or
-    MEMBER_COUNT members the rest of the bundle is not read."""
+    of large logs writes nothing to TMPDIR). Past TOTAL_LIMIT bytes or MEMBER_COUNT members in all, the
+    rest of the bundle is not read."""
 
-    def __init__(self, path, limit=None, kept=None, scan=None, total_limit=None):
+    def __init__(self, path, limit=None, kept=None, scan=None):
         self._tmp = tempfile.TemporaryDirectory(prefix="sleepkit-")
         self.top, self.sha256, self.matched, self.problems = "", {}, set(), []
         self._limit, self._kept, self._scan = limit or (lambda rel: MEMBER_LIMIT), kept or (lambda rel: True), scan
         try:
-            self._read(Path(path), total_limit or TOTAL_LIMIT)
+            self._read(Path(path))
         except (OSError, tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error) as e:
             self.close()
             raise BadRecord(f"{path}: not a readable tar.gz ({e})", "is it a bundle made by `kit bundle`?") from None
         self.root = Path(self._tmp.name) / (self.top or "run")
 
-    def _read(self, path, total_limit):
+    def _read(self, path):
         tops, total = set(), 0
         with gzip.open(path, "rb") as raw, tarfile.open(fileobj=_BoundedReads(raw), mode="r:") as tar:
             for count, m in enumerate(tar, 1):
@@ -91,8 +91,8 @@ class Unpacked:
                 elif m.size > self._limit(rel):
                     self.problems.append(f"member too large ({_mib(m.size)} MiB, limit {_mib(self._limit(rel))} "
                                          f"MiB for this file): {m.name}")
-                elif total + m.size > total_limit:
-                    self.problems.append(f"members add up to more than {_mib(total_limit)} MiB at {m.name}: "
+                elif total + m.size > TOTAL_LIMIT:
+                    self.problems.append(f"members add up to more than {_mib(TOTAL_LIMIT)} MiB at {m.name}: "
                                          "the rest is not read")
                     break
                 else:
