@@ -2,8 +2,10 @@
 
 A bundle is deterministic (same run -> same bytes): members sorted, fixed mtime/owner/mode, gzip
 without name or date. Secrets found at bundle time are redacted in the bundle copy (never on disk).
-Verifying streams the members to a temporary folder (kit.results.archive), checks sums, the manifest,
-every events file (schema, and that it belongs to this run, arm and repeat), and re-renders the tables.
+Verifying streams the members (kit.results.archive: each within its kind's size limit, all within a total
+budget; the records to a temporary folder, logs and figures only hashed), checks sums, the manifest, every
+events file (schema, one workload's, and that it belongs to this run, arm and repeat), and re-renders the
+tables. kit compare and kit table read bundles through the same checks (load_bundle).
 """
 import hashlib
 import json
@@ -13,9 +15,10 @@ import sys
 from pathlib import Path, PurePosixPath
 
 from kit import layout, results
-from kit.errors import BadInput, BadRecord, KitError
+from kit.errors import BadInput, BadRecord, KitError, NotFound
 from kit.options import RunOptions
 from kit.results import archive
+from kit.results.load import mixed_workloads
 from kit.workload import events
 
 SUMS = "SHA256SUMS"
@@ -23,6 +26,8 @@ REDACTED = b"[REDACTED]"
 SECRET_NAME = re.compile(r"(^|_)(TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIALS?|APIKEY)($|_)", re.I)
 HF_TOKEN_SHAPE = re.compile(rb"hf_[A-Za-z0-9]{30,}")
 MIN_SECRET_LEN = 8   # shorter values of secret-named variables are not worth (or safe) redacting
+SUMS_LIMIT = 4 * 2**20        # one line per file: about 40,000 files
+MAX_PROBLEMS = 20             # verify names this many problems, then counts the rest
 MANIFEST_KEYS = {"run_id": str, "kit_version": str, "git_commit": (str, type(None)), "command": list,
                  "created": str, "ended": (str, type(None)), "complete": bool, "runtime": dict,
                  "options": dict, "models": dict, "server_args": dict, "environment": (dict, type(None))}
@@ -83,9 +88,14 @@ def bundle_contents(run_dir, manifest, incomplete, figures=True):
     for rel, names in redacted.items():
         print(f"bundle: redacted {', '.join(names)} in {rel} (bundle copy only; the run directory still holds it)",
               file=sys.stderr)
-    contents[SUMS] = "".join(f"{hashlib.sha256(data).hexdigest()}  {rel}\n"
-                             for rel, data in sorted(contents.items())).encode()
+    contents[SUMS] = sums_text(contents)
     return contents
+
+
+def sums_text(contents):
+    """SHA256SUMS of {relative path: bytes} (any old SHA256SUMS among them left out)."""
+    return "".join(f"{hashlib.sha256(data).hexdigest()}  {rel}\n"
+                   for rel, data in sorted(contents.items()) if rel != SUMS).encode()
 
 
 def make_bundle(run_dir, allow_incomplete=False, render=None, figures=True):
@@ -110,18 +120,38 @@ def make_bundle(run_dir, allow_incomplete=False, render=None, figures=True):
 
 # ---------------------------------------------------------------- verifying a bundle
 
+def member_limit(rel):
+    """The largest size a bundle member may have: a record's (layout.size_limit), SHA256SUMS's, a log's."""
+    if rel == SUMS:
+        return SUMS_LIMIT
+    if rel.endswith((".json", ".jsonl")) or rel.startswith(layout.TABLES + "/"):
+        return layout.size_limit(PurePosixPath(rel).name)
+    return archive.MEMBER_LIMIT
+
+
+def kept(rel):
+    """The members the checks and load_run read from disk; logs and figures are only hashed and scanned."""
+    return rel == SUMS or rel.endswith((".json", ".jsonl")) or rel.startswith(layout.TABLES + "/")
+
+
+def unpack(path):
+    return archive.Unpacked(path, limit=member_limit, kept=kept, scan=HF_TOKEN_SHAPE)
+
+
 def check_sums(unpacked):
     if SUMS not in unpacked.sha256:
         return [f"{SUMS} missing"]
-    problems, listed = [], {}
+    problems, listed, malformed = [], {}, []
     for number, line in enumerate(unpacked.read(SUMS).decode("utf-8", "replace").splitlines(), 1):
         m = re.fullmatch(r"([0-9a-f]{64}) [ *](.+)", line)
         if not m:
-            problems.append(f"{SUMS}:{number}: malformed line")
+            malformed.append(number)
         elif m.group(2) in listed:
             problems.append(f"{SUMS}:{number}: {m.group(2)} listed twice")
         else:
             listed[m.group(2)] = m.group(1)
+    if malformed:      # a garbage file: one line, not one per line
+        return [f"{SUMS}: {len(malformed)} malformed line(s) (the first: line {malformed[0]})"]
     for rel, digest in sorted(listed.items()):
         if rel not in unpacked.sha256:
             problems.append(f"missing file (listed in {SUMS}): {rel}")
@@ -136,7 +166,8 @@ def check_manifest(unpacked):
     if layout.MANIFEST not in unpacked.sha256:
         return None, ["manifest.json missing"]
     try:
-        manifest = layout.parse_manifest(unpacked.read(layout.MANIFEST), layout.MANIFEST)
+        text = layout.read_text(unpacked.root / layout.MANIFEST, "manifest", where=layout.MANIFEST)
+        manifest = layout.parse_manifest(text, layout.MANIFEST)
     except BadRecord as e:
         return None, [e.line()]
     problems = [f"manifest.json: missing key {k!r}" for k in MANIFEST_KEYS if k not in manifest]
@@ -176,6 +207,9 @@ def check_events(unpacked, run_id):
         other = next((e for e in evs if e["run"] != run_id), None)
         if run_id and other:
             problems.append(f"{rel}: events of run {other['run']!r}, not {run_id!r} (a renamed copy?)")
+        mixed = mixed_workloads(evs)
+        if mixed:
+            problems.append(f"{rel}: {mixed}")
     return problems
 
 
@@ -204,20 +238,57 @@ def check_tables(unpacked, manifest):
     return problems
 
 
+def check(unpacked):
+    """Every problem of an unpacked bundle, one line each."""
+    if unpacked.problems:      # members refused: the checks below would only find them missing
+        return list(unpacked.problems)
+    problems = check_sums(unpacked)
+    problems += [f"possible secret (hf_ token) in {rel}" for rel in sorted(unpacked.matched)]
+    manifest, manifest_problems = check_manifest(unpacked)
+    problems += manifest_problems
+    event_problems = check_events(unpacked, manifest["run_id"] if manifest else None)
+    problems += event_problems
+    if manifest is not None and not event_problems:     # else re-rendering fails on the same file
+        problems += check_tables(unpacked, manifest)
+    return problems
+
+
 def verify_bundle(path):
-    """Problems found in a bundle, one line each; an empty list means it is good."""
+    """Problems found in a bundle, one line each (the first MAX_PROBLEMS, then a count); [] means good."""
     try:
-        unpacked = archive.Unpacked(path)
+        unpacked = unpack(path)
     except BadRecord as e:
         return [e.line()]
     with unpacked:
-        problems = list(unpacked.problems)
-        problems += check_sums(unpacked)
-        problems += [f"possible secret (hf_ token) in {rel}" for rel in sorted(unpacked.sha256)
-                     if HF_TOKEN_SHAPE.search(unpacked.read(rel))]
-        manifest, manifest_problems = check_manifest(unpacked)
-        problems += manifest_problems
-        problems += check_events(unpacked, manifest["run_id"] if manifest else None)
-        if manifest is not None:
-            problems += check_tables(unpacked, manifest)
+        problems = check(unpacked)
+    if len(problems) > MAX_PROBLEMS:
+        problems[MAX_PROBLEMS:] = [f"... and {len(problems) - MAX_PROBLEMS} more problem(s)"]
     return problems
+
+
+def load_bundle(path):
+    """The run in a bundle, read through the same checks as `kit bundle verify` (kit compare and kit table
+    take no bundle that would not verify): BadRecord naming the first problem."""
+    with unpack(path) as unpacked:
+        problems = check(unpacked)
+        if problems:
+            more = f" (and {len(problems) - 1} more: `kit bundle verify {path}`)" if len(problems) > 1 else ""
+            raise BadRecord(f"{path}: {problems[0]}{more}", "is it a bundle made by `kit bundle`, unchanged?")
+        run = results.load_run(unpacked.root)       # events are read into memory here
+    run.source = Path(path)
+    return run
+
+
+def load_any(source, results_dir=None):
+    """A run from a run id (in results_dir), a run directory, or a bundle (.tar.gz, through load_bundle)."""
+    path = Path(source)
+    if path.name.endswith((".tar.gz", ".tgz")):
+        if not path.is_file():
+            raise NotFound(f"no bundle file {source}")
+        return load_bundle(path)
+    if path.is_dir() and (path / layout.MANIFEST).exists():
+        return results.load_run(path)
+    if results_dir is not None and layout.RUN_ID.fullmatch(str(source)):
+        return results.load_run(layout.pick_run(results_dir, str(source)).path)
+    raise NotFound(f"{source!r} is neither a run id in {results_dir}, a run folder nor a bundle",
+                   "list the runs with `kit ls`")

@@ -192,10 +192,12 @@ def load(results_dir, run_id):
               "(default: what fits the terminal's width).")
 def table(run_id, results_dir, tables, fmt, wide):
     """Show a run's tables (default: the latest run) beside the published numbers, then what each says in a
-    sentence. Writes nothing."""
+    sentence. Writes nothing. RUN_ID may be a bundle (.tar.gz): it is read only if it passes `kit bundle verify`."""
+    from kit import bundle as bundles
     from kit import results
     from kit.results import render, summary
-    run = load(results_dir, run_id)
+    bundled = run_id and run_id.endswith((".tar.gz", ".tgz"))
+    run = bundles.load_any(run_id) if bundled else load(results_dir, run_id)
     numbers = sorted(parse_tables(tables)) or run.tables
     built = [results.build_table(run, n) for n in numbers]
     width = render.terminal_width()
@@ -273,12 +275,13 @@ def render_outputs(run):
 def compare(first, second, results_dir, number, fmt, wide):
     """Two runs side by side, table by table; SECOND may be `published` (the study's A100 numbers) or
     `published:a4000`. FIRST and SECOND are run ids (in --results-dir), run folders or bundles."""
+    from kit import bundle as bundles
     from kit import results
     from kit.results import compare as comparing
     from kit.results import render
-    a = results.load_any(first, results_dir)
+    a = bundles.load_any(first, results_dir)
     source = re.fullmatch(r"published(?::(\w+))?", second)
-    b = None if source else results.load_any(second, results_dir)
+    b = None if source else bundles.load_any(second, results_dir)
     shown = 0
     for n in [number] if number else a.tables:
         tb = comparing.published_table(n, source.group(1)) if source else results.build_table(b, n)

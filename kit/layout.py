@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from kit.errors import BadInput, BadRecord, NotFound
+from kit.workload import events, jsonfile
 
 MANIFEST = "manifest.json"
 MANIFEST_SCHEMA = 2       # 1: no "schema" key (kit 0.1.0); 2: typed options, jobs, schema key
@@ -21,6 +22,11 @@ EVENTS, STATUS, ENV, WORKLOAD_LOG = "events.jsonl", "status.json", "env.json", "
 TABLES, FIGURES = "tables", "figures"
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 REFERENCE = "reference"   # results/reference/ holds committed reference runs, not a run itself
+# The largest file of each kind a reader takes (bytes); anything larger is damage, refused before reading.
+MiB = jsonfile.MiB
+SIZE_LIMITS = {MANIFEST: 16 * MiB,     # 10,000 jobs' records are about 5 MiB
+               EVENTS: events.LIMIT}   # 64 MiB
+SMALL_JSON_LIMIT = 1 * MiB             # status.json, env.json, slurm.json: a few hundred bytes each
 
 
 def server_log(model):
@@ -82,21 +88,37 @@ class RunDir:
         write_json(self.manifest_path, dict(manifest, schema=MANIFEST_SCHEMA))
 
 
-def read_text(path, what):
+def size_limit(name):
+    """The size limit of a run's file by its name (manifest.json, events.jsonl, or a small JSON file)."""
+    return SIZE_LIMITS.get(name, SMALL_JSON_LIMIT)
+
+
+def read_text(path, what, where=None):
+    """A run's file as text: NotFound when missing, BadRecord when above its size limit or not UTF-8.
+    where: the name messages give it (default: the path)."""
+    where = where or path
     try:
-        return Path(path).read_text(encoding="utf-8")
+        return jsonfile.decode(jsonfile.read_bytes(path, size_limit(Path(path).name), where), where)
     except FileNotFoundError:
-        raise NotFound(f"{path}: no {what} there") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise BadRecord(f"{path}: cannot read the {what} ({e})") from None
+        raise NotFound(f"{where}: no {what} there") from None
+    except jsonfile.RecordError as e:
+        raise BadRecord(str(e)) from None
+
+
+def load_json(text, where):
+    """json.loads for a run's records (kit.workload.jsonfile.load_json): BadRecord naming `where` for
+    anything that is not a record (not JSON, NaN or Infinity, a depth bomb)."""
+    try:
+        return jsonfile.load_json(text, where)
+    except jsonfile.RecordError as e:
+        raise BadRecord(str(e)) from None
 
 
 def parse_manifest(text, where):
     try:
-        manifest = json.loads(text)
-    except ValueError as e:
-        raise BadRecord(f"{where}: not JSON ({e.args[0] if e.args else e})",
-                        "the run's manifest is damaged; restore it from its bundle") from None
+        manifest = jsonfile.load_json(text, where)
+    except jsonfile.RecordError as e:
+        raise BadRecord(str(e), "the run's manifest is damaged; restore it from its bundle") from None
     if not isinstance(manifest, dict):
         raise BadRecord(f"{where}: not a JSON object")
     version = manifest.get("schema", 1)
@@ -121,13 +143,15 @@ def write_json(path, data):
 
 
 def read_json(path):
-    """A small JSON file of a run (status.json, env.json), or None when absent; BadRecord when broken."""
+    """A small JSON object of a run (status.json, env.json), or None when absent; BadRecord when broken."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
+        text = read_text(path, Path(path).name)
+    except NotFound:
         return None
-    except (OSError, ValueError) as e:
-        raise BadRecord(f"{path}: not readable JSON ({e})") from None
+    record = load_json(text, path)
+    if not isinstance(record, dict):
+        raise BadRecord(f"{path}: not a JSON object")
+    return record
 
 
 def results_root(results_dir):

@@ -219,6 +219,17 @@ def test_oversized_member_is_refused_without_reading_it(tmp_path):
     assert grown_mib < 200
 
 
+def test_a_huge_tar_header_is_refused_without_reading_it(tmp_path):
+    """A 200 MiB pax header (tarfile reads a header whole) in a bundle of about 1 MiB."""
+    path = tmp_path / "pax.tar.gz"
+    with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT, compresslevel=1) as tar:
+        info = tarfile.TarInfo("run/x.log")
+        info.pax_headers = {"comment": "a" * (200 * 2**20)}
+        tar.addfile(info, io.BytesIO(b""))
+    (problem,) = bundle.verify_bundle(path)
+    assert "not a readable tar.gz (a header or block of 209715712 bytes" in problem
+
+
 def test_deterministic_bytes_even_after_rerendering(run_dir, made):
     first = made.read_bytes()
     assert bundle.make_bundle(run_dir).read_bytes() == first

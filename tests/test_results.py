@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from fabricate import ENV, GPU_ASLEEP, GPU_SERVER, RSS_SERVER, WEIGHTS_MIB, fabricate_run
-from kit import layout, results
+from kit import bundle, layout, results
 from kit.errors import BadRecord, NotFound
 from kit.results import compare as comparing
 from kit.results import published, render
@@ -412,9 +412,10 @@ def test_compare_with_published_lists_output_and_cache(tmp_path):
 
 def test_bundle_or_folder_or_id_loads_the_same_run(tmp_path):
     run_dir = make_run(tmp_path, (1,))
-    assert results.load_any(run_dir.name, tmp_path).run_id == results.load_any(run_dir).run_id
+    packed = bundle.load_any(bundle.make_bundle(run_dir, render=results.write_tables, figures=False))
+    assert bundle.load_any(run_dir.name, tmp_path).units == bundle.load_any(run_dir).units == packed.units
     with pytest.raises(NotFound):
-        results.load_any("no-such-run", tmp_path)
+        bundle.load_any("no-such-run", tmp_path)
 
 
 def test_published_json_matches_reference():

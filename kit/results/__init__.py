@@ -8,14 +8,14 @@
     render    table dicts -> terminal / Markdown / JSON text
     compare   two table dicts (or one and the published numbers) side by side
 
-kit.plot and kit.bundle sit on top of this package.
+kit.plot and kit.bundle sit on top of this package (kit.bundle.load_any reads a run id, folder or bundle).
 """
 from kit import layout
-from kit.results.load import Repeat, Run, load_any, load_run
+from kit.results.load import Repeat, Run, load_run
 from kit.results.render import json_file, markdown
 from kit.results.tables import build_table
 
-__all__ = ["Repeat", "Run", "build_table", "load_any", "load_run", "table_texts", "write_tables"]
+__all__ = ["Repeat", "Run", "build_table", "load_run", "table_texts", "write_tables"]
 
 
 def table_texts(run, numbers=None):

@@ -6,9 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kit import layout
-from kit.errors import BadRecord, NotFound
+from kit.errors import BadRecord
 from kit.options import RunOptions
-from kit.results.archive import Unpacked
 from kit.workload import events as ev
 from kit.workload import scenarios
 from kit.workload.steps import unit_name
@@ -106,6 +105,9 @@ def _repeat_error(status, events):
         return status.get("error") or f"exit code {status.get('exit_code')}"
     if events is None:
         return "no events.jsonl"
+    mixed = mixed_workloads(events)
+    if mixed:
+        return mixed
     bad = next((e for e in events if not e["ok"]), None)
     if bad:
         return f"{bad['kind']} {bad['model'] or '-'} round {bad['round']}: {bad['error']}"
@@ -114,21 +116,15 @@ def _repeat_error(status, events):
     return None
 
 
-def load_any(source, results_dir=None):
-    """A run from a run id (in results_dir), a run directory, or a bundle (.tar.gz)."""
-    path = Path(source)
-    if path.name.endswith((".tar.gz", ".tgz")):
-        if not path.is_file():
-            raise NotFound(f"no bundle file {source}")
-        with Unpacked(path) as bundle:
-            if bundle.problems:
-                raise BadRecord(f"{path}: {bundle.problems[0]}")
-            run = load_run(bundle.root)       # events are read into memory here
-        run.source = path
-        return run
-    if path.is_dir() and (path / layout.MANIFEST).exists():
-        return load_run(path)
-    if results_dir is not None and layout.RUN_ID.fullmatch(str(source)):
-        return load_run(layout.pick_run(results_dir, str(source)).path)
-    raise NotFound(f"{source!r} is neither a run id in {results_dir}, a run folder nor a bundle",
-                   "list the runs with `kit ls`")
+def mixed_workloads(events):
+    """Why one events file holds more than one workload's events (two `kit run`s wrote into one folder),
+    or None: a seq number twice, or a second total."""
+    seen, totals = set(), 0
+    for e in events:
+        if e["seq"] in seen:
+            return f"events of two workloads in one file (seq {e['seq']} twice)"
+        seen.add(e["seq"])
+        totals += e["kind"] == "total"
+        if totals > 1:
+            return f"events of two workloads in one file (a second total event, seq {e['seq']})"
+    return None

@@ -5,8 +5,12 @@ Versions: 1 had no `schema` field; 2 adds it and lets a check be skipped (`ok: n
 `detail`). A reader takes every version up to SCHEMA and names the file and line of a newer one.
 """
 import json
+import math
+
+from kit.workload import jsonfile
 
 SCHEMA = 3
+LIMIT = 64 * jsonfile.MiB    # the largest events.jsonl read: an arm writes tens of KiB
 KINDS = ("load", "warmup", "sleep", "wake", "prompt", "stop", "total")
 MODELS = ("A", "B", None)
 
@@ -63,11 +67,24 @@ def validate(record, where="event"):
         raise SchemaError(f"{where}: unknown event kind {record['kind']!r}")
     if record["model"] not in MODELS:
         raise SchemaError(f"{where}: model must be 'A', 'B' or null")
+    _check_numbers(record, where)
     for check in record.get("checks") or []:
         if not (isinstance(check, dict) and isinstance(check.get("check"), str)
                 and (isinstance(check.get("ok"), bool) or (check.get("ok") is None and version >= 2))):
             raise SchemaError(f"{where}: malformed check {check!r}")
     return record
+
+
+def _check_numbers(record, where):
+    """Every number finite (a NaN duration would pass for a measurement), and parts map names to seconds."""
+    numbers = [(name, v) for name, v in record.items() if isinstance(v, float)]
+    for part, v in (record.get("parts") or {}).items():
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            raise SchemaError(f"{where}: part {part!r} is not a number of seconds")
+        numbers.append((f"parts.{part}", float(v)))
+    bad = next((name for name, v in numbers if not math.isfinite(v)), None)
+    if bad:
+        raise SchemaError(f"{where}: field {bad!r} is not a finite number")
 
 
 class Writer:
@@ -90,15 +107,14 @@ class Writer:
 
 
 def read(path):
-    """All events of one events.jsonl; SchemaError names the file and line of the first bad one."""
+    """All events of one events.jsonl; SchemaError names the file and line of the first bad one (bytes
+    that are not UTF-8, JSON that is not a record, a file above LIMIT)."""
     events = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise SchemaError(f"{path}:{number}: not JSON ({e.msg})") from None
-            events.append(validate(record, where=f"{path}:{number}"))
+    try:
+        text = jsonfile.decode(jsonfile.read_bytes(path, LIMIT), path)
+        for number, line in enumerate(text.split("\n"), 1):
+            if line.strip():
+                events.append(validate(jsonfile.load_json(line, f"{path}:{number}"), where=f"{path}:{number}"))
+    except jsonfile.RecordError as e:
+        raise SchemaError(str(e)) from None
     return events
