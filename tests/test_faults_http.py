@@ -232,6 +232,15 @@ lane.join()
 """
 
 
+def test_a_docker_container_runs_the_workload_under_an_init():
+    """docker-py's init=True (docker run --init): signals reach the workload, which is not PID 1, and
+    orphans are reaped; the workload then stops its servers as on the host."""
+    from kit.runtimes import ArmJob
+    from kit.runtimes.docker import container_spec, run_kwargs
+    job = ArmJob(run_id="init", unit="l1", repeat=1, argv=ArmOptions(arm="l1").to_argv())
+    assert run_kwargs(container_spec(job, "img"))["init"] is True
+
+
 def wait_for(condition, timeout, what):
     deadline = time.monotonic() + timeout
     while not condition():
