@@ -160,10 +160,6 @@ class Server:
                                            name=f"server-{self.label}-log", daemon=True)
         self.log_copier.start()
 
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.port}"
-
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
