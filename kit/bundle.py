@@ -1,7 +1,8 @@
 """Result bundles: `results/<run-id>.tar.gz` holding a run directory plus SHA256SUMS, and its check.
 
 A bundle is deterministic (same run -> same bytes): members sorted, fixed mtime/owner/mode, gzip
-without name or date. Secrets found at bundle time are redacted in the bundle copy (never on disk).
+without name or date. Secrets found at bundle time are redacted in the bundle copy (never on disk), by the same
+rule the workload applies to server logs as it writes them (kit.workload.redaction).
 Verifying streams the members (kit.results.archive: each within its kind's size limit, all within a total
 budget; the records to a temporary folder, logs and figures only hashed), checks sums, the manifest, every
 events file (schema, one workload's, and that it belongs to this run, arm and repeat), and re-renders the
@@ -9,7 +10,6 @@ tables. kit compare and kit table read bundles through the same checks (load_bun
 """
 import hashlib
 import json
-import os
 import re
 import sys
 from pathlib import Path, PurePosixPath
@@ -20,41 +20,14 @@ from kit.options import RunOptions
 from kit.results import archive
 from kit.results.load import mixed_workloads
 from kit.workload import events
+from kit.workload.redaction import HF_TOKEN_SHAPE, redact, secret_values
 
 SUMS = "SHA256SUMS"
-REDACTED = b"[REDACTED]"
-SECRET_NAME = re.compile(r"(^|_)(TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIALS?|APIKEY)($|_)", re.I)
-HF_TOKEN_SHAPE = re.compile(rb"hf_[A-Za-z0-9]{30,}")
-MIN_SECRET_LEN = 8   # shorter values of secret-named variables are not worth (or safe) redacting
 SUMS_LIMIT = 4 * 2**20        # one line per file: about 40,000 files
 MAX_PROBLEMS = 20             # verify names this many problems, then counts the rest
 MANIFEST_KEYS = {"run_id": str, "kit_version": str, "git_commit": (str, type(None)), "command": list,
                  "created": str, "ended": (str, type(None)), "complete": bool, "runtime": dict,
                  "options": dict, "models": dict, "server_args": dict, "environment": (dict, type(None))}
-
-
-# ---------------------------------------------------------------- secrets
-
-def secret_values(environ=None):
-    """[(name, value)] of environment variables whose name looks like a token/key/secret/password."""
-    environ = os.environ if environ is None else environ
-    found = [(k, v) for k, v in environ.items() if SECRET_NAME.search(k) and len(v) >= MIN_SECRET_LEN]
-    return sorted(found, key=lambda kv: (-len(kv[1]), kv[0]))
-
-
-def redact(data, secrets):
-    """(data with every secret value and hf_-shaped token replaced by [REDACTED], names of what was found)."""
-    hits = []
-    for name, value in secrets:
-        for form in {value, json.dumps(value)[1:-1]}:
-            raw = form.encode("utf-8")
-            if raw in data:
-                data = data.replace(raw, REDACTED)
-                hits.append(name)
-    data, n = HF_TOKEN_SHAPE.subn(REDACTED, data)
-    if n:
-        hits.append("hf_ token")
-    return data, hits
 
 
 # ---------------------------------------------------------------- making a bundle

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from kit.errors import BadInput
 from kit.workload import scenarios
-from kit.workload.options import PROTOCOLS, ArmOptions
+from kit.workload.options import MAX_TIMEOUT_S, PROTOCOLS, ArmOptions
 from kit.workload.options import defaults as arm_defaults
 
 RUN_RUNTIMES = ("docker", "local", "slurm")     # what `kit run` can start (its --runtime choices)
@@ -78,8 +78,9 @@ class RunOptions:
                            "one repeat of all five arms takes about 15 minutes on one GPU")
         for name in ("ready_timeout", "call_timeout"):
             value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise BadInput(f"--{flag(name)} must be a positive number of seconds (got {value})")
+            if not (math.isfinite(value) and 0 < value <= MAX_TIMEOUT_S):
+                raise BadInput(f"--{flag(name)} must be a positive number of seconds, at most "
+                               f"{MAX_TIMEOUT_S:.0f} (one day) (got {value})")
         try:
             if not shlex.split(self.server_cmd):
                 raise ValueError("it is empty")

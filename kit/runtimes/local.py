@@ -10,6 +10,7 @@ from pathlib import Path
 
 from kit.runtimes import Runtime
 from kit.workload.compilecache import cache_env
+from kit.workload.engine import die_with_parent
 
 KIT_ROOT = Path(__file__).resolve().parents[2]   # the folder that holds the `kit` package
 SHARED_CACHE = Path("~/.cache/sleepkit/compile").expanduser()
@@ -53,9 +54,11 @@ class LocalRuntime(Runtime):
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(KIT_ROOT), env.get("PYTHONPATH")]))
         cmd = [self.python, "-m", "kit.workload", *job.argv, "--out", str(out_dir)]
         with open(out_dir / "workload.log", "a", encoding="utf-8") as log:
-            # own session: Ctrl-C reaches `kit run`, which stops the workload in order (stop_run)
+            # own session: Ctrl-C reaches `kit run`, which stops the workload in order (stop_run); if `kit run`
+            # dies without that (SIGKILL), the workload gets SIGTERM and stops its servers
             proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+                                    stdin=subprocess.DEVNULL, text=True, start_new_session=True,
+                                    preexec_fn=die_with_parent)
             with self.lock:
                 self.procs[id(job)] = proc
             try:

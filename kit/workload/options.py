@@ -12,6 +12,7 @@ from kit.workload import scenarios
 
 DEFAULT_SERVER_CMD = "python3 -m vllm.entrypoints.openai.api_server"
 PROTOCOLS = ("corrected", "seed")
+MAX_TIMEOUT_S = 86400.0   # one day: longer is a typo, and the OS cannot wait that long on a socket anyway
 
 
 def _opt(default, help, **extra):
@@ -52,8 +53,9 @@ class ArmOptions:
             return f"unknown arm {self.arm!r} (one of {', '.join(scenarios.ARMS)})"
         for name in ("ready_timeout", "call_timeout"):
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                return f"{name.replace('_', '-')} must be a positive number of seconds (got {value!r})"
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 < value <= MAX_TIMEOUT_S):
+                return (f"{name.replace('_', '-')} must be a positive number of seconds, at most "
+                        f"{MAX_TIMEOUT_S:.0f} (one day) (got {value!r})")
         if self.repeat < 1 or self.max_tokens < 1:
             return "repeat and max-tokens must be at least 1"
         if self.protocol not in PROTOCOLS:

@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import time
+import traceback
 
 from kit.workload import events, memory, progress, scenarios
 from kit.workload.compilecache import ColdCaches, cache_env
@@ -278,6 +279,9 @@ def main(argv=None):
         error = str(e)
     except Interrupted as e:
         error = f"interrupted ({e})"
+    except Exception as e:   # a kit bug, or server output no check foresaw: the arm fails and says so
+        traceback.print_exc()
+        error = f"workload error: {type(e).__name__}: {e}"
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # let the clean-up finish
         signal.signal(signal.SIGINT, signal.SIG_IGN)
