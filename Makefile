@@ -10,7 +10,7 @@ ARGS    ?=
 VENV    := .venv
 KIT     := $(VENV)/bin/kit
 
-.PHONY: help table1 table2 table3 table4 table5 all image doctor clean bench test test-fast
+.PHONY: help table1 table2 table3 table4 table5 all image doctor clean bench test test-fast site
 
 help:            ## this list
 	@grep -E '^[a-z0-9 ]+:.*## ' $(MAKEFILE_LIST) | sed -e 's/:.*## /\t/' -e 's/^table1 table2 table3 table4 table5/table1..5/' | expand -t 12
@@ -44,14 +44,17 @@ doctor: $(VENV)/.installed  ## can a run start here?
 clean: $(VENV)/.installed  ## remove leftover containers of earlier runs
 	$(KIT) clean
 
+site: $(VENV)/.installed  ## the committed reference runs as a static website in build/site
+	$(KIT) site --results-dir results/reference --out build/site
+
 bench: $(VENV)/.test-installed  ## the kit's timing error, and arms on 1 vs 2 GPU lanes, against the vLLM test double
 	$(VENV)/bin/python tests/bench_timing.py
 	$(VENV)/bin/python tests/bench_parallel.py
 
 test-fast: $(VENV)/.test-installed  ## the unit tier only (in-process, no engine, no Slurm): seconds
-	$(VENV)/bin/python -m pytest -q -m "not e2e and not docker and not slurm and not twins" $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -q -m "not e2e and not docker and not slurm and not twins and not browser" $(PYTEST_ARGS)
 
 test: $(VENV)/.test-installed  ## all tests; starts a Docker engine and a one-node Slurm for the integration tests
 	bash .ci/docker-up.sh
-	status=0; bash .ci/slurm-up.sh && $(VENV)/bin/python -m pytest $(PYTEST_ARGS) || status=$$?; \
+	status=0; bash .ci/slurm-up.sh && bash .ci/browser-up.sh && $(VENV)/bin/python -m pytest $(PYTEST_ARGS) || status=$$?; \
 	    bash .ci/slurm-down.sh; bash .ci/docker-down.sh; exit $$status

@@ -294,6 +294,21 @@ def compare(first, second, results_dir, number, fmt, wide):
         raise NotFound(f"{second} has no numbers for table(s) {number or ', '.join(map(str, a.tables))}")
 
 
+@cli.command()
+@click.argument("sources", nargs=-1, metavar="[RUN|BUNDLE ...]")
+@results_option
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Folder for the site (new, empty, or an earlier site: it is replaced).")
+@click.option("--no-figures", is_flag=True, help="Leave the figures out (drawing them is most of the time).")
+def site(sources, results_dir, out, no_figures):
+    """Write a static website of runs (default: every run in --results-dir): the runs side by side, a page per
+    run (tables, figures, sleep checks, provenance, bundle), compare pages and every event as CSV and JSON.
+    It opens from the folder (file://) or any static host; nothing is fetched from elsewhere."""
+    from kit import site as sites
+    index = sites.build(sources, out, results_dir, say=lambda line: click.echo(line, err=True), draw=not no_figures)
+    click.echo(str(index))
+
+
 @cli.command(name="ls")
 @results_option
 def list_runs(results_dir):
