@@ -518,9 +518,9 @@ def figure_stems(run, numbers):
     return stems + [f"memory-{unit}" for unit in _units(run, numbers)]
 
 
-def plot_run(run, numbers):
-    """Write every figure of these tables under <run>/figures/ (PNG and SVG); return the paths written."""
-    figures = layout.RunDir(run.source).figures_dir
+def plot_run(run, numbers, out=None):
+    """Write every figure of these tables under out (default <run>/figures/), PNG and SVG; return the paths."""
+    figures = Path(out) if out else layout.RunDir(run.source).figures_dir
     paths = []
     for n in _numbers(numbers):
         table = results.build_table(run, n)

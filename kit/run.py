@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from kit import __version__, doctor, gpus, layout, plan, results
+from kit import __version__, doctor, gpus, hints, layout, plan, results
 from kit.errors import BadInput, KitError, NotFound
 from kit.options import RunOptions, flag, parse_gpus
 from kit.progress import Progress
@@ -207,8 +207,7 @@ class Execution:
             self.run_dir.write_manifest(self.manifest)
 
     def resume_hint(self):
-        return (f"kit run --resume {self.manifest['run_id']} --results-dir "
-                f"{shlex.quote(str(self.run_dir.path.parent))}")
+        return hints.resume_command(self.manifest["run_id"], self.run_dir.path.parent)
 
 
 @dataclass(frozen=True)
