@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from kit import __version__, layout
+from kit import __version__, hints, layout
 from kit.errors import BadInput, KitError, NotFound, RunFailed
 from kit.options import RunOptions, flag
 from kit.workload import scenarios
@@ -158,9 +158,11 @@ def show_outcomes(outcomes):
         for n in numbers:
             cmp = comparing.compare(results.build_table(runs[0], n), results.build_table(other, n), n)
             click.echo(comparing.compare_text(cmp))
+    kit = hints.kit_command()
     for run in runs:
-        click.echo(f"tables: {layout.RunDir(run.source).tables_dir}/table<N>.md and .json; next: `kit plot "
-                   f"{run.run_id}` (figures), `kit bundle {run.run_id}` (archive)" + _dir_flag(Path(run.source).parent))
+        flag = hints.results_flag(Path(run.source).parent)
+        click.echo(f"tables: {layout.RunDir(run.source).tables_dir}/table<N>.md and .json\n"
+                   f"figures: `{kit} plot {run.run_id}{flag}`\narchive: `{kit} bundle {run.run_id}{flag}`")
     not_run = [o for o in outcomes if o.not_run]
     if not_run:
         reasons = "; ".join(f"{lane.label}: {why}" for lane, why in not_run[0].retired.items())
@@ -170,10 +172,6 @@ def show_outcomes(outcomes):
     if failed:
         raise RunFailed(f"{sum(o.failed for o in failed)} job(s) failed (see the FAILED lines above)",
                         "rerun them with " + " and ".join(f"`{o.work.resume_hint()}`" for o in failed))
-
-
-def _dir_flag(results_dir):
-    return "" if str(results_dir) == layout.default_results_dir() else f" with --results-dir {results_dir}"
 
 
 # -- reading runs -------------------------------------------------------------------------------------
@@ -309,6 +307,10 @@ def list_runs(results_dir, wide):
     """List the runs: id, date, tables with data, GPU, runtime and state."""
     from kit import runs
     rows = runs.listing(results_dir)
+    reference = Path(results_dir) / layout.REFERENCE
+    if not rows and reference.is_dir() and runs.listing(reference):
+        note(f"no runs in {results_dir} yet; the committed reference runs in {reference}:")
+        rows = runs.listing(reference)
     if not rows:
         raise NotFound(f"no runs in {results_dir}", runs.empty_hint(results_dir))
     click.echo(runs.listing_text(rows, wide))
@@ -420,7 +422,7 @@ def main(argv=None):
         return 2
     except KitError as e:
         first, *more = e.lines()
-        click.echo("\n".join([f"kit: error: {first}"] + [f"  {line}" for line in more]), err=True)
+        click.echo(hints.spelled("\n".join([f"kit: error: {first}"] + [f"  {line}" for line in more])), err=True)
         return e.exit_code
     except (click.Abort, KeyboardInterrupt):
         click.echo("aborted", err=True)

@@ -32,6 +32,16 @@ def runs_vllm(options):
     return any(a.startswith("vllm.entrypoints") for a in argv) or Path(argv[0]).name == "vllm"
 
 
+TEST_DOUBLE = "test double (no GPU, no vLLM)"
+
+
+def stand_in(options):
+    """What a run's records call a server that is not vLLM's (None for vLLM's): its numbers are no result."""
+    if runs_vllm(options):
+        return None
+    return TEST_DOUBLE if "vllm_double" in options.server_cmd else f"stand-in server, not vLLM ({options.server_cmd})"
+
+
 def run_checks(options, results_dir, runtime=None, env=os.environ):
     """Every check that applies to these options (kit.options.RunOptions), root causes first."""
     return [c for checks in CHECKS for c in checks(options, results_dir, runtime, env)]

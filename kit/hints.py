@@ -9,8 +9,10 @@ import shutil
 import sys
 from pathlib import Path
 
+from kit import layout
+
 VIA_MAKE = "KIT_VIA_MAKE"
-DEFAULT_RESULTS = "results"       # the Makefile's RESULTS
+MAKE_RESULTS = "results"          # the Makefile's RESULTS, which it always passes
 
 
 def via_make(env=None):
@@ -37,12 +39,12 @@ def spelled(text, env=None):
 
 
 def results_flag(results_dir):
-    return "" if str(results_dir) == DEFAULT_RESULTS else f" --results-dir {shlex.quote(str(results_dir))}"
+    return "" if str(results_dir) == layout.default_results_dir() else f" --results-dir {shlex.quote(str(results_dir))}"
 
 
 def resume_command(run_id, results_dir, env=None):
     if via_make(env):
-        return f"make resume RUN={run_id}" + ("" if str(results_dir) == DEFAULT_RESULTS
+        return f"make resume RUN={run_id}" + ("" if str(results_dir) == MAKE_RESULTS
                                                else f" RESULTS={shlex.quote(str(results_dir))}")
     return f"{kit_command(env=env)} run --resume {run_id} --results-dir {shlex.quote(str(results_dir))}"
 

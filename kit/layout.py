@@ -154,8 +154,8 @@ def list_runs(results_dir):
 
 def pick_run(results_dir, run_id=None, say=None):
     """The named run (a run id, or a run folder's path), or the latest readable one (damaged runs are passed
-    over, not fatal). A run id not in results_dir is looked for in its reference/ folder (the committed
-    reference runs); say(line) is told which run was picked then."""
+    over, not fatal). A run id not in results_dir, or the latest run when results_dir has none, is looked
+    for in its reference/ folder (the committed reference runs); say(line) is told which run was picked then."""
     if run_id and ("/" in run_id or os.sep in run_id):
         run = RunDir(run_id)
         if not run.exists():
@@ -172,10 +172,11 @@ def pick_run(results_dir, run_id=None, say=None):
         raise NotFound(f"no run {run_id!r} in {results_dir} (nor in {Path(results_dir) / REFERENCE})",
                        "list the runs with `kit ls`")
     good = [(m.get("created") or "", run.run_id, run) for run, m in list_runs(results_dir) if isinstance(m, dict)]
+    reference = Path(results_dir) / REFERENCE
+    if not good and reference.is_dir():
+        good = [(m.get("created") or "", run.run_id, run) for run, m in list_runs(reference) if isinstance(m, dict)]
+        if good and say:
+            say(f"no runs in {results_dir}: using the latest reference run, {max(good)[2].path}")
     if not good:
-        reference = Path(results_dir) / REFERENCE
-        hint = "start one with `kit run 1`"
-        if reference.is_dir():
-            hint += f"; the committed reference runs are in {reference} (`kit table RUN --results-dir {reference}`)"
-        raise NotFound(f"no runs in {results_dir}", hint)
+        raise NotFound(f"no runs in {results_dir}", "start one with `kit run 1`")
     return max(good)[2]

@@ -114,7 +114,8 @@ def new_manifest(run_id, options, units, command):
             "options": options.to_manifest(), "units": [u.name for u in units],
             "models": {"A": model_info(options.model_a), "B": model_info(options.model_b)},
             "server_args": {u.name: scenarios.ARMS[u.arm].server_args() for u in units},
-            "server_env": scenarios.SERVER_ENV, "environment": None, "h2d": {}, "jobs": [], "resumes": []}
+            "server_env": scenarios.SERVER_ENV, "stand_in": doctor.stand_in(options),
+            "environment": None, "h2d": {}, "jobs": [], "resumes": []}
 
 
 def open_resume(results_dir, run_id, given, command):
@@ -267,20 +268,22 @@ def execute(works, tasks, lanes, say, tty=None):
                               is_busy=lambda lane: lane.gpu and gpus.busy_reason(lane.gpu))
         try:
             statuses = scheduler.run(tasks)
-        except KeyboardInterrupt:
-            stop(works, scheduler, say)
-            raise Interrupted("interrupted: every job of the run was stopped",
+        except KeyboardInterrupt as e:
+            received = "SIGTERM" if isinstance(e, Terminated) else "SIGINT"
+            progress.interrupted(received)
+            stop(works, scheduler, say, received)
+            raise Interrupted(f"interrupted ({received}): every job of the run was stopped",
                               "finish it with " + " and ".join(f"`{w.resume_hint()}`" for w in works)) from None
     return statuses, [t for t in tasks if t not in statuses], scheduler.retired
 
 
-def stop(works, scheduler, say):
+def stop(works, scheduler, say, received="SIGINT"):
     """The Ctrl-C path: stamp the manifests first, then stop every lane; further Ctrl-Cs are ignored."""
     old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         for work in works:
             work.stamp(complete=False, interrupted=layout.now())
-        say("interrupted: stopping every job of the run ...")
+        say(f"{received} received: stopping every job of the run ...")
         scheduler.stop()
         for work in works:
             work.runtime.stop_run(work.manifest["run_id"])
@@ -365,6 +368,8 @@ def finish(works, say, tty):
         f"to run ({', '.join(t.key for t in tasks) or 'none'}); runtime {options.runtime} on "
         f"{', '.join(lane.label for lane in lanes[:8])}{' ...' if len(lanes) > 8 else ''}; "
         f"results in {', '.join(str(w.run_dir.path) for w in works)}")
+    if works[0].manifest.get("stand_in"):
+        say(f"{works[0].manifest['stand_in']}: this run shows how the kit works; its numbers are not a result")
     old = signal.signal(signal.SIGTERM, _sigterm)
     try:
         statuses, not_run, retired = execute(works, tasks, lanes, say, tty)
@@ -426,5 +431,9 @@ def runtime_for_dry_run(options):
     return get_runtime(options) if options.runtime == "slurm" else None
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is; the user is told which of the two it was."""
+
+
 def _sigterm(signum, frame):
-    raise KeyboardInterrupt
+    raise Terminated

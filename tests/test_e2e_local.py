@@ -76,7 +76,7 @@ def test_all_tables_end_to_end(shared_run):
             for check in e.get("checks") or []:
                 assert check["ok"] is not False, (arm, e["seq"], check)
     assert "[all GPUs] l2 r1: done  sleep A round 0" in r.stdout and "l2 r1: ok in" in r.stdout
-    assert "next: `kit plot" in r.stdout
+    assert re.search(r"figures: `.* plot ", r.stdout)
     assert not leftover_servers("e2e-all")
 
 
