@@ -116,7 +116,7 @@ class Progress:
                 line = f"{head}{eta} from {s['eta_from']})" if eta else f"{head})"
                 lines.append(fit(line if len(line) <= WIDTH else f"{head}{eta})") + "\n")
             if self.waiting:
-                lines.append(fit(f"waiting ({len(self.waiting)}): {', '.join(self.waiting)}") + "\n", style="dim")
+                lines.append(fit(f"waiting: {', '.join(self.waiting)}") + "\n", style="dim")
         return lines
 
 

@@ -162,7 +162,7 @@ def test_the_live_lines_fit_80_columns():
     assert len(lines) == 3 and all(len(line) <= 80 for line in lines), lines
     assert re.fullmatch(r"\[gpu 0\] l1-nowarm r2: prompt B round 3 0:00 \(job 0:00, ETA ~\d+:\d\d( from previous "
                         r"repeat)?\)", lines[0]), lines[0]
-    assert lines[1].endswith("...") and lines[2].startswith("waiting (10): ")
+    assert lines[1].endswith("...") and lines[2].startswith("waiting: ")
 
 
 # -- 6. the demo's marks: manifest, tables, figures -----------------------------------------------------
