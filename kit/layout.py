@@ -163,10 +163,10 @@ def pick_run(results_dir, run_id=None, say=None):
                            "list the runs with `kit ls`")
         return run
     if run_id:
-        for root in (results_root(results_dir), Path(results_dir) / REFERENCE):
+        for fallback, root in enumerate((results_root(results_dir), Path(results_dir) / REFERENCE)):
             run = RunDir(root / check_run_id(run_id))
             if run.exists():
-                if root.name == REFERENCE and say:
+                if fallback and say:
                     say(f"{run_id}: not in {results_dir}, using the reference run {run.path}")
                 return run
         raise NotFound(f"no run {run_id!r} in {results_dir} (nor in {Path(results_dir) / REFERENCE})",

@@ -363,13 +363,13 @@ def finish(works, say, tty):
         w.runtime.plan_order([(w.manifest["run_id"], t.unit.name, t.job.repeat) for t in tasks if t.work is w])
     options = works[0].options
     lanes = lanes_for(options, len(tasks))
+    if works[0].manifest.get("stand_in"):
+        say(f"{works[0].manifest['stand_in']}: shows how the kit works; not a result")
     say(f"run {', '.join(w.manifest['run_id'] for w in works)}: tables "
         f"{', '.join(map(str, options.table_numbers()))}; {len(tasks)} of {sum(map(len, jobs.values()))} jobs "
         f"to run ({', '.join(t.key for t in tasks) or 'none'}); runtime {options.runtime} on "
         f"{', '.join(lane.label for lane in lanes[:8])}{' ...' if len(lanes) > 8 else ''}; "
         f"results in {', '.join(str(w.run_dir.path) for w in works)}")
-    if works[0].manifest.get("stand_in"):
-        say(f"{works[0].manifest['stand_in']}: this run shows how the kit works; its numbers are not a result")
     old = signal.signal(signal.SIGTERM, _sigterm)
     try:
         statuses, not_run, retired = execute(works, tasks, lanes, say, tty)

@@ -131,8 +131,8 @@ def test_ls_and_show_of_the_references_fit_80_columns_and_wide_shows_everything(
     code, wide, _ = run_main(capsys, "ls", "--wide", "--results-dir", REFERENCE)
     assert widest(wide) > 80 and "NVIDIA H100 80GB HBM3" in wide and "runtime" in wide
     for run in runs.listing(REFERENCE):
-        code, out, _ = run_main(capsys, "show", run["run"], "--results-dir", REFERENCE)
-        assert code == 0 and widest(out) <= 80, out
+        code, out, err = run_main(capsys, "show", run["run"], "--results-dir", REFERENCE)
+        assert code == 0 and widest(out) <= 80 and err == "", out + err
     code, out, _ = run_main(capsys, "show", "h200x2-vllm0.24.0-twins", "--wide", "--results-dir", REFERENCE)
     assert "2026-11-29T23:08:32.232Z .. 2026-11-29T23:14:59.383Z" in out
 
@@ -190,7 +190,7 @@ def test_make_demo_runs_table_1_on_the_double_and_marks_everything(tmp_path):
     print(f"make demo took {seconds:.1f} s")                              # reported, never a pass/fail
     (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     assert json.loads((run_dir / "manifest.json").read_text())["stand_in"] == doctor.TEST_DOUBLE
-    assert "test double (no GPU, no vLLM): this run shows how the kit works" in r.stdout
+    assert r.stdout.splitlines()[2] == "test double (no GPU, no vLLM): shows how the kit works; not a result"
     assert "- test double (no GPU, no vLLM): not a result" in r.stdout
     assert "test double (no GPU, no vLLM)" in (run_dir / "tables" / "table1.md").read_text()
 
