@@ -8,12 +8,14 @@ RUNTIME ?= docker
 RESULTS ?= results
 ARGS    ?=
 VENV    := .venv
-KIT     := $(VENV)/bin/kit
+# KIT_VIA_MAKE=1: the kit prints its hints as make commands (`make resume RUN=ID`), which run as printed.
+KIT     := KIT_VIA_MAKE=1 $(VENV)/bin/kit
+DEMO    := build/demo
 
-.PHONY: help table1 table2 table3 table4 table5 all image doctor clean bench test test-fast site
+.PHONY: help table1 table2 table3 table4 table5 all resume demo image doctor clean bench test test-fast site
 
 help:            ## this list
-	@grep -E '^[a-z0-9 ]+:.*## ' $(MAKEFILE_LIST) | sed -e 's/:.*## /\t/' -e 's/^table1 table2 table3 table4 table5/table1..5/' | expand -t 12
+	@grep -E '^[a-z0-9 -]+:.*## ' $(MAKEFILE_LIST) | sed -e 's/:.*## /\t/' -e 's/^table1 table2 table3 table4 table5/table1..5/' | expand -t 12
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +36,15 @@ all: $(VENV)/.installed  ## every arm once, all five tables, figures, then a ver
 	$(KIT) run --all --runtime $(RUNTIME) --results-dir $(RESULTS) $(ARGS)
 	$(KIT) plot --results-dir $(RESULTS)
 	$(KIT) bundle verify "$$($(KIT) bundle --results-dir $(RESULTS))"
+
+resume: $(VENV)/.installed  ## finish an interrupted run: make resume RUN=ID (its own options; RESULTS=DIR if not results)
+	@test -n "$(RUN)" || { echo "make resume: give the run, e.g. make resume RUN=20261128-031024-t1 (see kit ls)" >&2; exit 2; }
+	$(KIT) run --resume $(RUN) --results-dir $(RESULTS)
+
+# The double lives in tests/; the run is marked "test double (no GPU, no vLLM)" in everything it writes.
+demo: $(VENV)/.installed  ## Table 1 against the vLLM test double (no GPU, no vLLM needed), in build/demo/: under a minute
+	$(KIT) run 1 --runtime local --results-dir $(DEMO) --model-a demo-model-a --model-b demo-model-b \
+	    --server-cmd "$(CURDIR)/$(VENV)/bin/python $(CURDIR)/tests/vllm_double.py"
 
 image: $(VENV)/.installed  ## build the pinned vLLM image with the kit inside
 	$(KIT) build $(ARGS)

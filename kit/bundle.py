@@ -252,8 +252,9 @@ def load_bundle(path):
     return run
 
 
-def load_any(source, results_dir=None):
-    """A run from a run id (in results_dir), a run directory, or a bundle (.tar.gz, through load_bundle)."""
+def load_any(source, results_dir=None, say=None):
+    """A run from a run id (in results_dir or its reference/ folder), a run directory, or a bundle (.tar.gz,
+    through load_bundle)."""
     path = Path(source)
     if path.name.endswith((".tar.gz", ".tgz")):
         if not path.is_file():
@@ -262,6 +263,6 @@ def load_any(source, results_dir=None):
     if path.is_dir() and (path / layout.MANIFEST).exists():
         return results.load_run(path)
     if results_dir is not None and layout.RUN_ID.fullmatch(str(source)):
-        return results.load_run(layout.pick_run(results_dir, str(source)).path)
+        return results.load_run(layout.pick_run(results_dir, str(source), say).path)
     raise NotFound(f"{source!r} is neither a run id in {results_dir}, a run folder nor a bundle",
                    "list the runs with `kit ls`")

@@ -6,12 +6,13 @@ and become one line on stderr with their exit status in main(), the only place t
 import json
 import re
 import sys
+import tempfile
 from dataclasses import fields
 from pathlib import Path
 
 import click
 
-from kit import __version__, layout
+from kit import __version__, hints, layout
 from kit.errors import BadInput, KitError, NotFound, RunFailed
 from kit.options import RunOptions, flag
 from kit.workload import scenarios
@@ -159,9 +160,11 @@ def show_outcomes(outcomes):
         for n in numbers:
             cmp = comparing.compare(results.build_table(runs[0], n), results.build_table(other, n), n)
             click.echo(comparing.compare_text(cmp))
+    kit = hints.kit_command()
     for run in runs:
-        click.echo(f"tables: {layout.RunDir(run.source).tables_dir}/table<N>.md and .json; next: `kit plot "
-                   f"{run.run_id}` (figures), `kit bundle {run.run_id}` (archive)" + _dir_flag(Path(run.source).parent))
+        flag = hints.results_flag(Path(run.source).parent)
+        click.echo(f"tables: {layout.RunDir(run.source).tables_dir}/table<N>.md and .json\n"
+                   f"figures: `{kit} plot {run.run_id}{flag}`\narchive: `{kit} bundle {run.run_id}{flag}`")
     not_run = [o for o in outcomes if o.not_run]
     if not_run:
         reasons = "; ".join(f"{lane.label}: {why}" for lane, why in not_run[0].retired.items())
@@ -173,14 +176,19 @@ def show_outcomes(outcomes):
                         "rerun them with " + " and ".join(f"`{o.work.resume_hint()}`" for o in failed))
 
 
-def _dir_flag(results_dir):
-    return "" if str(results_dir) == layout.default_results_dir() else f" with --results-dir {results_dir}"
-
-
 # -- reading runs -------------------------------------------------------------------------------------
+def note(line):
+    """Which run was picked, when it is not the obvious one: on stderr, so stdout stays the output."""
+    click.echo(f"kit: {line}", err=True)
+
+
+def pick(results_dir, run_id):
+    return layout.pick_run(results_dir, run_id, say=note)
+
+
 def load(results_dir, run_id):
     from kit import results
-    return results.load_run(layout.pick_run(results_dir, run_id).path)
+    return results.load_run(pick(results_dir, run_id).path)
 
 
 @cli.command()
@@ -210,11 +218,18 @@ def table(run_id, results_dir, tables, fmt, wide):
 @click.argument("run_id", required=False)
 @results_option
 @tables_option
-def plot(run_id, results_dir, tables):
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Folder for the figures (default: <run>/figures/; for a committed reference run, a temporary folder).")
+def plot(run_id, results_dir, tables, out):
     """Draw a run's figures (PNG and SVG under <run>/figures/)."""
     from kit import plot as plots
-    run = load(results_dir, run_id)
-    for path in plots.plot_run(run, parse_tables(tables) or run.tables):
+    from kit import results
+    run_dir = pick(results_dir, run_id)
+    run = results.load_run(run_dir.path)
+    if out is None and run_dir.path.resolve().parent.name == layout.REFERENCE:    # committed: leave it as it is
+        out = Path(tempfile.gettempdir()) / "sleepkit-figures" / run_dir.run_id
+        note(f"{run_dir.run_id} is a committed reference run: its figures go to {out} (--out DIR to choose)")
+    for path in plots.plot_run(run, parse_tables(tables) or run.tables, out):
         click.echo(str(path))
 
 
@@ -244,7 +259,7 @@ def bundle(args, results_dir, allow_incomplete, no_figures):
         sys.exit(1 if problems else 0)
     if len(args) > 1:
         raise BadInput("kit bundle takes at most one RUN_ID")
-    run_dir = layout.pick_run(results_dir, args[0] if args else None)
+    run_dir = pick(results_dir, args[0] if args else None)
     render = render_tables if no_figures else render_outputs
     click.echo(str(bundles.make_bundle(run_dir.path, allow_incomplete=allow_incomplete, render=render,
                                        figures=not no_figures)))
@@ -279,9 +294,9 @@ def compare(first, second, results_dir, number, fmt, wide):
     from kit import results
     from kit.results import compare as comparing
     from kit.results import render
-    a = bundles.load_any(first, results_dir)
+    a = bundles.load_any(first, results_dir, say=note)
     source = re.fullmatch(r"published(?::(\w+))?", second)
-    b = None if source else bundles.load_any(second, results_dir)
+    b = None if source else bundles.load_any(second, results_dir, say=note)
     shown = 0
     for n in [number] if number else a.tables:
         tb = comparing.published_table(n, source.group(1)) if source else results.build_table(b, n)
@@ -309,24 +324,34 @@ def site(sources, results_dir, out, no_figures):
     click.echo(str(index))
 
 
+def wide_option(f):
+    return click.option("--wide", is_flag=True, help="Everything, however wide (default: fits 80 columns).")(f)
+
+
 @cli.command(name="ls")
 @results_option
-def list_runs(results_dir):
-    """List the runs: id, date, tables, GPU, runtime and state."""
+@wide_option
+def list_runs(results_dir, wide):
+    """List the runs: id, date, tables with data, GPU, runtime and state."""
     from kit import runs
     rows = runs.listing(results_dir)
+    reference = Path(results_dir) / layout.REFERENCE
+    if not rows and reference.is_dir() and runs.listing(reference):
+        note(f"no runs in {results_dir} yet; the committed reference runs in {reference}:")
+        rows = runs.listing(reference)
     if not rows:
         raise NotFound(f"no runs in {results_dir}", runs.empty_hint(results_dir))
-    click.echo(runs.listing_text(rows))
+    click.echo(runs.listing_text(rows, wide))
 
 
 @cli.command()
 @click.argument("run_id", required=False)
 @results_option
-def show(run_id, results_dir):
+@wide_option
+def show(run_id, results_dir, wide):
     """Summarise a run (default: the latest): what ran, where, how it ended, and where its files are."""
     from kit import runs
-    click.echo(runs.show_text(layout.pick_run(results_dir, run_id)))
+    click.echo(runs.show_text(pick(results_dir, run_id), wide))
 
 
 @cli.command()
@@ -424,7 +449,8 @@ def main(argv=None):
         click.echo(f"{cmd}: error: {e.format_message()} (see `{cmd} --help`)", err=True)
         return 2
     except KitError as e:
-        click.echo(f"kit: error: {e.line()}", err=True)
+        first, *more = e.lines()
+        click.echo(hints.spelled("\n".join([f"kit: error: {first}"] + [f"  {line}" for line in more])), err=True)
         return e.exit_code
     except (click.Abort, KeyboardInterrupt):
         click.echo("aborted", err=True)

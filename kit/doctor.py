@@ -1,5 +1,6 @@
-"""Can a run start here? `kit doctor` prints these checks; `kit run` runs them first (its pre-flight) and
-stops at the first failure with its fix, before a run directory exists or anything is pulled or built.
+"""Can a run start here? `kit doctor` prints these checks; `kit run` runs them first (its pre-flight): every
+check runs, and any failure stops the run with a checklist (one line per failed check with its fix, the root
+cause first) before a run directory exists or anything is pulled or built.
 
 Which checks apply depends on what runs: the GPU and vLLM checks belong to vLLM's server and to Docker
 GPU access; with another --server-cmd (the test double) they are skipped where they cannot run, and say why.
@@ -14,9 +15,10 @@ import tempfile
 from pathlib import Path
 
 from kit import gpus as host_gpus
+from kit import hints
 from kit.checks import Check
 from kit import image as images
-from kit.errors import KitError, NotReady
+from kit.errors import Checklist, KitError, NotReady
 from kit.options import parse_gpus
 
 PULL_DISK_GB = 30       # a vLLM image pulled and unpacked, plus the kit's layer and build room
@@ -30,30 +32,68 @@ def runs_vllm(options):
     return any(a.startswith("vllm.entrypoints") for a in argv) or Path(argv[0]).name == "vllm"
 
 
+TEST_DOUBLE = "test double (no GPU, no vLLM)"
+
+
+def stand_in(options):
+    """What a run's records call a server that is not vLLM's (None for vLLM's): its numbers are no result."""
+    if runs_vllm(options):
+        return None
+    return TEST_DOUBLE if "vllm_double" in options.server_cmd else f"stand-in server, not vLLM ({options.server_cmd})"
+
+
 def run_checks(options, results_dir, runtime=None, env=os.environ):
-    """Every check that applies to these options (kit.options.RunOptions), in order."""
-    checks = []
+    """Every check that applies to these options (kit.options.RunOptions), root causes first."""
+    return [c for checks in CHECKS for c in checks(options, results_dir, runtime, env)]
+
+
+def gpu_checks(options, results_dir, runtime, env):
+    return [] if options.runtime == "slurm" else [check_gpus(options)]      # Slurm's probe job checks its GPU
+
+
+def runtime_checks(options, results_dir, runtime, env):
     if options.runtime == "docker":
-        checks += docker_checks(options, runtime)
-    elif options.runtime == "slurm":
-        checks += runtime.doctor_checks(results_dir)
-    if options.runtime == "local":
-        checks.append(check_vllm_import(options.server_cmd) if runs_vllm(options) else
-                      Check("vllm", None, "skipped: --server-cmd is not vLLM's server"))
-    if options.runtime != "slurm":
-        checks.append(check_gpus(options))
-    checks += [check_models((options.model_a, options.model_b), hub_dir(options.runtime, options.hf_cache, env), env),
-               check_results_dir(results_dir)]
-    return checks
+        return docker_checks(options, runtime)
+    if options.runtime == "slurm":
+        return runtime.doctor_checks(results_dir)
+    return []
+
+
+def vllm_checks(options, results_dir, runtime, env):
+    if options.runtime != "local":
+        return []
+    return [check_vllm_import(options.server_cmd) if runs_vllm(options) else
+            Check("vllm", None, "skipped: --server-cmd is not vLLM's server")]
+
+
+def model_checks(options, results_dir, runtime, env):
+    return [check_models((options.model_a, options.model_b), hub_dir(options.runtime, options.hf_cache, env), env)]
+
+
+def results_checks(options, results_dir, runtime, env):
+    return [check_results_dir(results_dir)]
+
+
+# Each takes (options, results_dir, runtime, env) and returns its Checks. No GPU or no driver comes first:
+# it is the cause of the GPU access, image and vLLM failures that follow it.
+CHECKS = [gpu_checks, runtime_checks, vllm_checks, model_checks, results_checks]
 
 
 def preflight(options, results_dir, runtime=None):
-    """NotReady with the first failed check's detail and fix; the checks when all passed or were skipped."""
+    """The checks when all passed or were skipped; else a Checklist: one line per failed check with its fix,
+    in CHECKS' order (the root cause first), then where the details are."""
     checks = run_checks(options, results_dir, runtime)
-    failed = next((c for c in checks if c.ok is False), None)
+    failed = [c for c in checks if c.ok is False]
     if failed:
-        raise NotReady(f"pre-flight: {failed.name}: {failed.detail}", failed.fix)
+        raise Checklist(f"pre-flight: {len(failed)} of {len(checks)} checks failed; nothing was created",
+                        [f"{c.name}: {summary(c.detail)}" + (f" -> {c.fix}" if c.fix else "") for c in failed],
+                        f"run `{hints.doctor_command(options.runtime)}` for the details")
     return checks
+
+
+def summary(detail, most=100):
+    """A long detail without its parenthesised particulars (`kit doctor` prints them whole)."""
+    return detail.split(" (", 1)[0] + " (...)" if len(detail) > most and " (" in detail else detail
 
 
 # -- docker -----------------------------------------------------------------------------------------

@@ -1,10 +1,12 @@
-"""One error tree for the host side. kit.cli.main() turns any KitError into one line and its exit code.
+"""One error tree for the host side. kit.cli.main() turns any KitError into one line and its exit code;
+the one exception is the pre-flight's checklist (Checklist.lines()), a line per failed check.
 
     KitError            exit 2 unless a subclass says otherwise; `hint` says what to do
       BadInput          an option or argument the user can fix
       NotFound          no such run, bundle or file
       BadRecord         a run's files or a bundle that cannot be read (not JSON, wrong schema, truncated)
       NotReady          a pre-flight check failed: this host cannot run what was asked (yet)
+        Checklist       several pre-flight checks failed: one line each, root cause first
       EngineError       the container engine failed (unreachable, build failed)     exit 1
       RunFailed         some arms failed; the run itself completed                    exit 1
 """
@@ -21,6 +23,10 @@ class KitError(Exception):
         text = " ".join(self.message.split())       # one line, whatever the message held
         return f"{text}; {self.hint}" if self.hint else text
 
+    def lines(self):
+        """What kit.cli.main prints: one line, except for a Checklist."""
+        return [self.line()]
+
 
 class BadInput(KitError):
     pass
@@ -36,6 +42,21 @@ class BadRecord(KitError):
 
 class NotReady(KitError):
     pass
+
+
+class Checklist(NotReady):
+    """A headline and one line per item (e.g. a failed check and its fix), printed as they are."""
+
+    def __init__(self, message, items, hint=None):
+        super().__init__(message, hint)
+        self.items = list(items)
+
+    def line(self):
+        return "; ".join([super().line()] + [" ".join(i.split()) for i in self.items])
+
+    def lines(self):
+        return [" ".join(self.message.split())] + [" ".join(i.split()) for i in self.items] + (
+            [self.hint] if self.hint else [])
 
 
 class EngineError(KitError):

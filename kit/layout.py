@@ -176,18 +176,31 @@ def list_runs(results_dir):
     return found
 
 
-def pick_run(results_dir, run_id=None):
-    """The named run, or the latest readable one (damaged runs are passed over, not fatal)."""
-    if run_id:
-        run = RunDir(results_root(results_dir) / check_run_id(run_id))
+def pick_run(results_dir, run_id=None, say=None):
+    """The named run (a run id, or a run folder's path), or the latest readable one (damaged runs are passed
+    over, not fatal). A run id not in results_dir, or the latest run when results_dir has none, is looked
+    for in its reference/ folder (the committed reference runs); say(line) is told which run was picked then."""
+    if run_id and ("/" in run_id or os.sep in run_id):
+        run = RunDir(run_id)
         if not run.exists():
-            raise NotFound(f"no run {run_id!r} in {results_dir}", "list the runs with `kit ls`")
+            raise NotFound(f"{run_id!r} is not a run id nor a run folder (no {MANIFEST} there)",
+                           "list the runs with `kit ls`")
         return run
+    if run_id:
+        for fallback, root in enumerate((results_root(results_dir), Path(results_dir) / REFERENCE)):
+            run = RunDir(root / check_run_id(run_id))
+            if run.exists():
+                if fallback and say:
+                    say(f"{run_id}: not in {results_dir}, using the reference run {run.path}")
+                return run
+        raise NotFound(f"no run {run_id!r} in {results_dir} (nor in {Path(results_dir) / REFERENCE})",
+                       "list the runs with `kit ls`")
     good = [(m.get("created") or "", run.run_id, run) for run, m in list_runs(results_dir) if isinstance(m, dict)]
+    reference = Path(results_dir) / REFERENCE
+    if not good and reference.is_dir():
+        good = [(m.get("created") or "", run.run_id, run) for run, m in list_runs(reference) if isinstance(m, dict)]
+        if good and say:
+            say(f"no runs in {results_dir}: using the latest reference run, {max(good)[2].path}")
     if not good:
-        reference = Path(results_dir) / REFERENCE
-        hint = "start one with `kit run 1`"
-        if reference.is_dir():
-            hint += f"; the committed reference runs are in {reference} (`kit table RUN --results-dir {reference}`)"
-        raise NotFound(f"no runs in {results_dir}", hint)
+        raise NotFound(f"no runs in {results_dir}", "start one with `kit run 1`")
     return max(good)[2]

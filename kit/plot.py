@@ -23,7 +23,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from kit import layout, results  # noqa: E402
-from kit.results import published, tables  # noqa: E402
+from kit.results import published, render, tables  # noqa: E402
 from kit.workload import scenarios  # noqa: E402
 from kit.workload.steps import base_arm  # noqa: E402
 
@@ -93,7 +93,7 @@ def provenance(facts):
               else f"output not fixed (stops at EOS or {scenarios.MAX_TOKENS} tokens)")
     models = [f"{k} = {v['name']}" + (f" (twin of {v['twin']}: random weights, the real model's shape)"
                                        if v.get("twin") else "") for k, v in facts["models"].items()]
-    return [f"run {facts['run_id']}" + ("" if facts.get("complete") else " (incomplete)")
+    return render.stand_in_lines(facts) + [f"run {facts['run_id']}" + ("" if facts.get("complete") else " (incomplete)")
             + f"  |  GPU: {na('gpu')}  |  vLLM {na('vllm')}  |  protocol: {na('protocol')}  |  {output}"
             + f"  |  repeats: {na('repeat')}  |  compile cache: {na('cache')}",
             "models: " + ("; ".join(models) or "n/a")]
@@ -518,9 +518,9 @@ def figure_stems(run, numbers):
     return stems + [f"memory-{unit}" for unit in _units(run, numbers)]
 
 
-def plot_run(run, numbers):
-    """Write every figure of these tables under <run>/figures/ (PNG and SVG); return the paths written."""
-    figures = layout.RunDir(run.source).figures_dir
+def plot_run(run, numbers, out=None):
+    """Write every figure of these tables under out (default <run>/figures/), PNG and SVG; return the paths."""
+    figures = Path(out) if out else layout.RunDir(run.source).figures_dir
     paths = []
     for n in _numbers(numbers):
         table = results.build_table(run, n)

@@ -15,6 +15,8 @@ from rich.text import Text
 
 from kit.workload import progress as workload_progress
 
+WIDTH = 80
+
 
 def clock(seconds):
     seconds = int(max(seconds, 0))
@@ -32,6 +34,7 @@ class Progress:
         self.running = {}      # lane label -> {"job", "started", "step", "step_started", "eta", "eta_from"}
         self.waiting = []
         self.live = None
+        self.stopped = None    # the signal that interrupted the run
 
     # -- lifecycle ------------------------------------------------------------------------------
     def __enter__(self):
@@ -66,7 +69,13 @@ class Progress:
         if not self.tty:
             self.say(f"[{lane.label}] {job.key}: started" + (f" (expected {clock(eta)} from {source})" if eta else ""))
 
+    def interrupted(self, received):
+        with self.lock:
+            self.stopped = received
+
     def line(self, job, lane, text):
+        if self.stopped:
+            return
         parsed = workload_progress.parse(text)
         prefix = f"[{lane.label}] {job.key}"
         if parsed is None:
@@ -86,6 +95,8 @@ class Progress:
             self.running.pop(lane.label, None)
         if status.get("ok"):
             self.say(f"[{lane.label}] {job.key}: ok in {clock(status['seconds'])}")
+        elif self.stopped:
+            self.say(f"[{lane.label}] {job.key}: interrupted ({self.stopped})")
         else:
             self.say(f"[{lane.label}] {job.key}: FAILED (exit {status.get('exit_code')}): {status.get('error')}"
                      + (f"\n{detail}" if detail else ""))
@@ -100,9 +111,15 @@ class Progress:
         with self.lock:
             for label, s in sorted(self.running.items()):
                 elapsed = now - s["started"]
-                eta = f", ETA ~{clock(s['eta'] - elapsed)} from {s['eta_from']}" if s["eta"] and s["eta"] > elapsed else ""
-                lines.append(f"[{label}] {s['job']}: {s['step']} {clock(now - s['step_started'])} "
-                             f"(job {clock(elapsed)}{eta})\n")
+                head = f"[{label}] {s['job']}: {s['step']} {clock(now - s['step_started'])} (job {clock(elapsed)}"
+                eta = f", ETA ~{clock(s['eta'] - elapsed)}" if s["eta"] and s["eta"] > elapsed else ""
+                line = f"{head}{eta} from {s['eta_from']})" if eta else f"{head})"
+                lines.append(fit(line if len(line) <= WIDTH else f"{head}{eta})") + "\n")
             if self.waiting:
-                lines.append(f"waiting: {', '.join(self.waiting)}\n", style="dim")
+                lines.append(fit(f"waiting: {', '.join(self.waiting)}") + "\n", style="dim")
         return lines
+
+
+def fit(line, width=WIDTH):
+    """A live line cut to the terminal's usual width (a wrapped live line garbles the display)."""
+    return line if len(line) <= width else line[:width - 3] + "..."

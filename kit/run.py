@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from kit import __version__, doctor, gpus, layout, plan, results
+from kit import __version__, doctor, gpus, hints, layout, plan, results
 from kit.errors import BadInput, KitError, NotFound
 from kit.options import RunOptions, flag, parse_gpus
 from kit.progress import Progress
@@ -115,7 +115,8 @@ def new_manifest(run_id, options, units, command):
             "options": options.to_manifest(), "units": [u.name for u in units],
             "models": {"A": model_info(options.model_a), "B": model_info(options.model_b)},
             "server_args": {u.name: scenarios.ARMS[u.arm].server_args() for u in units},
-            "server_env": scenarios.SERVER_ENV, "environment": None, "h2d": {}, "jobs": [], "resumes": []}
+            "server_env": scenarios.SERVER_ENV, "stand_in": doctor.stand_in(options),
+            "environment": None, "h2d": {}, "jobs": [], "resumes": []}
 
 
 def open_resume(results_dir, run_id, given, command):
@@ -215,8 +216,7 @@ class Execution:
             self.run_dir.write_manifest(self.manifest)
 
     def resume_hint(self):
-        return (f"kit run --resume {self.manifest['run_id']} --results-dir "
-                f"{shlex.quote(str(self.run_dir.path.parent))}")
+        return hints.resume_command(self.manifest["run_id"], self.run_dir.path.parent)
 
 
 @dataclass(frozen=True)
@@ -290,20 +290,22 @@ def execute(works, tasks, lanes, say, tty=None):
                               is_busy=lambda lane: lane.gpu and gpus.busy_reason(lane.gpu))
         try:
             statuses = scheduler.run(tasks)
-        except KeyboardInterrupt:
-            stop(works, scheduler, say)
-            raise Interrupted("interrupted: every job of the run was stopped",
+        except KeyboardInterrupt as e:
+            received = "SIGTERM" if isinstance(e, Terminated) else "SIGINT"
+            progress.interrupted(received)
+            stop(works, scheduler, say, received)
+            raise Interrupted(f"interrupted ({received}): every job of the run was stopped",
                               "finish it with " + " and ".join(f"`{w.resume_hint()}`" for w in works)) from None
     return statuses, [t for t in tasks if t not in statuses], scheduler.retired
 
 
-def stop(works, scheduler, say):
+def stop(works, scheduler, say, received="SIGINT"):
     """The Ctrl-C path: stamp the manifests first, then stop every lane; further Ctrl-Cs are ignored."""
     old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         for work in works:
             work.stamp(complete=False, interrupted=layout.now())
-        say("interrupted: stopping every job of the run ...")
+        say(f"{received} received: stopping every job of the run ...")
         scheduler.stop()
         for work in works:
             work.runtime.stop_run(work.manifest["run_id"])
@@ -383,6 +385,8 @@ def finish(works, say, tty):
         w.runtime.plan_order([(w.manifest["run_id"], t.unit.name, t.job.repeat) for t in tasks if t.work is w])
     options = works[0].options
     lanes = lanes_for(options, len(tasks))
+    if works[0].manifest.get("stand_in"):
+        say(f"{works[0].manifest['stand_in']}: shows how the kit works; not a result")
     say(f"run {', '.join(w.manifest['run_id'] for w in works)}: tables "
         f"{', '.join(map(str, options.table_numbers()))}; {len(tasks)} of {sum(map(len, jobs.values()))} jobs "
         f"to run ({', '.join(t.key for t in tasks) or 'none'}); runtime {options.runtime} on "
@@ -453,5 +457,9 @@ def runtime_for_dry_run(options):
     return get_runtime(options) if options.runtime == "slurm" else None
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is; the user is told which of the two it was."""
+
+
 def _sigterm(signum, frame):
-    raise KeyboardInterrupt
+    raise Terminated

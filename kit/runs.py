@@ -1,10 +1,18 @@
-"""Finding runs: `kit ls` (one line per run) and `kit show RUN` (one run's summary and files)."""
+"""Finding runs: `kit ls` (one line per run) and `kit show RUN` (one run's summary and files).
+Both fit WIDTH columns unless asked for everything (wide=True)."""
+import textwrap
 from pathlib import Path
 
 from tabulate import tabulate
 
 from kit import layout
-from kit.errors import BadRecord
+from kit.errors import BadRecord, KitError
+from kit.options import RunOptions
+from kit.results.load import Run
+from kit.workload import scenarios
+
+WIDTH = 80
+NARROW_DROPS = ("runtime", "created")       # what the narrow listing leaves out first when it must
 
 
 def _state(manifest):
@@ -16,28 +24,72 @@ def _state(manifest):
 
 
 def _gpu(manifest):
+    if manifest.get("stand_in"):
+        return manifest["stand_in"]
     env = manifest.get("environment") or {}
     names = sorted({g.get("name") for g in env.get("gpus") or [] if isinstance(g, dict) and g.get("name")})
     return ", ".join(names) or "-"
 
 
+def _short_gpu(name):
+    """'NVIDIA H100 80GB HBM3' -> 'H100'; a stand-in server -> 'test double'."""
+    if name.startswith("test double"):
+        return "test double"
+    words = name.removeprefix("NVIDIA ").split() or [name]
+    return " ".join(words[:3]) if words[0] in ("GeForce", "RTX", "Tesla", "Quadro") else words[0]
+
+
+def tables_with_data(run_dir, manifest):
+    """The run's tables (table order) with at least one arm on disk: a table whose two arms are both
+    'not run' is left out."""
+    try:
+        run = Run(run_dir.path, manifest, RunOptions.from_manifest(manifest))
+    except (KitError, TypeError, ValueError):
+        return []
+    present = set(run_dir.units_on_disk())
+    return [n for n in sorted(run.tables) if any(run.unit_for(n, a) in present for a in scenarios.TABLES[n].arms)]
+
+
+def table_list(numbers):
+    """[1, 2, 3, 5] -> '1-3,5'."""
+    parts, start = [], None
+    for i, n in enumerate(numbers):
+        start = n if start is None else start
+        if i + 1 == len(numbers) or numbers[i + 1] != n + 1:
+            parts.append(str(n) if n == start else f"{start}{'-' if n > start + 1 else ','}{n}")
+            start = None
+    return ",".join(parts) or "-"
+
+
 def listing(results_dir):
-    """[[id, created, tables, GPU, runtime, state]] of every run, oldest first; damaged runs say so."""
+    """[{run, created, tables, GPU, runtime, state}] of every run, oldest first; damaged runs say so."""
     rows = []
     for run, manifest in layout.list_runs(results_dir):
         if isinstance(manifest, BadRecord):
-            rows.append([run.run_id, "?", "?", "?", "?", f"damaged: {manifest.message}"])
+            rows.append(dict(run=run.run_id, created="?", tables="?", GPU="?", runtime="?",
+                             state=f"damaged: {manifest.message}"))
             continue
-        options = manifest.get("options") or {}
-        rows.append([run.run_id, (manifest.get("created") or "?").replace("T", " ").rstrip("Z"),
-                     ",".join(map(str, options.get("tables") or [])) or "-", _gpu(manifest),
-                     (manifest.get("runtime") or {}).get("name", "?"), _state(manifest)])
-    return sorted(rows, key=lambda r: (r[1], r[0]))
+        rows.append(dict(run=run.run_id, created=(manifest.get("created") or "?").replace("T", " ").rstrip("Z"),
+                         tables=table_list(tables_with_data(run, manifest)), GPU=_gpu(manifest),
+                         runtime=(manifest.get("runtime") or {}).get("name", "?"), state=_state(manifest)))
+    return sorted(rows, key=lambda r: (r["created"], r["run"]))
 
 
-def listing_text(rows):
-    return tabulate(rows, ["run", "created (UTC)", "tables", "GPU", "runtime", "state"], tablefmt="simple",
-                    disable_numparse=True)
+def listing_text(rows, wide=False, width=WIDTH):
+    """Every column (wide), or what fits width: the date without the time, the GPU's short name, and
+    the runtime and the date left out in that order while the lines are still too long."""
+    if wide:
+        return tabulate([list(r.values()) for r in rows], ["run", "created (UTC)", "tables", "GPU", "runtime", "state"],
+                        tablefmt="simple", disable_numparse=True)
+    rows = [dict(r, created=r["created"][:10], GPU=_short_gpu(r["GPU"])) for r in rows]
+    columns = ["run", "created", "tables", "GPU", "runtime", "state"]
+    text = ""
+    for drop in (None,) + NARROW_DROPS:
+        columns = [c for c in columns if c != drop]
+        text = tabulate([[r[c] for c in columns] for r in rows], columns, tablefmt="simple", disable_numparse=True)
+        if max(map(len, text.splitlines())) <= width:
+            break
+    return text
 
 
 def empty_hint(results_dir):
@@ -48,12 +100,19 @@ def empty_hint(results_dir):
     return hint
 
 
-def show_text(run_dir):
+def _clock(stamp):
+    """'2026-11-29T23:08:32.232Z' -> '23:08:32' (the date is on the created line)."""
+    return (stamp or "?")[11:19] or "?"
+
+
+def show_text(run_dir, wide=False, width=WIDTH):
+    """One run: what ran, where, how it ended, where its files are; wrapped to width unless wide."""
     m = run_dir.read_manifest()
     options = m.get("options") or {}
     runtime = m.get("runtime") or {}
     env = m.get("environment") or {}
-    lines = [f"run {run_dir.run_id}: {_state(m)}",
+    lines = [f"run {run_dir.run_id}: {_state(m)}"] + ([f"  {m['stand_in']}: not a result"] if m.get("stand_in") else [])
+    lines += [
              f"  created {m.get('created')}, ended {m.get('ended') or '-'}; kit {m.get('kit_version')} "
              f"(commit {(m.get('git_commit') or '?')[:12]})",
              f"  command: {' '.join(m.get('command') or [])}",
@@ -64,9 +123,14 @@ def show_text(run_dir):
              f"  runtime {runtime.get('name')}" + (f", image {runtime['image'].get('tag')}" if runtime.get("image") else "")
              + f"; GPU {_gpu(m)}; vLLM {env.get('vllm_version') or '-'}; driver {env.get('driver') or '-'}"]
     for j in sorted(m.get("jobs") or [], key=lambda j: (j.get("started") or "", j["unit"], j["repeat"])):
+        when = (f"{j.get('started', '?')} .. {j.get('ended', '?')}" if wide
+                else f"{_clock(j.get('started'))}..{_clock(j.get('ended'))}")
         lines.append(f"  job {j['unit']} r{j['repeat']} on {j.get('lane', '-')}: "
                      + ("ok" if j.get("ok") else f"FAILED ({j.get('error')})")
-                     + f" in {j.get('seconds', 0):.0f} s, {j.get('started', '?')} .. {j.get('ended', '?')}")
+                     + f" in {j.get('seconds', 0):.0f} s, {when}")
     lines += [f"  files: {run_dir.path}/",
               "    manifest.json, <unit>/r<k>/ (events.jsonl, server logs, workload.log), tables/, figures/"]
-    return "\n".join(lines)
+    if wide:
+        return "\n".join(lines)
+    return "\n".join(textwrap.fill(line, width, subsequent_indent="      ", break_long_words=False,
+                                    break_on_hyphens=False) for line in lines)

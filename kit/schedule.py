@@ -30,18 +30,22 @@ class Scheduler:
         """Run every job; returns when all are done, every lane is retired, or stop() was called.
         KeyboardInterrupt in the calling thread propagates (the caller stops the runtime, then join())."""
         self.queue = list(jobs)
-        self.threads = [threading.Thread(target=self._lane, args=(lane,), name=f"lane-{i}", daemon=True)
-                        for i, lane in enumerate(self.lanes)]
+        self.done = [threading.Event() for _ in self.lanes]
+        self.threads = [threading.Thread(target=self._lane_until_done, args=(lane, done), name=f"lane-{i}",
+                                         daemon=True) for i, (lane, done) in enumerate(zip(self.lanes, self.done))]
         for t in self.threads:
             t.start()
         self.join()
         return self.results
 
     def join(self, timeout=None):
+        """Wait for every lane to finish. Waits on events, not Thread.join: a Ctrl-C that interrupts
+        CPython 3.11's Thread.join can mark a thread that is still running as stopped (its
+        _wait_for_tstate_lock releases the lock the running thread holds), and a second join then
+        returns at once, before the job has ended and been recorded."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        for t in self.threads:
-            while t.is_alive():       # short joins: Ctrl-C reaches the main thread at once
-                t.join(0.2)
+        for done in self.done:
+            while not done.wait(0.2):       # short waits: Ctrl-C reaches the main thread at once
                 if deadline is not None and time.monotonic() > deadline:
                     return False
         return True
@@ -59,6 +63,12 @@ class Scheduler:
             if reason is None or time.monotonic() >= deadline or self.stopping.is_set():
                 return reason
             time.sleep(self.poll_s)
+
+    def _lane_until_done(self, lane, done):
+        try:
+            self._lane(lane)
+        finally:
+            done.set()
 
     def _lane(self, lane):
         ran = False

@@ -103,10 +103,15 @@ def test_a_damaged_run_does_not_hide_the_others(results, capsys):
     assert code == 0 and "broken-manifest" in out and "damaged" in out and "good" in out
 
 
-def test_fresh_clone_points_at_the_reference_runs(tmp_path, capsys):
+def test_fresh_clone_falls_back_to_the_reference_runs_and_says_so(tmp_path, capsys):
     (tmp_path / "results" / "reference").mkdir(parents=True)
     code, _, err = run_main(capsys, "table", "--results-dir", tmp_path / "results")
-    assert code == 2 and "no runs in" in err and "reference" in err
+    assert code == 2 and "no runs in" in err
+    fabricate_run(tmp_path / "results" / "reference", (1,), run_id="ref")
+    code, out, err = run_main(capsys, "table", "--results-dir", tmp_path / "results")
+    assert code == 0 and out.startswith("Table 1") and "using the latest reference run" in err
+    code, out, err = run_main(capsys, "ls", "--results-dir", tmp_path / "results")
+    assert code == 0 and "ref" in out and "the committed reference runs in" in err
 
 
 def test_results_dir_from_the_environment(results, capsys, monkeypatch):

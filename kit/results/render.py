@@ -47,9 +47,14 @@ def models_line(facts):
     return "models: " + (", ".join(parts) or "n/a")
 
 
+def stand_in_lines(facts):
+    """The first header line of a run whose server was not vLLM (the manifest's "stand_in"): no result."""
+    return [f"{facts['stand_in']}: not a result"] if facts.get("stand_in") else []
+
+
 def header_lines(facts):
     na = lambda k: facts.get(k) or "n/a"
-    return [f"run {facts['run_id']}" + ("" if facts["complete"] else " (incomplete)")
+    return stand_in_lines(facts) + [f"run {facts['run_id']}" + ("" if facts["complete"] else " (incomplete)")
             + f" | GPU: {na('gpu')} | vLLM {na('vllm')} | torch {na('torch')} | CUDA {na('cuda')}"
             + f" | driver {na('driver')}",
             models_line(facts),

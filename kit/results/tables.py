@@ -63,6 +63,7 @@ def run_facts(run, arms=None):
             "models": models, "protocol": o.protocol, "fixed_output": o.fixed_output, "cache": o.cache,
             "repeat": o.repeat, "runtime": o.runtime, "complete": m.get("complete"),
             "at_once": most_at_once(m.get("jobs") or []),
+            "stand_in": m.get("stand_in"),
             "server_args": {a: server_args.get(a) for a in (arms or sorted(server_args))}}
 
 

@@ -48,6 +48,7 @@ class Workload:
         self.baseline_gpu = None
 
     def run(self):
+        self.t0 = time.monotonic()         # the environment probe before this is not part of the total
         self.baseline_gpu = memory.gpu_used_mib()
         if self.opts.prime:
             self.prime()
@@ -258,7 +259,7 @@ def h2d_probe():
 
 
 def _raise_interrupt(signum, frame):
-    raise Interrupted(f"signal {signum}")
+    raise Interrupted(signal.Signals(signum).name)
 
 
 def main(argv=None):
@@ -269,11 +270,12 @@ def main(argv=None):
     os.makedirs(opts.out, exist_ok=True)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     signal.signal(signal.SIGINT, _raise_interrupt)
-    with open(os.path.join(opts.out, "env.json"), "w") as f:
-        json.dump(environment(opts), f, indent=1, sort_keys=True)
     work = Workload(opts)
     error = None
     try:
+        env = environment(opts)            # the host->GPU probe takes seconds: a Ctrl-C may come here
+        with open(os.path.join(opts.out, "env.json"), "w") as f:
+            json.dump(env, f, indent=1, sort_keys=True)
         work.run()
     except ServerError as e:
         error = str(e)
