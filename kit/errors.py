@@ -7,6 +7,7 @@
       NotReady          a pre-flight check failed: this host cannot run what was asked (yet)
       EngineError       the container engine failed (unreachable, build failed)     exit 1
       RunFailed         some arms failed; the run itself completed                    exit 1
+      DiskFull          no space left where the kit writes (results, bundle)          exit 1
 """
 
 
@@ -43,4 +44,8 @@ class EngineError(KitError):
 
 
 class RunFailed(KitError):
+    exit_code = 1
+
+
+class DiskFull(KitError):
     exit_code = 1

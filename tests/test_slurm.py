@@ -20,6 +20,7 @@ import pytest
 
 from conftest import MODEL_A, MODEL_B, double_config, leftover_servers, server_cmd
 from slurm_fixtures import CDI_KIND, DOUBLE_IN_IMAGE, jobs_of, squeue, wait_for
+from kit.errors import BadInput
 from kit.runtimes import ArmJob
 from kit.runtimes import slurm as sl
 from kit.runtimes.slurm import SlurmRuntime
@@ -247,7 +248,7 @@ def test_options_come_from_the_command_line_then_env_then_config():
     assert got == {"partition": "clip", "account": "cfga", "time_limit": "2:00:00",
                    "extra": ["--mem=8G", "--constraint=a|b"]}
     assert sl.slurm_options({}, {}, None) == {"partition": None, "account": None, "time_limit": None, "extra": []}
-    with pytest.raises(ValueError, match="must not set --output"):
+    with pytest.raises(BadInput, match="must not set --output"):
         sl.slurm_options({"extra": "--output=/tmp/x"}, {})
 
 
