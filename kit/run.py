@@ -275,6 +275,7 @@ def execute(works, tasks, lanes, say, tty=None):
         progress.plan(tasks)
         for work in works:
             work.progress = progress
+
         def run_task(task, lane):
             try:
                 return task.run(lane)

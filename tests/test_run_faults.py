@@ -56,6 +56,7 @@ def slow_config(marker):
     return cfg
 
 
+@pytest.mark.e2e
 def test_a_run_being_run_cannot_be_resumed_or_started_again(results):
     cfg = slow_config("faults-lock")
     first = subprocess.Popen(kit_cmd("run", "--arm", "nosleep", *run_args(results, cfg), "--run-id", "X"),
@@ -285,3 +286,17 @@ def test_slurm_commands_run_in_their_own_session(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     r = slurm.slurm("sbatch", "--parsable", "job.sbatch")
     assert int(r.stdout) != os.getsid(0)      # Ctrl-C goes to kit run's session; kit run stops the jobs
+
+
+@pytest.mark.parametrize("value, ok", [("90", True), ("1:30", True), ("1:00:00", True), ("2-12", True),
+                                       ("2-12:30", True), ("2-12:30:15", True), ("UNLIMITED", True),
+                                       ("infinite", True), ("0", True), ("-1", True), ("soon", False),
+                                       ("1:00:00:00", False), ("1h", False), ("", False)])
+def test_slurm_time_limits_as_sbatch_reads_them(value, ok):
+    """The answers of `sbatch --test-only --time=VALUE` (Slurm 22.05)."""
+    from kit.runtimes import slurm
+    if ok:
+        assert slurm.slurm_options({"time_limit": value or None}, {})["time_limit"] == value
+    else:
+        with pytest.raises(BadInput, match="is not a Slurm time limit"):
+            slurm.check_values({"partition": None, "account": None, "time_limit": value, "extra": []})

@@ -64,7 +64,7 @@ OPTIONS = {"partition": "KIT_SLURM_PARTITION", "account": "KIT_SLURM_ACCOUNT",
            "time_limit": "KIT_SLURM_TIME", "extra": "KIT_SLURM_ARGS"}
 NAMES = re.compile(r"[A-Za-z0-9_.-]+(,[A-Za-z0-9_.-]+)*")      # a partition (list) or account
 # sbatch --time: minutes, minutes:seconds, hours:minutes:seconds, days-hours[:minutes[:seconds]], or no limit
-TIME = re.compile(r"(\d+-\d+|\d+)(:\d+){0,2}|INFINITE|UNLIMITED", re.I)
+TIME = re.compile(r"(\d+-\d+|\d+)(:\d+){0,2}|-1|INFINITE|UNLIMITED", re.I)
 
 
 class SlurmError(RuntimeError):
