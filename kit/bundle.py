@@ -34,13 +34,13 @@ MANIFEST_KEYS = {"run_id": str, "kit_version": str, "git_commit": (str, type(Non
 
 def run_files(run_dir, figures=True):
     """Sorted relative POSIX paths of the regular files of a run directory (no symlinks, no *.tmp,
-    no old SHA256SUMS; no figures/ unless figures)."""
+    no old SHA256SUMS, no .lock; no figures/ unless figures)."""
     out = []
     for path in Path(run_dir).rglob("*"):
         rel = path.relative_to(run_dir).as_posix()
         if path.is_symlink():
             print(f"bundle: skipped symlink {rel}", file=sys.stderr)
-        elif path.is_file() and not rel.endswith(".tmp") and rel != SUMS \
+        elif path.is_file() and not rel.endswith(".tmp") and rel not in (SUMS, layout.LOCK) \
                 and (figures or not rel.startswith(layout.FIGURES + "/")):
             out.append(rel)
     return sorted(out)

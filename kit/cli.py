@@ -131,6 +131,8 @@ def run(ctx, tables, all_tables, arms, results_dir, run_id, resume_id, dry_run, 
             raise BadInput("--resume finishes a run with its own tables, arms and id; give none of them")
         options = None
     else:
+        if run_id is not None:
+            layout.check_run_id(run_id)
         numbers = parse_tables(tables, all_tables)
         if arms and numbers:
             raise BadInput("give tables or --arm, not both")
@@ -142,7 +144,8 @@ def run(ctx, tables, all_tables, arms, results_dir, run_id, resume_id, dry_run, 
             click.echo(line)
         return
     outcomes = runner.run(options, results_dir, run_id=run_id, resume=resume_id, given=given, say=click.echo)
-    show_outcomes(outcomes)
+    if outcomes:            # none: a resume of a complete run, which said so
+        show_outcomes(outcomes)
 
 
 def show_outcomes(outcomes):
@@ -455,6 +458,12 @@ def main(argv=None):
     except (click.Abort, KeyboardInterrupt):
         click.echo("aborted", err=True)
         return 130
+    except OSError as e:            # a full disk wherever the kit writes (a bundle, tables, figures)
+        full = layout.disk_full(e, "kit cannot write")
+        if full is e:
+            raise
+        click.echo(f"kit: error: {full.line()}", err=True)
+        return full.exit_code
     except click.ClickException as e:
         e.show()
         return e.exit_code

@@ -23,6 +23,7 @@ from kit.options import parse_gpus
 
 PULL_DISK_GB = 30       # a vLLM image pulled and unpacked, plus the kit's layer and build room
 BUILD_DISK_GB = 2       # the kit's own layer on a base image already here
+RESULTS_DISK_GB = 1     # a run's files: events and logs are well under 100 MB even for --all --repeat 10
 GB = 1e9
 
 
@@ -196,7 +197,12 @@ def model_source(model, hub):
 
 
 def check_models(models, hub, env=os.environ):
-    sources = {m: model_source(m, hub) for m in models}
+    try:
+        sources = {m: model_source(m, hub) for m in models}
+    except OSError as e:       # an unreadable cache (another user's, or a folder without x permission)
+        return Check("models", False, f"cannot read {e.filename or hub} ({e.strerror})",
+                     f"make the Hugging Face cache {hub} readable for this user, or point HF_HOME / HF_HUB_CACHE "
+                     "(docker: --hf-cache) at a cache you can read")
     detail = "; ".join(f"{m}: {s or 'not in ' + str(hub) + ', the servers download it'}" for m, s in sources.items())
     if all(sources.values()):
         return Check("models", True, detail)
@@ -217,5 +223,11 @@ def check_results_dir(results_dir):
             pass
     except OSError as e:
         return Check("results dir", False, f"cannot write in {probe_dir} ({e.strerror})", fix)
-    return Check("results dir", True, f"{path} is writable" if probe_dir == path else f"{path} can be created")
+    free = shutil.disk_usage(probe_dir).free
+    room = f"{free / GB:.1f} GB free (need {RESULTS_DISK_GB} GB)"
+    if free < RESULTS_DISK_GB * GB:
+        return Check("results dir", False, f"{probe_dir} has {room}",
+                     "free space there, or pass --results-dir DIR on a disk with room")
+    return Check("results dir", True, (f"{path} is writable" if probe_dir == path else f"{path} can be created")
+                 + f", {room}")
 

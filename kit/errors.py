@@ -9,6 +9,7 @@ the one exception is the pre-flight's checklist (Checklist.lines()), a line per 
         Checklist       several pre-flight checks failed: one line each, root cause first
       EngineError       the container engine failed (unreachable, build failed)     exit 1
       RunFailed         some arms failed; the run itself completed                    exit 1
+      DiskFull          no space left where the kit writes (results, bundle)          exit 1
 """
 
 
@@ -64,4 +65,8 @@ class EngineError(KitError):
 
 
 class RunFailed(KitError):
+    exit_code = 1
+
+
+class DiskFull(KitError):
     exit_code = 1

@@ -5,22 +5,27 @@
       <unit>/r<k>/               RunDir.repeat_dir(unit, k): events.jsonl, env.json, status.json,
                                  server-A.log, server-B.log, workload.log (+ slurm.json)
       tables/  figures/
+      .lock                      kit/runlock.py (bundles and readers leave it out)
 """
+import errno
 import json
 import os
 import re
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from kit.errors import BadInput, BadRecord, NotFound
+from kit.errors import BadInput, BadRecord, DiskFull, NotFound
 from kit.workload import events, jsonfile
 
 MANIFEST = "manifest.json"
 MANIFEST_SCHEMA = 2       # 1: no "schema" key (kit 0.1.0); 2: typed options, jobs, schema key
 EVENTS, STATUS, ENV, WORKLOAD_LOG = "events.jsonl", "status.json", "env.json", "workload.log"
 TABLES, FIGURES = "tables", "figures"
+LOCK = ".lock"            # kit.runlock: which `kit run` owns the run now; not part of the run's record
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+MAX_RUN_ID = 100          # a folder name, a bundle name (+ .tar.gz) and Slurm/Docker job names stay short
 REFERENCE = "reference"   # results/reference/ holds committed reference runs, not a run itself
 # The largest file of each kind a reader takes (bytes); anything larger is damage, refused before reading.
 MiB = jsonfile.MiB
@@ -38,6 +43,8 @@ def default_results_dir():
 
 
 def check_run_id(run_id):
+    if len(run_id or "") > MAX_RUN_ID:
+        raise BadInput(f"run id {run_id[:20]!r}... has {len(run_id)} characters", f"use at most {MAX_RUN_ID}")
     if not RUN_ID.fullmatch(run_id or "") or ".." in run_id:
         raise BadInput(f"run id {run_id!r} is not a run id", "use letters, digits, '.', '_' and '-'")
     return run_id
@@ -137,9 +144,37 @@ def now(timestamp=None):
 
 def write_json(path, data):
     """Atomically: a reader never sees half a file."""
+    write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+def write_text(path, text):
+    """Atomically, through path.tmp; a write that fails (a full disk) leaves the old file and no .tmp."""
+    with replacing(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+@contextmanager
+def replacing(path):
+    """A temporary path (path.tmp) for the block to write; it replaces path when the block ends, and is
+    removed when the block fails."""
     tmp = Path(str(path) + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename is None:     # a failed write() names no file
+            e.filename = str(path)
+        raise
+
+
+def disk_full(error, doing):
+    """DiskFull (one line) for an OSError that says the disk or quota is full; any other error as it is."""
+    if not (isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)):
+        return error
+    where = Path(error.filename).parent if error.filename else None
+    return DiskFull(f"{doing}: {error.strerror}" + (f" (writing {error.filename})" if error.filename else ""),
+                    f"free space in {where}" if where else "free space where the kit writes")
 
 
 def read_json(path):

@@ -156,6 +156,8 @@ def flag(name):
 
 def check_model(value, option):
     """A local folder must exist; anything else must look like a hub name ('org/name')."""
+    if not value.strip():
+        raise BadInput(f"--{option} is empty", "give a model folder or a hub name like Qwen/Qwen3-0.6B")
     looks_local = value.startswith(("/", ".", "~")) or value.count("/") > 1
     if Path(value).expanduser().is_dir():
         return

@@ -497,10 +497,12 @@ def _save(fig, stem):
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.parent / f"{stem.name}.{fmt}" for fmt in FORMATS]
-    with matplotlib.rc_context(SVG_RC):
-        fig.savefig(paths[0], dpi=DPI, metadata=PNG_METADATA)
-        fig.savefig(paths[1], metadata=SVG_METADATA)
-    plt.close(fig)
+    try:
+        with matplotlib.rc_context(SVG_RC), layout.replacing(paths[0]) as png, layout.replacing(paths[1]) as svg:
+            fig.savefig(png, format="png", dpi=DPI, metadata=PNG_METADATA)     # a full disk: no half figure
+            fig.savefig(svg, format="svg", metadata=SVG_METADATA)
+    finally:
+        plt.close(fig)
     return paths
 
 

@@ -10,18 +10,20 @@ import hashlib
 import json
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from kit import __version__, doctor, gpus, hints, layout, plan, results
-from kit.errors import BadInput, KitError, NotFound
+from kit import __version__, doctor, gpus, hints, layout, plan, results, runlock
+from kit.errors import BadInput, DiskFull, KitError, NotFound
 from kit.options import RunOptions, flag, parse_gpus
 from kit.progress import Progress
 from kit.runtimes import ArmJob, get_runtime
@@ -42,14 +44,10 @@ class Lane:
     gpu: object = None       # kit.gpus.Gpu, or None when the run does not choose GPUs
 
 
-def new_run_id(results_dir, tables):
+def new_run_id(tables):
+    """The UTC time and tables, e.g. 20261128-031024-t1; claim() adds -2, -3, ... when it is taken."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    base = f"{stamp}-t{''.join(str(t) for t in sorted(tables))}"
-    run_id, n = base, 1
-    while (Path(results_dir) / run_id).exists():
-        n += 1
-        run_id = f"{base}-{n}"
-    return run_id
+    return f"{stamp}-t{''.join(str(t) for t in sorted(tables))}"
 
 
 def server_commands(options, unit):
@@ -119,9 +117,15 @@ def new_manifest(run_id, options, units, command):
             "environment": None, "h2d": {}, "jobs": [], "resumes": []}
 
 
-def open_resume(results_dir, run_id, given, command):
+class AlreadyComplete(Exception):
+    """A resume of a run that is complete: nothing to do, nothing written."""
+
+
+def open_resume(results_dir, run_id, given, command, held=None):
     """(RunDir, manifest, options) of an interrupted run; `given` holds the options typed on the command
-    line, which must agree with the run's (a resumed run keeps its options)."""
+    line, which must agree with the run's (a resumed run keeps its options). held: an ExitStack that takes
+    the run's lock (kit.runlock) before its manifest is read, and AlreadyComplete for a complete run; None
+    for a look only (--dry-run)."""
     run_dir = layout.RunDir(layout.results_root(results_dir) / layout.check_run_id(run_id))
     if not run_dir.exists():
         raise NotFound(f"cannot resume {run_id!r}: no such run in {results_dir}", "list the runs with `kit ls`")
@@ -134,6 +138,13 @@ def open_resume(results_dir, run_id, given, command):
         if getattr(options, name) != value:
             raise BadInput(f"--{flag(name)} {value!r} conflicts with the run's {getattr(options, name)!r}",
                            "a resumed run keeps its options: leave it out, or start a new run")
+    if held is not None:
+        if manifest.get("complete") is True:      # checked before the lock too: a complete run is not touched
+            raise AlreadyComplete(run_id)
+        held.enter_context(runlock.hold(run_dir.path))
+        manifest = run_dir.read_manifest()        # as the run's last owner left it
+        if manifest.get("complete") is True:
+            raise AlreadyComplete(run_id)
     if manifest.get("schema", 1) < 2:   # kit 0.1.0's manifest: written back as schema 2, options and all
         manifest.update(options=options.to_manifest(), units=[u.name for u in plan.units(options)])
         for key, empty in (("jobs", []), ("h2d", {}), ("resumes", [])):
@@ -286,7 +297,17 @@ def execute(works, tasks, lanes, say, tty=None):
         progress.plan(tasks)
         for work in works:
             work.progress = progress
-        scheduler = Scheduler(lanes, lambda task, lane: task.run(lane), events=on_event(progress),
+
+        def run_task(task, lane):
+            try:
+                return task.run(lane)
+            except OSError as e:
+                error = layout.disk_full(e, f"{task.key} failed")
+                if error is not e:          # a full disk fails every job: no lane takes another
+                    scheduler.retire_all(error.message)
+                raise error from None
+
+        scheduler = Scheduler(lanes, run_task, events=on_event(progress),
                               is_busy=lambda lane: lane.gpu and gpus.busy_reason(lane.gpu))
         try:
             statuses = scheduler.run(tasks)
@@ -343,15 +364,42 @@ def ready_runtime(options, results_dir, build_line):
     return runtime
 
 
-def create(options, results_dir, run_id, runtime, command, group=None):
-    """The run directory and manifest of a new run (nothing is created before every pre-flight passed)."""
+def claim(results_dir, base, names, generated):
+    """Create the run folders (one per name(base)) atomically with mkdir: the first to create a folder owns
+    it. A generated id taken by another run (started in the same second) becomes base-2, base-3, ...;
+    a given one is refused. Returns the base used."""
+    Path(results_dir).mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        candidate = base if n == 1 else f"{base}-{n}"
+        made = []
+        try:
+            for name in names(candidate):
+                (Path(results_dir) / name).mkdir()
+                made.append(name)
+            return candidate
+        except FileExistsError as e:
+            for name in made:
+                (Path(results_dir) / name).rmdir()
+            if not generated:
+                raise BadInput(f"run {Path(e.filename).name!r} exists in {results_dir}",
+                               "runs are never overwritten: resume it with --resume") from None
+    raise BadInput(f"no free run id for {base!r} in {results_dir}", "name the run with --run-id")
+
+
+def create(options, results_dir, run_id, runtime, command, held, group=None):
+    """The manifest of a new run in its folder (claimed by claim()), owned by this process (held: an
+    ExitStack). A manifest that cannot be written (a full disk) leaves no folder behind."""
     run_dir = layout.RunDir(Path(results_dir) / run_id)
     manifest = new_manifest(run_id, options, plan.units(options), command)
     if group:
         manifest["group"] = group
     manifest["runtime"] = runtime.describe()
-    run_dir.path.mkdir(parents=True)
-    run_dir.write_manifest(manifest)
+    try:
+        held.enter_context(runlock.hold(run_dir.path))
+        run_dir.write_manifest(manifest)
+    except OSError as e:
+        shutil.rmtree(run_dir.path, ignore_errors=True)
+        raise layout.disk_full(e, f"cannot start run {run_id}") from None
     return Execution(run_dir, manifest, options, runtime, label=options.slurm_partition if group else "")
 
 
@@ -360,22 +408,43 @@ def run(options, results_dir, run_id=None, resume=None, given=None, command=None
     """Plan, pre-flight, stand up, execute, tear down. Returns [Outcome], one per run (a Slurm run over
     several partitions is a group of runs, <run-id>-<partition>, executed together)."""
     command = command or ["kit"] + sys.argv[1:]
-    if resume:
-        run_dir, manifest, options = open_resume(results_dir, resume, given or {}, command)
-        runtime = ready_runtime(options.check(), results_dir, build_line)
-        manifest["runtime"] = manifest["resumes"][-1]["runtime"] = runtime.describe()
-        run_dir.write_manifest(manifest)
-        return finish([Execution(run_dir, manifest, options, runtime)], say, tty)
-    options.check()
-    base = layout.check_run_id(run_id) if run_id else new_run_id(results_dir, options.table_numbers())
-    parts = partitions(options)
-    group = {"id": base, "runs": [f"{base}-{p}" for p in parts]} if len(parts) > 1 else None
-    members = [(options.with_(slurm_partition=p), f"{base}-{p}") for p in parts] if group else [(options, base)]
-    for _, rid in members:
-        if (Path(results_dir) / rid).exists():
-            raise BadInput(f"run {rid!r} exists in {results_dir}", "runs are never overwritten: resume it with --resume")
-    ready = [(opts, rid, ready_runtime(opts, results_dir, build_line)) for opts, rid in members]
-    return finish([create(opts, results_dir, rid, rt, command, group) for opts, rid, rt in ready], say, tty)
+    with ExitStack() as held:      # the locks of the runs (kit.runlock), released when the run ends
+        if resume:
+            try:
+                run_dir, manifest, options = open_resume(results_dir, resume, given or {}, command, held)
+            except AlreadyComplete:
+                say(f"run {resume} is complete: nothing to resume, nothing changed (its tables: `kit table {resume}`)")
+                return []
+            runtime = ready_runtime(options.check(), results_dir, build_line)
+            manifest["runtime"] = manifest["resumes"][-1]["runtime"] = runtime.describe()
+            run_dir.write_manifest(manifest)
+            return finish([Execution(run_dir, manifest, options, runtime)], say, tty)
+        options.check()
+        parts = partitions(options)
+        names = (lambda b: [f"{b}-{p}" for p in parts]) if len(parts) > 1 else (lambda b: [b])
+        if run_id is not None:
+            for rid in names(layout.check_run_id(run_id)):
+                if (Path(results_dir) / rid).exists():
+                    who = runlock.owner(Path(results_dir) / rid)
+                    if who:
+                        raise runlock.busy(rid, who)
+                    raise BadInput(f"run {rid!r} exists in {results_dir}",
+                                   "runs are never overwritten: resume it with --resume")
+        ready = [ready_runtime(options.with_(slurm_partition=p) if len(parts) > 1 else options, results_dir,
+                               build_line) for p in parts]
+        base = claim(results_dir, run_id if run_id is not None else new_run_id(options.table_numbers()), names,
+                     generated=run_id is None)
+        group = {"id": base, "runs": names(base)} if len(parts) > 1 else None
+        works = []
+        try:
+            for p, rid, rt in zip(parts, names(base), ready):
+                opts = options.with_(slurm_partition=p) if group else options
+                works.append(create(opts, results_dir, rid, rt, command, held, group))
+        except BaseException:
+            for rid in names(base)[len(works):]:
+                shutil.rmtree(Path(results_dir) / rid, ignore_errors=True)    # claimed, never written
+            raise
+        return finish(works, say, tty)
 
 
 def finish(works, say, tty):
@@ -402,11 +471,22 @@ def finish(works, say, tty):
         mine = [s for t, s in statuses.items() if t.work is w]
         left = [t.job for t in not_run if t.work is w]
         w.manifest.pop("interrupted", None)
-        w.stamp(complete=not left, ended=layout.now())
-        loaded = results.load_run(w.run_dir.path)
-        results.write_tables(loaded, w.options.table_numbers())
+        try:
+            w.stamp(complete=not left, ended=layout.now())
+            loaded = results.load_run(w.run_dir.path)
+            results.write_tables(loaded, w.options.table_numbers())
+        except OSError as e:
+            error = layout.disk_full(e, f"run {w.manifest['run_id']} cannot be finished")
+            if error is not e:
+                error.hint = f"free space there, then `{w.resume_hint()}`"
+            raise error from None
         failed = sum(1 for s in mine if isinstance(s, Exception) or not s.get("ok"))
         outcomes.append(Outcome(w, loaded, failed, left, retired))
+    full = next((s for s in statuses.values() if isinstance(s, DiskFull)), None)
+    if full:
+        for w in works:     # a job whose files could not be written (a Slurm job submitted, its record not)
+            w.runtime.stop_run(w.manifest["run_id"])
+        raise DiskFull(full.message, f"{full.hint}, then " + " and ".join(f"`{w.resume_hint()}`" for w in works))
     return outcomes
 
 

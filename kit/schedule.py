@@ -54,6 +54,17 @@ class Scheduler:
         """Take no more jobs; the caller stops the running ones through the runtime."""
         self.stopping.set()
 
+    def retire_all(self, reason):
+        """No lane takes another job, for a reason that holds for all of them (a full disk); the jobs
+        running now end as they do."""
+        self.stopping.set()
+        for lane in self.lanes:
+            with self.lock:
+                new = lane not in self.retired
+                self.retired.setdefault(lane, reason)
+            if new:
+                self.events("retire", None, lane, reason)
+
     def _usable(self, lane, settle):
         """None if the lane can take a job; else the reason, after waiting up to `settle` s for it to clear
         (a GPU may take a moment to release the memory of the job before)."""

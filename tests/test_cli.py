@@ -33,67 +33,92 @@ def results(tmp_path):
     return tmp_path / "results"
 
 
-def bad_inputs(r):
-    """(argv, what the line must say) for every command."""
-    tmp = r.parent
-    return [
-        (["run", "7"], "unknown table '7'"),
-        (["run"], "which tables?"),
-        (["run", "1", "--all"], "not both"),
-        (["run", "1", "--arm", "l1"], "give tables or --arm, not both"),
-        (["run", "1", "--repeat", "0"], "--repeat must be between 1 and 100"),
-        (["run", "1", "--repeat", "1000000000000"], "--repeat must be between 1 and 100"),
-        (["run", "1", "--ready-timeout", "-1"], "--ready-timeout must be a positive number"),
-        (["run", "1", "--ready-timeout", "0"], "--ready-timeout must be a positive number"),
-        (["run", "1", "--ready-timeout", "nan"], "--ready-timeout must be a positive number"),
-        (["run", "1", "--call-timeout", "nan"], "--call-timeout must be a positive number"),
-        (["run", "1", "--server-cmd", "python3 'unbalanced"], "--server-cmd cannot be parsed"),
-        (["run", "1", "--server-cmd", "python3 'unbalanced", "--dry-run"], "--server-cmd cannot be parsed"),
-        (["run", "1", "--model-a", "/nonexistent/model"], "--model-a /nonexistent/model: no such folder"),
-        (["run", "1", "--gpus", "garbage"], "--gpus 'garbage': not a GPU list"),
-        (["run", "1", "--runtime", "kubernetes"], "Invalid value for '--runtime'"),
-        (["run", "1", "--runtime", "local", "--server-cmd", GOOD_SERVER, "--results-dir", r, "--run-id", "../x"],
-         "run id '../x' is not a run id"),
-        (["run", "1", "--runtime", "local", "--server-cmd", GOOD_SERVER, "--results-dir", r, "--run-id", "good"],
-         "run 'good' exists"),
-        (["run", "--resume", "nosuch", "--results-dir", r], "cannot resume 'nosuch': no such run"),
-        (["run", "--resume", "good", "1", "--results-dir", r], "--resume finishes a run with its own tables"),
-        (["run", "--resume", "broken-manifest", "--results-dir", r], "broken-manifest/manifest.json: not JSON"),
-        (["run", "--resume", "broken-manifest", "--results-dir", r, "--dry-run"], "manifest.json: not JSON"),
-        (["table", "--results-dir", "/nonexistent/results"], "is not a readable folder"),
-        (["table", "../good", "--results-dir", r], "is not a run id"),
-        (["table", "nosuch", "--results-dir", r], "no run 'nosuch'"),
-        (["table", "--results-dir", r, "--table", "9"], "unknown table '9'"),
-        (["table", "broken-manifest", "--results-dir", r], "not JSON"),
-        (["table", "bad-events", "--results-dir", r], "events.jsonl:27: not JSON"),
-        (["plot", "bad-events", "--results-dir", r], "events.jsonl:27: not JSON"),
-        (["plot", "broken-manifest", "--results-dir", r], "not JSON"),
-        (["bundle", "bad-events", "--results-dir", r], "events.jsonl:27: not JSON"),
-        (["bundle", "broken-manifest", "--results-dir", r], "not JSON"),
-        (["bundle", "a", "b", "--results-dir", r], "at most one RUN_ID"),
-        (["bundle", "verify"], "takes one FILE"),
-        (["bundle", "verify", tmp / "nosuch.tar.gz"], "no bundle file"),
-        (["compare", tmp / "junk.tar.gz", "published"], "not a readable tar.gz"),
-        (["compare", tmp / "cut.tar.gz", "published"], "not a readable tar.gz"),
-        (["compare", "nosuch", "published", "--results-dir", r], "no run 'nosuch'"),
-        (["compare", "good", "published:h100", "--results-dir", r], "published:h100: no such source"),
-        (["compare", "good", "bad-events", "--results-dir", r], "events.jsonl:27: not JSON"),
-        (["show", "broken-manifest", "--results-dir", r], "not JSON"),
-        (["show", "nosuch", "--results-dir", r], "no run 'nosuch'"),
-        (["doctor", "--gpus", "0,,1"], "not a GPU list"),
-        (["build", "--vllm-version", "latest"], "--vllm-version must look like 0.11.0"),
-        (["models", "twin", "qwen3-0.6b", "--out", r], "is not empty"),
-    ]
+LOCAL = ["--runtime", "local", "--server-cmd", GOOD_SERVER, "--results-dir", "{r}"]
+SLURM = ["--runtime", "slurm", "--dry-run"]
+# (argv, what the line must say) for every command; "{r}" is the results dir, "{tmp}" the folder above it
+BAD_INPUTS = [
+    (["run", "7"], "unknown table '7'"),
+    (["run"], "which tables?"),
+    (["run", "1", "--all"], "not both"),
+    (["run", "1", "--arm", "l1"], "give tables or --arm, not both"),
+    (["run", "1", "--repeat", "0"], "--repeat must be between 1 and 100"),
+    (["run", "1", "--repeat", "1000000000000"], "--repeat must be between 1 and 100"),
+    (["run", "1", "--ready-timeout", "-1"], "--ready-timeout must be a positive number"),
+    (["run", "1", "--ready-timeout", "0"], "--ready-timeout must be a positive number"),
+    (["run", "1", "--ready-timeout", "nan"], "--ready-timeout must be a positive number"),
+    (["run", "1", "--call-timeout", "nan"], "--call-timeout must be a positive number"),
+    (["run", "1", "--server-cmd", "python3 'unbalanced"], "--server-cmd cannot be parsed"),
+    (["run", "1", "--server-cmd", "python3 'unbalanced", "--dry-run"], "--server-cmd cannot be parsed"),
+    (["run", "1", "--model-a", "/nonexistent/model"], "--model-a /nonexistent/model: no such folder"),
+    (["run", "1", "--gpus", "garbage"], "--gpus 'garbage': not a GPU list"),
+    (["run", "1", "--runtime", "kubernetes"], "Invalid value for '--runtime'"),
+    (["run", "1", "--runtime", "local", "--server-cmd", GOOD_SERVER, "--results-dir", "{r}", "--run-id", "../x"],
+     "run id '../x' is not a run id"),
+    (["run", "1", "--runtime", "local", "--server-cmd", GOOD_SERVER, "--results-dir", "{r}", "--run-id", "good"],
+     "run 'good' exists"),
+    (["run", "--resume", "nosuch", "--results-dir", "{r}"], "cannot resume 'nosuch': no such run"),
+    (["run", "--resume", "good", "1", "--results-dir", "{r}"], "--resume finishes a run with its own tables"),
+    (["run", "--resume", "broken-manifest", "--results-dir", "{r}"], "broken-manifest/manifest.json: not JSON"),
+    (["run", "--resume", "broken-manifest", "--results-dir", "{r}", "--dry-run"], "manifest.json: not JSON"),
+    (["table", "--results-dir", "/nonexistent/results"], "is not a readable folder"),
+    (["table", "../good", "--results-dir", "{r}"], "is not a run id"),
+    (["table", "nosuch", "--results-dir", "{r}"], "no run 'nosuch'"),
+    (["table", "--results-dir", "{r}", "--table", "9"], "unknown table '9'"),
+    (["table", "broken-manifest", "--results-dir", "{r}"], "not JSON"),
+    (["table", "bad-events", "--results-dir", "{r}"], "events.jsonl:27: not JSON"),
+    (["plot", "bad-events", "--results-dir", "{r}"], "events.jsonl:27: not JSON"),
+    (["plot", "broken-manifest", "--results-dir", "{r}"], "not JSON"),
+    (["bundle", "bad-events", "--results-dir", "{r}"], "events.jsonl:27: not JSON"),
+    (["bundle", "broken-manifest", "--results-dir", "{r}"], "not JSON"),
+    (["bundle", "a", "b", "--results-dir", "{r}"], "at most one RUN_ID"),
+    (["bundle", "verify"], "takes one FILE"),
+    (["bundle", "verify", "{tmp}/nosuch.tar.gz"], "no bundle file"),
+    (["compare", "{tmp}/junk.tar.gz", "published"], "not a readable tar.gz"),
+    (["compare", "{tmp}/cut.tar.gz", "published"], "not a readable tar.gz"),
+    (["compare", "nosuch", "published", "--results-dir", "{r}"], "no run 'nosuch'"),
+    (["compare", "good", "published:h100", "--results-dir", "{r}"], "published:h100: no such source"),
+    (["compare", "good", "bad-events", "--results-dir", "{r}"], "events.jsonl:27: not JSON"),
+    (["show", "broken-manifest", "--results-dir", "{r}"], "not JSON"),
+    (["show", "nosuch", "--results-dir", "{r}"], "no run 'nosuch'"),
+    (["doctor", "--gpus", "0,,1"], "not a GPU list"),
+    (["build", "--vllm-version", "latest"], "--vllm-version must look like 0.11.0"),
+    (["models", "twin", "qwen3-0.6b", "--out", "{r}"], "is not empty"),
+    # issue 19: inputs that were accepted, or crashed with a traceback
+    (["run", "1", "--run-id", "", "--dry-run"], "run id '' is not a run id"),
+    (["run", "1", *LOCAL, "--run-id", ""], "run id '' is not a run id"),
+    (["run", "1", *LOCAL, "--run-id", "x" * 101], "has 101 characters; use at most 100"),
+    (["run", "1", *LOCAL, "--run-id", "x" * 300], "has 300 characters"),
+    (["run", "1", *LOCAL, "--run-id", "a b"], "run id 'a b' is not a run id"),
+    (["run", "1", *LOCAL, "--run-id", "a\nb"], "is not a run id"),
+    (["run", "1", *LOCAL, "--model-a", ""], "--model-a is empty"),
+    (["run", "1", *LOCAL, "--model-b", " "], "--model-b is empty"),
+    (["run", "1", "--model-a", "", "--dry-run"], "--model-a is empty"),
+    (["run", "1", *SLURM, "--slurm-time", "soon"], "--slurm-time (or KIT_SLURM_TIME) 'soon' is not a Slurm time limit"),
+    (["run", "1", *SLURM, "--slurm-time", "1:00:00:00"], "is not a Slurm time limit"),
+    (["run", "1", *SLURM, "--slurm-partition", "gpu\n#SBATCH --mem=1"], "is not a Slurm partition"),
+    (["run", "1", *SLURM, "--slurm-partition", "gpu --mem=1"], "is not a Slurm partition"),
+    (["run", "1", *SLURM, "--slurm-account", "a;b"], "is not a Slurm account"),
+    (["run", "1", *SLURM, "--slurm-args", "'--mem=1\n#SBATCH --x=1'"], "holds a newline or control character"),
+    (["run", "1", *SLURM, "--slurm-args", "--wrap=true"], "--slurm-args must not set --wrap=true"),
+    (["run", "1", *SLURM, "--slurm-args=--output=/tmp/x"], "--slurm-args must not set --output=/tmp/x"),
+    (["doctor", "--runtime", "slurm", "--slurm-args=--wrap=true"], "--slurm-args must not set --wrap=true"),
+    (["doctor", "--runtime", "slurm", "--slurm-time", "soon"], "is not a Slurm time limit"),
+]
 
 
-def test_every_bad_input_is_one_line_and_exit_2(results, capsys):
-    before = sorted(p.relative_to(results) for p in results.rglob("*"))
-    for argv, message in bad_inputs(results):
-        code, out, err = run_main(capsys, *argv)
-        assert code == 2, (argv, code, out, err)
-        assert message in err, (argv, err)
-        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err + out, (argv, err)
-    assert sorted(p.relative_to(results) for p in results.rglob("*")) == before      # nothing written
+def case_id(argv):
+    return " ".join(argv).replace("{r}", "R").replace("\n", "\\n")[:70]
+
+
+@pytest.mark.parametrize("argv, message", [pytest.param(a, m, id=case_id(a)) for a, m in BAD_INPUTS])
+def test_every_bad_input_is_one_line_and_exit_2(results, capsys, argv, message):
+    argv = [a.format(r=results, tmp=results.parent) for a in argv]
+    before = sorted(p.relative_to(results.parent) for p in results.parent.rglob("*"))
+    code, out, err = run_main(capsys, *argv)
+    assert code == 2, (code, out, err)
+    assert message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err + out, err
+    assert sorted(p.relative_to(results.parent) for p in results.parent.rglob("*")) == before      # nothing written
 
 
 def test_a_damaged_run_does_not_hide_the_others(results, capsys):

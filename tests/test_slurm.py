@@ -20,6 +20,7 @@ import pytest
 
 from conftest import MODEL_A, MODEL_B, double_config, leftover_servers, server_cmd
 from slurm_fixtures import CDI_KIND, DOUBLE_IN_IMAGE, jobs_of, squeue, wait_for
+from kit.errors import BadInput
 from kit.runtimes import ArmJob
 from kit.runtimes import slurm as sl
 from kit.runtimes.slurm import SlurmRuntime
@@ -247,7 +248,7 @@ def test_options_come_from_the_command_line_then_env_then_config():
     assert got == {"partition": "clip", "account": "cfga", "time_limit": "2:00:00",
                    "extra": ["--mem=8G", "--constraint=a|b"]}
     assert sl.slurm_options({}, {}, None) == {"partition": None, "account": None, "time_limit": None, "extra": []}
-    with pytest.raises(ValueError, match="must not set --output"):
+    with pytest.raises(BadInput, match="must not set --output"):
         sl.slurm_options({"extra": "--output=/tmp/x"}, {})
 
 
@@ -330,18 +331,21 @@ def test_kit_run_on_slurm_ctrl_c_cancels_every_job_and_resume_finishes(slurm_clu
     args = ["--runtime", "slurm", "--results-dir", str(results), "--model-a", MODEL_A, "--model-b", MODEL_B,
             "--slurm-python", sys.executable, "--server-cmd", server_cmd(slow), "--ready-timeout", "120"]
     proc = subprocess.Popen(kit_cmd("run", "1", "3", *args), cwd=ROOT, text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1"))
-    submitted = 0
+                            stderr=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1"),
+                            start_new_session=True)
+    submitted = []
     for line in proc.stdout:
-        submitted += "slurm: submitted job" in line
-        if submitted == 3:                 # two running on the two stand-in GPUs, one pending
-            proc.send_signal(signal.SIGINT)
+        submitted += [line.split("slurm: submitted job ")[1].split()[0]] if "slurm: submitted job" in line else []
+        if len(submitted) == 3:            # two running on the two stand-in GPUs, one pending
+            os.killpg(proc.pid, signal.SIGINT)      # as a terminal's Ctrl-C: to every process of the group
             break
     _, err = proc.communicate(timeout=240)
     assert proc.returncode == 130, err
     (run,) = [p for p in results.iterdir() if p.is_dir()]
     assert not jobs_of(run.name)                                  # every job cancelled, nothing queued
-    assert json.loads((run / "manifest.json").read_text())["complete"] is False
+    interrupted = json.loads((run / "manifest.json").read_text())
+    assert interrupted["complete"] is False
+    assert sorted(j["slurm"]["job_id"] for j in interrupted["jobs"]) == sorted(submitted)   # each has its record
     assert not leftover_servers("slurm-ctrl-c")
     r = kit("run", "--resume", run.name, "--results-dir", results, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr

@@ -33,6 +33,6 @@ def write_tables(run, numbers=None):
     out.mkdir(exist_ok=True)
     paths = []
     for name, text in table_texts(run, numbers).items():
-        (out / name).write_text(text, encoding="utf-8")
+        layout.write_text(out / name, text)     # a full disk leaves the old table, never half a new one
         paths.append(out / name)
     return paths

@@ -53,7 +53,8 @@ class LocalRuntime(Runtime):
         env = dict(os.environ, **extra_env, **job.env, PYTHONUNBUFFERED="1")
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(KIT_ROOT), env.get("PYTHONPATH")]))
         cmd = [self.python, "-m", "kit.workload", *job.argv, "--out", str(out_dir)]
-        with open(out_dir / "workload.log", "a", encoding="utf-8") as log:
+        # unbuffered: a write that fails (a full disk) leaves nothing for close() to flush
+        with open(out_dir / "workload.log", "ab", buffering=0) as log:
             # own session: Ctrl-C reaches `kit run`, which stops the workload in order (stop_run); if `kit run`
             # dies without that (SIGKILL), the workload gets SIGTERM and stops its servers
             proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -62,11 +63,19 @@ class LocalRuntime(Runtime):
             with self.lock:
                 self.procs[id(job)] = proc
             try:
+                unwritten = None   # a full disk: the workload still runs to its end (and stops its servers)
                 for line in proc.stdout:
-                    log.write(line)
-                    log.flush()
+                    if unwritten is None:
+                        try:
+                            log.write(line.encode("utf-8", "replace"))
+                        except OSError as e:
+                            unwritten = e
                     on_line(line.rstrip("\n"))
-                return proc.wait()
+                code = proc.wait()
+                if unwritten is not None:
+                    unwritten.filename = unwritten.filename or str(out_dir / "workload.log")
+                    raise unwritten
+                return code
             finally:
                 with self.lock:
                     self.procs.pop(id(job), None)

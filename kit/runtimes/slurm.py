@@ -34,6 +34,7 @@ from pathlib import Path
 
 from kit import layout
 from kit.checks import Check
+from kit.errors import BadInput
 from kit.layout import WORKLOAD_LOG as LOG
 from kit.runtimes import Runtime, job_name
 from kit.runtimes.docker import COMPILE_CACHE_VOLUME, HF_CACHE_TARGET, LABEL_RUN, OUT, container_spec
@@ -62,6 +63,9 @@ RESERVED = ("-o", "--output", "-e", "--error", "-J", "--job-name", "-D", "--chdi
             "--open-mode", "--wrap", "--parsable")
 OPTIONS = {"partition": "KIT_SLURM_PARTITION", "account": "KIT_SLURM_ACCOUNT",
            "time_limit": "KIT_SLURM_TIME", "extra": "KIT_SLURM_ARGS"}
+NAMES = re.compile(r"[A-Za-z0-9_.-]+(,[A-Za-z0-9_.-]+)*")      # a partition (list) or account
+# sbatch --time: minutes, minutes:seconds, hours:minutes:seconds, days-hours[:minutes[:seconds]], or no limit
+TIME = re.compile(r"(\d+-\d+|\d+)(:\d+){0,2}|-1|INFINITE|UNLIMITED", re.I)
 
 
 class SlurmError(RuntimeError):
@@ -79,8 +83,25 @@ def slurm_options(cli=None, env=os.environ, config=None):
     out["extra"] = shlex.split(extra) if isinstance(extra, str) else [str(a) for a in extra]
     taken = [a for a in out["extra"] if a.split("=", 1)[0] in RESERVED]
     if taken:
-        raise ValueError(f"the extra sbatch options must not set {taken[0]}: the kit sets it for every job")
+        raise BadInput(f"--slurm-args must not set {taken[0]}: the kit sets it for every job",
+                       "leave it out of --slurm-args / KIT_SLURM_ARGS")
+    check_values(out)
     return out
+
+
+def check_values(out):
+    """Each value becomes an #SBATCH line of its own: one that could end it early (a newline) or that Slurm
+    would refuse is refused here, naming the option."""
+    for key, pattern in (("partition", NAMES), ("account", NAMES), ("time_limit", TIME)):
+        if out[key] is not None and not pattern.fullmatch(str(out[key])):
+            name = f"--slurm-{'time' if key == 'time_limit' else key} (or {OPTIONS[key]})"
+            hint = ("use minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS (e.g. 1:00:00)" if key == "time_limit"
+                    else "use letters, digits, '_', '.' and '-' (partitions: comma-separated)")
+            raise BadInput(f"{name} {out[key]!r} is not a Slurm {'time limit' if key == 'time_limit' else key}", hint)
+    odd = next((a for a in out["extra"] if not a.isprintable()), None)
+    if odd is not None:
+        raise BadInput(f"--slurm-args (or KIT_SLURM_ARGS) {odd!r} holds a newline or control character",
+                       "give each sbatch option on one line")
 
 
 def job_comment(job):
@@ -100,9 +121,12 @@ COMMENT = re.compile(r"sleepkit run=(\S+) arm=(\S+) repeat=(\d+)")
 # -- Slurm commands ---------------------------------------------------------------------------------
 
 def slurm(*args, timeout=60, check=True, stdin=None):
-    """Run a Slurm client command; SlurmError with its first error line when it fails (check)."""
+    """Run a Slurm client command; SlurmError with its first error line when it fails (check). In a session
+    of its own: the terminal's Ctrl-C is kit run's to handle, and must not kill an sbatch that has submitted
+    its job but not yet printed the id (the job would run with no record of it), nor the stop path's scancel."""
     try:
-        r = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, input=stdin)
+        r = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, input=stdin,
+                           start_new_session=True)
     except FileNotFoundError:
         raise SlurmError(f"{args[0]} is not on PATH: run kit on a Slurm login node "
                          "(or install the Slurm client tools)") from None
@@ -421,6 +445,10 @@ class SlurmRuntime(Runtime):
         output = str(out_dir / LOG).replace("%", "%%")    # sbatch expands %j, %x, ... in --output
         head = [f"--job-name={job_name(job)}", f"--comment={job_comment(job)}", f"--output={output}",
                 "--open-mode=append", f"--chdir={out_dir}", *self.directives()]
+        odd = next((h for h in head if not h.isprintable()), None)
+        if odd is not None:      # it would end its #SBATCH line and start another
+            raise BadInput(f"sbatch option {odd!r} holds a newline or control character",
+                           "use a results folder and Slurm options without them")
         mode = f"in {self.image} with {self.container}" if self.container else f"directly with the node's {self.python}"
         lines = ["#!/bin/bash"] + [f"#SBATCH {shlex.quote(h)}" for h in head] + [
             f"# sleepkit: arm {job.unit}, repeat {job.repeat} of run {job.run_id}; the workload runs {mode}.",

@@ -28,7 +28,8 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from kit import __version__, bundle, layout
 from kit.errors import BadInput, KitError, NotFound
-from kit.results import json_file, load_any, load_run, published
+from kit.bundle import load_any
+from kit.results import json_file, load_run, published
 from kit.site import figures as figs
 from kit.site import views
 
