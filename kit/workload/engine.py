@@ -10,6 +10,7 @@ import shlex
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -35,6 +36,13 @@ def _die_with_parent():
         pass
 
 
+def _size(path):
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
 class Server:
     def __init__(self, label, model, server_cmd, server_args, log_path, env=None, call_timeout=300.0):
         self.label, self.model = label, model
@@ -43,6 +51,8 @@ class Server:
         self.call_timeout = call_timeout
         self.proc = None
         self.port = None
+        self.log_offset = 0          # where this start's segment of the log begins
+        self.first_output_s = None   # process start -> the server's first output in its log
 
     # -- process ---------------------------------------------------------------------------
     def command(self, port):
@@ -51,10 +61,12 @@ class Server:
 
     def start(self):
         self.port = free_port()
+        self.log_offset = _size(self.log_path)
         with open(self.log_path, "a", encoding="utf-8") as log:
             log.write(f"=== sleepkit: starting server {self.label}: {shlex.join(self.command(self.port))}\n")
         log = open(self.log_path, "ab")
         try:
+            quiet_size, started = _size(self.log_path), time.monotonic()
             self.proc = subprocess.Popen(self.command(self.port), stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, env=self.env, start_new_session=True,
                                          preexec_fn=_die_with_parent)
@@ -62,6 +74,26 @@ class Server:
             raise ServerError(f"server {self.label} could not be started: {e}") from None
         finally:
             log.close()
+        self.first_output_s = None
+        threading.Thread(target=self._watch_first_output, args=(self.proc, quiet_size, started), daemon=True).start()
+
+    def _watch_first_output(self, proc, quiet_size, started, poll=0.005):
+        """first_output_s: when the log first grows past the header (a thread, so the readiness poll's
+        interval does not bound its precision); gives up when the process has exited."""
+        while proc.poll() is None:
+            if _size(self.log_path) > quiet_size:
+                self.first_output_s = time.monotonic() - started
+                return
+            time.sleep(poll)
+
+    def log_segment(self):
+        """This start's part of the log: from its `=== sleepkit: starting server` line on."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self.log_offset)
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
 
     @property
     def url(self):
