@@ -187,13 +187,23 @@ def load(results_dir, run_id):
 @tables_option
 @format_option
 @click.option("--wide", is_flag=True, help="Every column: min..max, n, spread and every published source.")
-def table(run_id, results_dir, tables, fmt, wide):
-    """Show a run's tables (default: the latest run) beside the published numbers. Writes nothing."""
+@click.option("--loads", "loads_only", is_flag=True,
+              help="Only the load breakdown (with --format json: its JSON, which the tables' JSON leaves out).")
+def table(run_id, results_dir, tables, fmt, wide, loads_only):
+    """Show a run's tables (default: the latest run) beside the published numbers, then its load breakdown:
+    what each server load was made of (weights, compile, CUDA graphs, rest of engine init, start-up) and
+    whether it compiled or loaded from the compile cache. Writes nothing."""
     from kit import results
-    from kit.results import render
+    from kit.results import loads, render
     run = load(results_dir, run_id)
+    breakdown = loads.loads_text(loads.build_loads(run), fmt, wide)
+    if loads_only:
+        click.echo(breakdown, nl=False)
+        return
     numbers = sorted(parse_tables(tables)) or run.tables
     click.echo(render.text([results.build_table(run, n) for n in numbers], fmt, wide), nl=False)
+    if fmt != "json":
+        click.echo("\n" + breakdown, nl=False)
 
 
 @cli.command()

@@ -168,7 +168,7 @@ SRC = {
                "reload": "gpu_model_runner.py:5433", "version": "api_utils.py:339",
                "start": "api_server.py:581"},
 }
-_print_lock = threading.Lock()
+_print_lock = threading.RLock()  # re-entrant: the SIGTERM handler logs, maybe inside a log() call
 
 
 def log(line):
@@ -464,11 +464,11 @@ COMPILE_KEY_ARGS = {   # the copy of kit/workload/serverlog.py's (the double imp
 # 0.11.0 hashes only these of the compilation config (config/compilation.py:378-386)
 V11_COMPILATION_KEYS = ("level", "backend", "custom_ops", "splitting_ops", "use_inductor",
                         "inductor_compile_config", "inductor_passes", "pass_config")
-ENGINE_SRC = {
-    "0.11.0": {"cache_dir": "backends.py:548", "compiled": "backends.py:218", "loaded": "backends.py:165",
+ENGINE_SRC = {   # [file:line] as vLLM prints it (the logger call's line)
+    "0.11.0": {"cache_dir": "backends.py:548", "compiled": "backends.py:218", "loaded": "backends.py:164",
                "total": "monitor.py:34", "graphs": "gpu_model_runner.py:3480", "init": "core.py:210"},
-    "0.24.0": {"cache_dir": "backends.py:1090", "compiled": "backends.py:394", "loaded": "backends.py:293",
-               "total": "monitor.py:20", "graphs": "model_runner.py:727", "init": "core.py:328"},
+    "0.24.0": {"cache_dir": "backends.py:1089", "compiled": "backends.py:393", "loaded": "backends.py:292",
+               "total": "monitor.py:53", "graphs": "model_runner.py:726", "init": "core.py:337"},
 }
 
 

@@ -14,7 +14,7 @@ HEADER = "=== sleepkit: starting server "
 # 0.11.0 config/__init__.py:149. Besides these: the vLLM version, torch/Inductor (the compiler hash),
 # the traced source files with their paths (so the install/image) and, on 0.24.0, the env vars of
 # envs.compile_factors (envs.py:2007). --max-num-seqs enters 0.24.0 through the CUDA-graph capture
-# sizes it sets in the compilation config (config/vllm.py:1635); --enable-sleep-mode through ModelConfig
+# sizes it sets in the compilation config (config/vllm.py:1690); --enable-sleep-mode through ModelConfig
 # (model.py:289, not in its ignored list). On 0.11.0 neither enters, and of --compilation-config only
 # level, backend, custom_ops, splitting_ops, use_inductor, the inductor settings and the pass config
 # (compilation.py:366-387), not cudagraph_mode. --gpu-memory-utilization and prefix caching never enter.
