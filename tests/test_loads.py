@@ -237,7 +237,6 @@ def test_the_double_misses_in_an_empty_cache_then_hits(tmp_path, version):
     assert first["cache_key"] == again["cache_key"]
     assert (tmp_path / "torch_compile_cache" / first["cache_key"] / "rank_0_0" / "backbone").is_dir()
     assert all(first[k] is not None for k in ("compile_s", "weights_s", "graphs_s", "engine_init_s"))
-    assert first["compile_s"] > again["compile_s"]
     # --enable-sleep-mode enters 0.24.0's key, not 0.11.0's
     other = serverlog.breakdown(double_start(tmp_path, version=version))
     assert other["compile_cache"] == ("miss" if version == "0.24.0" else "hit")

@@ -453,7 +453,7 @@ def shut_down_after(delay, why):
 
 
 # ------------------------------------------------- engine start-up (F11) ---
-ENGINE_DELAYS = {"weights": 0.02, "compile_miss": 0.15, "compile_hit": 0.03, "graphs": 0.02}
+ENGINE_DELAYS = {"weights": 0.01, "compile_miss": 0.06, "compile_hit": 0.015, "graphs": 0.01}
 COMPILE_KEY_ARGS = {   # the copy of kit/workload/serverlog.py's (the double imports nothing from kit)
     "0.24.0": ("--model", "--dtype", "--quantization", "--max-model-len", "--enable-sleep-mode",
                "--max-num-seqs", "--max-num-batched-tokens", "--compilation-config",
