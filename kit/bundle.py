@@ -187,12 +187,12 @@ def check_events(unpacked, run_id):
 
 
 def check_tables(unpacked, manifest):
-    """Re-render every table from the bundled events (a run's tables are never read back) and compare
-    byte for byte."""
-    table_file = re.compile(r"tables/table(\d+)\.(md|json)")
+    """Re-render every table (and the load breakdown) from the bundled events (a run's tables are never read
+    back) and compare byte for byte."""
+    table_file = re.compile(r"tables/(?:table(\d+)|loads)\.(md|json)")
     bundled = {r for r in unpacked.sha256 if table_file.fullmatch(r)}
     numbers = sorted({int(n) for n in (manifest.get("options") or {}).get("tables") or []}
-                     | {int(table_file.fullmatch(r).group(1)) for r in bundled})
+                     | {int(table_file.fullmatch(r).group(1)) for r in bundled if table_file.fullmatch(r).group(1)})
     if not numbers:
         return []
     try:

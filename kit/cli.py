@@ -201,18 +201,28 @@ def load(results_dir, run_id):
 @format_option
 @click.option("--wide", is_flag=True, help="Every column: min..max, n, spread and every published source "
               "(default: what fits the terminal's width).")
-def table(run_id, results_dir, tables, fmt, wide):
-    """Show a run's tables (default: the latest run) beside the published numbers, then what each says in a
-    sentence. Writes nothing. RUN_ID may be a bundle (.tar.gz): it is read only if it passes `kit bundle verify`."""
+@click.option("--loads", "loads_only", is_flag=True,
+              help="Only the load breakdown (with --format json: its JSON, which the tables' JSON leaves out).")
+def table(run_id, results_dir, tables, fmt, wide, loads_only):
+    """Show a run's tables (default: the latest run) beside the published numbers, then its load breakdown
+    (what each server load was made of: weights, compile, CUDA graphs, rest of engine init, start-up, and
+    whether it compiled or read the compile cache), then what each table says in a sentence. Writes nothing.
+    RUN_ID may be a bundle (.tar.gz): it is read only if it passes `kit bundle verify`."""
     from kit import bundle as bundles
     from kit import results
-    from kit.results import render, summary
+    from kit.results import loads, render, summary
     bundled = run_id and run_id.endswith((".tar.gz", ".tgz"))
     run = bundles.load_any(run_id) if bundled else load(results_dir, run_id)
+    breakdown = loads.loads_text(loads.build_loads(run), fmt, wide)
+    if loads_only:
+        click.echo(breakdown, nl=False)
+        return
     numbers = sorted(parse_tables(tables)) or run.tables
     built = [results.build_table(run, n) for n in numbers]
     width = render.terminal_width()
     click.echo(render.text(built, fmt, wide, width), nl=False)
+    if fmt != "json":
+        click.echo("\n" + breakdown, nl=False)
     if fmt == "terminal":
         click.echo("\n" + summary.text(built, None if wide else width), nl=False)
 

@@ -1,4 +1,5 @@
-"""Figures of a run, one set per table: bars (switch, prompt, total), a timeline, and a memory trace per unit.
+"""Figures of a run, one set per table: bars (switch, prompt, total), a timeline, and a memory trace per unit;
+and one for the whole run: the load breakdown (stacked bars, kit.results.loads).
 
 Each figure is built in two steps: a *spec* function turns a run (kit.results) into plain data
 (dicts and lists, testable without pixels) and a *draw* function turns the spec into
@@ -23,6 +24,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from kit import layout, results  # noqa: E402
+from kit.results import loads as load_table  # noqa: E402
 from kit.results import published, render, tables  # noqa: E402
 from kit.workload import scenarios  # noqa: E402
 from kit.workload.steps import base_arm  # noqa: E402
@@ -484,6 +486,66 @@ def memory_figure(spec, limits=None):
     return fig
 
 
+# ---------------------------------------------------------------- load breakdown
+
+PART_COLOURS = {"weights": "#4c72b0", "compile": "#c44e52", "graphs": "#8172b3", "engine_rest": "#dd8452",
+                "startup": "#bbbbbb"}
+
+
+def loads_spec(run, table=None):
+    """{"title", "provenance", "parts": [{part, label}], "bars": [{label, unit, model, cache, n, load: stats,
+    segments: [{part, seconds}]}]}: one bar per row of build_loads(run), its segments the rows' part medians."""
+    table = table or load_table.build_loads(run)
+    bars = []
+    for r in table["rows"]:
+        segments = [{"part": name, "seconds": r["parts"][name]["median"]} for name, _ in load_table.PARTS
+                    if r["parts"][name]]
+        bars.append({"label": f"{r['unit']} {r['model']} {r['cache'] or '?'} (n={r['n']})", "unit": r["unit"],
+                     "model": r["model"], "cache": r["cache"], "n": r["n"], "load": r["load"], "segments": segments})
+    return {"title": "Load breakdown: what each server load was made of", "provenance": provenance(table["run"]),
+            "parts": [{"part": name, "label": label} for name, label in load_table.PARTS], "bars": bars}
+
+
+def loads_figure(spec):
+    """Horizontal stacked bars (part medians), the measured load's median as a black tick with min..max."""
+    rows = max(len(spec["bars"]), 1)
+    fig = plt.figure(figsize=(15, max(6.0, 2.6 + 0.36 * rows)))
+    height = fig.get_figheight()
+    ax = fig.add_axes([0.16, 1.1 / height, 0.82, 1 - 2.0 / height])
+    for y, bar in enumerate(spec["bars"]):
+        left = 0.0
+        for seg in bar["segments"]:
+            ax.barh(y, seg["seconds"], left=left, height=0.7, color=PART_COLOURS[seg["part"]], edgecolor="white",
+                    linewidth=0.5)
+            left += seg["seconds"]
+        load = bar["load"]
+        if load:
+            ax.errorbar(load["median"], y, xerr=[[load["median"] - load["min"]], [load["max"] - load["median"]]],
+                        fmt="|", color="black", markersize=14, capsize=3, elinewidth=0.8)
+            ax.annotate(f"{load['median']:.1f} s", (load["max"], y), xytext=(4, 0), textcoords="offset points",
+                        va="center", fontsize=7)
+    ax.set_yticks(range(len(spec["bars"])))
+    ax.set_yticklabels([b["label"] for b in spec["bars"]], fontsize=8)
+    ax.invert_yaxis()
+    tops = [b["load"]["max"] for b in spec["bars"] if b["load"]]
+    ax.set_xlim(0, max(tops or [1]) * 1.12)
+    ax.set_xlabel("seconds (linear, from 0)")
+    ax.grid(axis="x", alpha=0.3)
+    handles = [Patch(facecolor=PART_COLOURS[p["part"]], label=p["label"]) for p in spec["parts"]]
+    handles.append(Line2D([], [], color="black", marker="|", linestyle="none", markersize=10,
+                          label="measured load: median, min..max"))
+    ax.legend(handles=handles, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=len(handles), fontsize=7.5,
+              frameon=False)
+    _frame(fig, spec["title"], spec["provenance"] + [
+        "segments: the medians of each part over a row's loads (one row per unit, model and compile-cache state: "
+        "miss = compiled, hit = loaded from the cache); start-up = the load less weights and engine init"])
+    return fig
+
+
+def draw_loads(spec, stem):
+    return _save(loads_figure(spec), stem)
+
+
 # ---------------------------------------------------------------- files
 
 def _frame(fig, title, lines):
@@ -515,9 +577,10 @@ def _units(run, numbers):
 
 
 def figure_stems(run, numbers):
-    """The figures' names (no extension): table<N>-bars, table<N>-timeline per table, memory-<unit> per unit."""
+    """The figures' names (no extension): table<N>-bars, table<N>-timeline per table, memory-<unit> per unit,
+    loads (the run's load breakdown)."""
     stems = [f"table{n}-{kind}" for n in _numbers(numbers) for kind in ("bars", "timeline")]
-    return stems + [f"memory-{unit}" for unit in _units(run, numbers)]
+    return stems + [f"memory-{unit}" for unit in _units(run, numbers)] + ["loads"]
 
 
 def plot_run(run, numbers, out=None):
@@ -532,6 +595,7 @@ def plot_run(run, numbers, out=None):
     limits = memory_limits([specs[unit] for unit in run.units])    # the same whichever tables
     for unit in _units(run, numbers):
         paths += draw_memory(specs[unit], figures / f"memory-{unit}", limits)
+    paths += draw_loads(loads_spec(run), figures / "loads")
     return paths
 
 

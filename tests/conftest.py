@@ -67,3 +67,13 @@ def only_run(results):
 @pytest.fixture
 def results(tmp_path):
     return tmp_path / "results"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _vllm_cache_root(tmp_path_factory):
+    """The double writes vLLM's compile-cache folders (under VLLM_CACHE_ROOT, else ~/.cache/vllm): keep
+    the tests' doubles out of the home folder."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("VLLM_CACHE_ROOT", str(tmp_path_factory.mktemp("vllm-cache")))
+    yield
+    patch.undo()

@@ -43,6 +43,7 @@ def test_plot_run_writes_every_expected_png_and_svg(five):
     run, paths = five
     names = [p.name for p in paths]
     stems = [f"table{n}-{k}" for n in ALL for k in ("bars", "timeline")] + [f"memory-{a}" for a in scenarios.ARMS]
+    stems.append("loads")
     assert sorted(names) == sorted(plot.expected_figures(run, ALL)) == sorted(f"{s}.{x}" for s in stems
                                                                                for x in ("png", "svg"))
     figures = layout.RunDir(run.source).figures_dir
@@ -64,7 +65,7 @@ def test_files_carry_no_date_or_version_and_replot_gives_the_same_bytes(five):
         assert b"matplotlib v" not in data.lower() and b"<dc:date>" not in data, name
     again = plot.plot_run(run, [4])       # a subset: the memory axes are the run's, whatever is re-plotted
     assert {p.name for p in again} == {f"table4-{k}.{x}" for k in ("bars", "timeline") for x in ("png", "svg")} | {
-        f"memory-{u}.{x}" for u in ("l1", "l2") for x in ("png", "svg")}
+        f"memory-{u}.{x}" for u in ("l1", "l2") for x in ("png", "svg")} | {"loads.png", "loads.svg"}
     assert {p.name: p.read_bytes() for p in again} == {p.name: before[p.name] for p in again}
 
 

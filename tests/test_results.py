@@ -307,7 +307,7 @@ def test_write_tables_writes_md_and_json_and_viewing_writes_nothing(tmp_path):
     render.text([results.build_table(run, n) for n in (1, 4)])
     assert sorted(p.relative_to(run_dir) for p in run_dir.rglob("*")) == before
     paths = results.write_tables(run, [1, 4])
-    assert [p.name for p in paths] == ["table1.md", "table1.json", "table4.md", "table4.json"]
+    assert [p.name for p in paths] == ["table1.md", "table1.json", "table4.md", "table4.json", "loads.md", "loads.json"]
     assert json.loads(paths[1].read_text())["table"] == 1
     assert [p.read_bytes() for p in results.write_tables(results.load_run(run_dir))] == [p.read_bytes() for p in paths]
 

@@ -104,6 +104,17 @@ against the 0.24.0 sdist.
     protocol.py:1830-1888; 0.24.0 chat_completion/protocol.py:57-135, where an empty
     tool_calls is dropped and reasoning_content became reasoning).
  F10 GET /version -> {"version": "<vllm version>"}: both.
+ F11 Engine start-up lines and the compile cache (docs/vllm-versions.md, "Loads and the compile
+    cache"): "Model loading took ...", "Using cache directory: <VLLM_CACHE_ROOT>/torch_compile_cache/
+    <hash>/rank_0_0/backbone for vLLM's torch.compile", then with an empty folder "Compiling a graph
+    for compile range (1, 4096) takes X s" (0.11.0: "... for dynamic shape takes X s") and the
+    folder's vllm_compile_cache.py written, else "Directly load the compiled graph(s) for compile
+    range (1, 4096) from the cache, took X s"; "torch.compile took X s in total" (0.11.0 "takes"),
+    "Graph capturing finished in N secs, took X GiB", "init engine (profile, create kv cache, warmup
+    model) took X s (compilation: Y s)" (0.11.0: "... took X seconds"). <hash> changes with the
+    server args that enter vLLM's key (COMPILE_KEY_ARGS, = kit/workload/serverlog.py's). Every
+    number is the double's own measured phase (delays "weights", "compile_miss", "compile_hit",
+    "graphs"), so the parts add up within the load the kit measures.
 
 Double-only behaviour: one stdout line "DOUBLE-REQUEST <METHOD> <path?query> <compact json
 body or ->" per request before handling; "DOUBLE-NOTE CUDA_VISIBLE_DEVICES=<value or unset>"
@@ -113,6 +124,7 @@ reload_weights. Delay "watchdog" (default 5 s, 0.11.0 launcher.py:111) is how lo
 double lives on after its engine died, unless an engine call ends it sooner.
 """
 import argparse
+import hashlib
 import json
 import os
 import signal
@@ -156,7 +168,7 @@ SRC = {
                "reload": "gpu_model_runner.py:5433", "version": "api_utils.py:339",
                "start": "api_server.py:581"},
 }
-_print_lock = threading.Lock()
+_print_lock = threading.RLock()  # re-entrant: the SIGTERM handler logs, maybe inside a log() call
 
 
 def log(line):
@@ -438,6 +450,76 @@ def shut_down_after(delay, why):
         log("INFO:     Finished server process")
         os._exit(0)
     threading.Thread(target=run, daemon=True).start()
+
+
+# ------------------------------------------------- engine start-up (F11) ---
+ENGINE_DELAYS = {"weights": 0.01, "compile_miss": 0.06, "compile_hit": 0.015, "graphs": 0.01}
+COMPILE_KEY_ARGS = {   # the copy of kit/workload/serverlog.py's (the double imports nothing from kit)
+    "0.24.0": ("--model", "--dtype", "--quantization", "--max-model-len", "--enable-sleep-mode",
+               "--max-num-seqs", "--max-num-batched-tokens", "--compilation-config",
+               "--tensor-parallel-size", "--trust-remote-code"),
+    "0.11.0": ("--model", "--dtype", "--quantization", "--max-model-len", "--compilation-config",
+               "--tensor-parallel-size", "--trust-remote-code"),
+}
+# 0.11.0 hashes only these of the compilation config (config/compilation.py:378-386)
+V11_COMPILATION_KEYS = ("level", "backend", "custom_ops", "splitting_ops", "use_inductor",
+                        "inductor_compile_config", "inductor_passes", "pass_config")
+ENGINE_SRC = {   # [file:line] as vLLM prints it (the logger call's line)
+    "0.11.0": {"cache_dir": "backends.py:548", "compiled": "backends.py:218", "loaded": "backends.py:164",
+               "total": "monitor.py:34", "graphs": "gpu_model_runner.py:3480", "init": "core.py:210"},
+    "0.24.0": {"cache_dir": "backends.py:1089", "compiled": "backends.py:393", "loaded": "backends.py:292",
+               "total": "monitor.py:53", "graphs": "model_runner.py:726", "init": "core.py:337"},
+}
+
+
+def compile_key(argv, version):
+    """The compile-cache hash folder name: it changes with exactly the args that enter vLLM's key."""
+    found = {}
+    for i, arg in enumerate(argv):
+        name, eq, value = arg.partition("=")
+        if name in COMPILE_KEY_ARGS[version]:
+            nxt = argv[i + 1] if i + 1 < len(argv) else ""
+            found[name] = value if eq else nxt if nxt and not nxt.startswith("--") else True
+    if version == "0.11.0" and "--compilation-config" in found:
+        cc = json.loads(found["--compilation-config"])
+        found["--compilation-config"] = {k: cc[k] for k in V11_COMPILATION_KEYS if k in cc}
+    text = json.dumps([version, sorted(found.items())], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def phase(name):
+    """Sleep one start-up phase; return its measured seconds."""
+    t = time.perf_counter()
+    time.sleep(OPTS.delays.get(name, ENGINE_DELAYS[name]))
+    return time.perf_counter() - t
+
+
+def engine_start(argv):
+    """Weights, compile (a miss with an empty cache folder, a hit after), CUDA graphs: F11."""
+    src = ENGINE_SRC[OPTS.version]
+    seconds = phase("weights")
+    size = f"{OPTS.weights_mib / 1024:.4f}" if v11() else format_gib(OPTS.weights_mib)
+    vinfo("load", f"Model loading took {size} GiB and {seconds:.6f} seconds")
+    t_init = time.perf_counter()
+    root = os.environ.get("VLLM_CACHE_ROOT") or os.path.expanduser("~/.cache/vllm")
+    folder = os.path.join(root, "torch_compile_cache", compile_key(argv, OPTS.version), "rank_0_0", "backbone")
+    os.makedirs(folder, exist_ok=True)
+    info(src["cache_dir"], f"Using cache directory: {folder} for vLLM's torch.compile")
+    marker = os.path.join(folder, "vllm_compile_cache.py")
+    shape = "dynamic shape" if v11() else "compile range (1, 4096)"
+    if os.path.exists(marker):
+        compiled = phase("compile_hit")
+        info(src["loaded"], f"Directly load the compiled graph(s) for {shape} from the cache, took {compiled:.3f} s")
+    else:
+        compiled = phase("compile_miss")
+        info(src["compiled"], f"Compiling a graph for {shape} takes {compiled:.2f} s")
+        with open(marker, "w") as f:
+            f.write("{}\n")
+    info(src["total"], f"torch.compile {'takes' if v11() else 'took'} {compiled:.2f} s in total")
+    info(src["graphs"], f"Graph capturing finished in {phase('graphs'):.0f} secs, took 0.08 GiB")
+    init = time.perf_counter() - t_init
+    info(src["init"], f"init engine (profile, create kv cache, warmup model) took {init:.2f} "
+         + ("seconds" if v11() else f"s (compilation: {compiled:.2f} s)"))
 
 
 def touch(buf):
@@ -850,9 +932,8 @@ def main(argv=None):
     signal.signal(signal.SIGINT, on_term)
     banner()
     wait_startup()
-    # vLLM's wording: the kit reads the weight size from this line for its sleep-level checks
-    size = f"{OPTS.weights_mib / 1024:.4f}" if v11() else format_gib(OPTS.weights_mib)
-    vinfo("load", f"Model loading took {size} GiB and 0.012345 seconds")
+    # vLLM's wording: the kit reads the weight size from the "Model loading" line for its sleep-level checks
+    engine_start(sys.argv[1:] if argv is None else argv)
     server = ThreadingHTTPServer((OPTS.host, OPTS.port), Handler)
     server.daemon_threads = True
     log(f"DOUBLE-TIMING startup - {seconds_since_process_start():.6f}")

@@ -5,12 +5,14 @@
     metrics   numbers from events (selection, statistics, memory)
     published the study's published numbers
     tables    build_table(run, number) -> a JSON-able dict
+    loads     the load breakdown (build_loads, its text; backfill gives old runs' loads theirs)
     render    table dicts -> terminal / Markdown / JSON text
     compare   two table dicts (or one and the published numbers) side by side
 
 kit.plot and kit.bundle sit on top of this package (kit.bundle.load_any reads a run id, folder or bundle).
 """
 from kit import layout
+from kit.results import loads
 from kit.results.load import Repeat, Run, load_run
 from kit.results.render import json_file, markdown
 from kit.results.tables import build_table
@@ -19,11 +21,14 @@ __all__ = ["Repeat", "Run", "build_table", "load_run", "table_texts", "write_tab
 
 
 def table_texts(run, numbers=None):
-    """{file name: text} of a run's tables (default: run.tables): table<N>.md (wide, GitHub) and .json."""
+    """{file name: text} of a run's tables (default: run.tables): table<N>.md (wide, GitHub) and .json,
+    and the run's load breakdown, loads.md and loads.json."""
     texts = {}
     for n in numbers or run.tables:
         table = build_table(run, n)
         texts[f"table{n}.md"], texts[f"table{n}.json"] = markdown(table), json_file(table)
+    breakdown = loads.build_loads(run)
+    texts["loads.md"], texts["loads.json"] = loads.markdown(breakdown), loads.json_file(breakdown)
     return texts
 
 

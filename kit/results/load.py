@@ -8,6 +8,7 @@ from pathlib import Path
 from kit import layout
 from kit.errors import BadRecord
 from kit.options import RunOptions
+from kit.results.loads import backfill
 from kit.workload import events as ev
 from kit.workload import scenarios
 from kit.workload.steps import unit_name
@@ -97,7 +98,8 @@ def _load_repeat(folder, k):
         events = ev.read(path) if path.exists() else None
     except ev.SchemaError as e:
         raise BadRecord(f"malformed events: {e}", "the run's events.jsonl is damaged") from None
-    return Repeat(k, events or [], status, layout.read_json(folder / layout.ENV) or {}, _repeat_error(status, events))
+    error = _repeat_error(status, events)
+    return Repeat(k, backfill(events or [], folder), status, layout.read_json(folder / layout.ENV) or {}, error)
 
 
 def _repeat_error(status, events):

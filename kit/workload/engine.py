@@ -112,11 +112,14 @@ def _completion_tokens(reply):
     return tokens if isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 0 else None
 
 
-def _copy_log(pipe, log, secrets):
+def _copy_log(pipe, log, secrets, on_first=None):
     """A server's output, line by line into its log file with secrets redacted, until the pipe closes
-    (the server and every child that inherited the pipe are gone)."""
+    (the server and every child that inherited the pipe are gone). on_first() when the first line came."""
     with pipe, log:
         for line in iter(lambda: pipe.readline(LOG_LINE_MAX), b""):
+            if on_first:
+                on_first()
+                on_first = None
             try:
                 log.write(redaction.redact(line, secrets)[0])
                 log.flush()
@@ -133,6 +136,8 @@ class Server:
         self.proc = None
         self.port = None
         self.log_copier = None
+        self.log_offset = 0          # where this start's segment of the log begins
+        self.first_output_s = None   # process start -> the server's first line of output
 
     # -- process ---------------------------------------------------------------------------
     def command(self, port):
@@ -145,9 +150,11 @@ class Server:
         self.port = free_port()
         secrets = redaction.secret_values(os.environ if self.env is None else self.env)
         log = open(self.log_path, "ab")
+        self.log_offset, self.first_output_s = log.tell(), None
         marker = f"=== sleepkit: starting server {self.label}: {shlex.join(self.command(self.port))}\n"
         log.write(redaction.redact(marker.encode("utf-8", "replace"), secrets)[0])
         log.flush()
+        started = time.monotonic()
         try:
             self.proc = subprocess.Popen(self.command(self.port), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, env=self.env, start_new_session=True,
@@ -156,9 +163,20 @@ class Server:
             log.close()
             raise ServerError(f"server {self.label} could not be started: {e}") from None
         # a daemon: a server child that keeps the pipe open never holds up the workload's exit
-        self.log_copier = threading.Thread(target=_copy_log, args=(self.proc.stdout, log, secrets),
+        def first_output():
+            self.first_output_s = time.monotonic() - started
+        self.log_copier = threading.Thread(target=_copy_log, args=(self.proc.stdout, log, secrets, first_output),
                                            name=f"server-{self.label}-log", daemon=True)
         self.log_copier.start()
+
+    def log_segment(self):
+        """This start's part of the log: from its `=== sleepkit: starting server` line on."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self.log_offset)
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None

@@ -2,7 +2,8 @@
 
 One JSON object per line in events.jsonl. Standard library only: this runs inside any vLLM image.
 Versions: 1 had no `schema` field; 2 adds it and lets a check be skipped (`ok: null`, the reason in
-`detail`). A reader takes every version up to SCHEMA and names the file and line of a newer one.
+`detail`); 3 adds a load's `breakdown`, read from the server's log (kit/workload/serverlog.py). A reader
+takes every version up to SCHEMA and names the file and line of a newer one.
 """
 import json
 import math
@@ -37,7 +38,19 @@ FIELDS = {
     "rss_mib_before": ((int, type(None)), False),  # host RSS of the server's process tree
     "rss_mib_after": ((int, type(None)), False),
     "checks": ((list, type(None)), False),        # [{"check": name, "ok": bool or null (skipped), "detail"}]
-    "breakdown": ((dict, type(None)), False),
+    "breakdown": ((dict, type(None)), False),     # load events, schema 3: BREAKDOWN
+}
+SECONDS = (float, int, type(None))
+# a load's breakdown: what the server's log says the load was made of (+ the kit's first_log_s)
+BREAKDOWN = {
+    "compile_cache": ("hit", "miss", None),  # miss: a graph was compiled in this start; hit: loaded, none compiled
+    "compile_s": SECONDS,        # the init-engine line's compilation seconds, else the torch.compile total
+    "weights_gib": SECONDS,      # "Model loading took X GiB and Y seconds"
+    "weights_s": SECONDS,
+    "graphs_s": SECONDS,         # CUDA-graph capture (vLLM logs whole seconds)
+    "engine_init_s": SECONDS,    # "init engine (profile, create kv cache, warmup model) took X s"
+    "first_log_s": SECONDS,      # kit-measured: process start -> the server's first output
+    "cache_key": (str, type(None)),   # the compile-cache hash folder (torch_compile_cache/<key>/)
 }
 
 
@@ -68,6 +81,8 @@ def validate(record, where="event"):
     if record["model"] not in MODELS:
         raise SchemaError(f"{where}: model must be 'A', 'B' or null")
     _check_numbers(record, where)
+    if record.get("breakdown") is not None:
+        _check_breakdown(record, version, where)
     for check in record.get("checks") or []:
         if not (isinstance(check, dict) and isinstance(check.get("check"), str)
                 and (isinstance(check.get("ok"), bool) or (check.get("ok") is None and version >= 2))):
@@ -85,6 +100,21 @@ def _check_numbers(record, where):
     bad = next((name for name, v in numbers if not math.isfinite(v)), None)
     if bad:
         raise SchemaError(f"{where}: field {bad!r} is not a finite number")
+
+
+def _check_breakdown(record, version, where):
+    b = record["breakdown"]
+    if not isinstance(version, int) or version < 3 or record["kind"] != "load":
+        raise SchemaError(f"{where}: a breakdown belongs on a load event of schema 3 or newer")
+    if set(b) != set(BREAKDOWN):
+        raise SchemaError(f"{where}: breakdown keys must be {', '.join(BREAKDOWN)}")
+    for key, allowed in BREAKDOWN.items():
+        value = b[key]
+        ok = value in allowed if key == "compile_cache" else (
+            isinstance(value, allowed) and not isinstance(value, bool)
+            and not (isinstance(value, float) and not math.isfinite(value)))
+        if not ok:
+            raise SchemaError(f"{where}: breakdown {key!r} has a wrong value ({value!r})")
 
 
 class Writer:

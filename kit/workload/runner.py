@@ -14,7 +14,7 @@ import sys
 import time
 import traceback
 
-from kit.workload import events, memory, progress, scenarios
+from kit.workload import events, memory, progress, scenarios, serverlog
 from kit.workload.compilecache import ColdCaches, cache_env
 from kit.workload.engine import Server, ServerError
 from kit.workload.options import ArmOptions
@@ -128,7 +128,10 @@ class Workload:
             server.start()
             server.wait_ready(self.opts.ready_timeout, SEED_POLL_S if self.seed else POLL_S, HEARTBEAT_S,
                               heartbeat=lambda s: print(progress.wait("load", model, rnd, s), flush=True))
-        self.log.write(**self.timed("load", model, rnd, start_and_wait))
+        fields = self.timed("load", model, rnd, start_and_wait)
+        # read after the timing: what the server's log says this load was made of
+        fields["breakdown"] = serverlog.breakdown(server.log_segment(), server.first_output_s)
+        self.log.write(**fields)
 
     def warmup(self, model, rnd):
         server = self.servers[model]

@@ -1,0 +1,159 @@
+"""What a run's server loads were made of: the load-breakdown table (apart from the five study tables).
+
+Each load event carries a `breakdown` read from the server's log (kit/workload/serverlog.py; events
+schema 3); runs written before that get it here from their server-<model>.log (backfill). One row per
+unit, model and compile-cache state (a load that compiled is not averaged with one that did not), each
+load cut into parts that add up to it:
+
+    weights      "Model loading took X GiB and Y seconds"
+    compile      the init-engine line's compilation seconds (else torch.compile's total)
+    CUDA graphs  "Graph capturing finished in N secs" (vLLM logs whole seconds)
+    engine rest  the init-engine seconds less compile and CUDA graphs (profiling, KV cache, warm-up)
+    start-up     the measured load less weights and engine init: process start, imports, API server,
+                 engine-core spawn, readiness poll
+
+    table = build_loads(run);  loads_text(table, fmt, wide)
+"""
+import json
+import textwrap
+
+from kit import layout
+from kit.results import metrics, render
+from kit.results.tables import run_facts
+from kit.workload import scenarios, serverlog
+from kit.workload.steps import base_arm
+
+SCHEMA = 1
+PARTS = [("weights", "weights"), ("compile", "compile"), ("graphs", "graphs"),
+         ("engine_rest", "engine rest"), ("startup", "start-up")]
+CACHE_ORDER = {"miss": 0, "hit": 1, None: 2}
+NOTES = [
+    "parts of one load add up to its measured load: weights (\"Model loading took ... seconds\") + compile (the "
+    "init-engine line's compilation seconds; vLLM 0.11.0: torch.compile's total) + CUDA graphs (\"Graph capturing "
+    "finished in N secs\", whole seconds) + engine rest (init engine's seconds less compile and CUDA graphs: "
+    "profiling, KV cache, warm-up) + start-up (the load less weights and engine init: process start, imports, API "
+    "server, engine-core spawn, readiness poll). Each column is a median over the row's loads, so the columns' "
+    "medians need not add up to the load's median",
+    "cache: miss = vLLM compiled a graph in that start; hit = it loaded the compiled graphs from its compile cache; "
+    "? = the log does not say (e.g. no compilation)",
+    "graphs = CUDA-graph capture; 1st log: process start to the server's first output line, measured by the kit "
+    "(within start-up; n/a for runs written before events schema 3); GiB: the weights' size in GPU memory",
+]
+
+
+# -- backfill (runs before events schema 3) ----------------------------------------------------------
+def backfill(events, folder):
+    """Give the load events of schema < 3 a breakdown from the repeat's server logs, in place: the n-th
+    load of model M is the n-th start in server-M.log. first_log_s stays None (the kit did not measure it)."""
+    starts = {}
+    for e in events:
+        if e["kind"] != "load" or e.get("schema", 1) >= 3 or "breakdown" in e:
+            continue
+        model = e["model"]
+        if model not in starts:
+            path = folder / layout.server_log(model)
+            text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+            starts[model] = iter(serverlog.segments(text))
+        segment = next(starts[model], None)
+        e["breakdown"] = serverlog.breakdown(segment) if segment is not None else None
+    return events
+
+
+# -- the table -----------------------------------------------------------------------------------------
+def parts(event):
+    """A load's parts (name -> seconds), or None where the log lacks one of them."""
+    b = event.get("breakdown") or {}
+    got = [b.get(k) for k in ("weights_s", "compile_s", "graphs_s", "engine_init_s")]
+    if any(v is None for v in got):
+        return None
+    weights, compile_s, graphs, init = got
+    return {"weights": weights, "compile": compile_s, "graphs": graphs,
+            "engine_rest": metrics.num(init - compile_s - graphs),
+            "startup": metrics.num(event["duration_s"] - weights - init)}
+
+
+def _unit_order(unit):
+    arms = list(scenarios.ARMS)
+    arm = base_arm(unit)
+    return (arms.index(arm) if arm in arms else len(arms), unit)
+
+
+def _row(unit, model, cache, loads):
+    split = [parts(e) for e in loads]
+    known = [p for p in split if p]
+    b = [e.get("breakdown") or {} for e in loads]
+    return {"unit": unit, "arm": base_arm(unit), "model": model, "cache": cache, "n": len(loads),
+            "load": metrics.stats([e["duration_s"] for e in loads]),
+            "parts": {name: metrics.stats([p[name] for p in known]) for name, _ in PARTS},
+            "first_log": metrics.stats([x.get("first_log_s") for x in b]),
+            "weights_gib": metrics.stats([x.get("weights_gib") for x in b]),
+            "without_parts": len(split) - len(known),
+            "cache_keys": sorted({x["cache_key"] for x in b if x.get("cache_key")})}
+
+
+def build_loads(run):
+    """{"schema", "kind": "loads", "run": header facts, "rows": [one per unit, model and cache state], "notes"}.
+    The loads of usable repeats only (those the five tables take their numbers from)."""
+    rows = []
+    for unit in sorted(run.units, key=_unit_order):
+        loads = [e for r in run.units[unit] if r.ok for e in r.events if e["kind"] == "load" and e["ok"]]
+        for model in ("A", "B"):
+            groups = {}
+            for e in loads:
+                if e["model"] == model:
+                    groups.setdefault((e.get("breakdown") or {}).get("compile_cache"), []).append(e)
+            rows += [_row(unit, model, cache, groups[cache]) for cache in sorted(groups, key=CACHE_ORDER.get)]
+    notes = list(NOTES)
+    missing = sum(r["without_parts"] for r in rows)
+    if missing:
+        notes.append(f"{missing} load(s) have no parts: their server log lacks a line of the breakdown "
+                     "(or the log is missing); they count in n and the load column only")
+    return {"schema": SCHEMA, "kind": "loads", "run": run_facts(run), "rows": rows, "notes": notes}
+
+
+# -- text ----------------------------------------------------------------------------------------------
+def _cell(stats, wide):
+    if not stats:
+        return "n/a"
+    text = f"{stats['median']:.2f}"
+    return text + (f" ({stats['min']:.2f}..{stats['max']:.2f})" if wide and stats["n"] > 1 else "")
+
+
+def grid(table, wide=False):
+    headers = ["unit", "m", "cache", "n", "load"] + [label for _, label in PARTS] + ["1st log", "GiB"]
+    lines = []
+    for r in table["rows"]:
+        lines.append([r["unit"], r["model"], r["cache"] or "?", str(r["n"]), _cell(r["load"], wide)]
+                     + [_cell(r["parts"][name], wide) for name, _ in PARTS]
+                     + [_cell(r["first_log"], wide), _cell(r["weights_gib"], False)])
+    return headers, lines
+
+
+def _bullets(items, width):
+    if not width:
+        return "\n".join(f"- {x}" for x in items)
+    return "\n".join(textwrap.fill(x, width, initial_indent="- ", subsequent_indent="  ") for x in items)
+
+
+def loads_text(table, fmt="terminal", wide=False):
+    """The load-breakdown table as text (fmt as render.text: terminal, github, plain or json)."""
+    if fmt == "json":
+        return json_file(table)
+    wide = wide or fmt == "github"
+    width = render.WIDTH if fmt == "terminal" and not wide else None
+    headers, lines = grid(table, wide)
+    parts_text = ["Load breakdown: what each server load was made of (seconds; median"
+                  + (" (min..max)" if wide else "") + " over the loads of a row)",
+                  _bullets(render.header_lines(table["run"]), width),
+                  render.tab(headers, lines, render.TABLEFMT[fmt]) if lines else "no loads",
+                  _bullets(table["notes"], width)]
+    return "\n\n".join(parts_text) + "\n"
+
+
+def markdown(table):
+    """tables/loads.md"""
+    return "# " + loads_text(table, "github", wide=True)
+
+
+def json_file(table):
+    return json.dumps(table, indent=2, sort_keys=True) + "\n"
