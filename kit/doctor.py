@@ -93,8 +93,12 @@ def preflight(options, results_dir, runtime=None):
 
 
 def summary(detail, most=100):
-    """A long detail without its parenthesised particulars (`kit doctor` prints them whole)."""
-    return detail.split(" (", 1)[0] + " (...)" if len(detail) > most and " (" in detail else detail
+    """A long detail without its long parenthesised particulars (`kit doctor` prints them whole); a short one,
+    such as the OS's reason, stays."""
+    head, paren, rest = detail.partition(" (")
+    if len(detail) <= most or not paren or len(rest.split(")", 1)[0]) <= 40:
+        return detail
+    return head + " (...)"
 
 
 # -- docker -----------------------------------------------------------------------------------------

@@ -120,13 +120,16 @@ def _cell(stats, wide):
 
 
 def grid(table, wide=False):
-    headers = ["unit", "m", "cache", "n", "load"] + [label for _, label in PARTS] + ["1st log", "GiB"]
-    lines = []
-    for r in table["rows"]:
-        lines.append([r["unit"], r["model"], r["cache"] or "?", str(r["n"]), _cell(r["load"], wide)]
-                     + [_cell(r["parts"][name], wide) for name, _ in PARTS]
-                     + [_cell(r["first_log"], wide), _cell(r["weights_gib"], False)])
-    return headers, lines
+    """Narrow (80 columns): unit and model in one column, the cache state with its count of loads, 'rest'
+    for the rest of engine init, and no first-log or GiB columns."""
+    parts = lambda r: [_cell(r["parts"][name], wide) for name, _ in PARTS]
+    if not wide:
+        headers = ["unit", "cache", "load"] + [label if name != "engine_rest" else "rest" for name, label in PARTS]
+        return headers, [[f"{r['unit']} {r['model']}", f"{r['cache'] or '?'} x{r['n']}", _cell(r["load"], False)]
+                         + parts(r) for r in table["rows"]]
+    headers = ["unit", "model", "cache", "n", "load"] + [label for _, label in PARTS] + ["1st log", "GiB"]
+    return headers, [[r["unit"], r["model"], r["cache"] or "?", str(r["n"]), _cell(r["load"], wide)] + parts(r)
+                     + [_cell(r["first_log"], wide), _cell(r["weights_gib"], False)] for r in table["rows"]]
 
 
 def _bullets(items, width):
@@ -142,8 +145,8 @@ def loads_text(table, fmt="terminal", wide=False):
     wide = wide or fmt == "github"
     width = render.WIDTH if fmt == "terminal" and not wide else None
     headers, lines = grid(table, wide)
-    parts_text = ["Load breakdown: what each server load was made of (seconds; median"
-                  + (" (min..max)" if wide else "") + " over the loads of a row)",
+    parts_text = ["Load breakdown: what each load was made of (seconds, median"
+                  + (" (min..max)" if wide else "") + " of a row's loads)",
                   _bullets(render.header_lines(table["run"]), width),
                   render.tab(headers, lines, render.TABLEFMT[fmt]) if lines else "no loads",
                   _bullets(table["notes"], width)]
