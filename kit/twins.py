@@ -38,6 +38,10 @@ class TwinDependencyError(RuntimeError):
     """torch, transformers, tokenizers or safetensors is not installed."""
 
 
+class TwinDeviceError(ValueError):
+    """The device asked for cannot make the weights."""
+
+
 @dataclass(frozen=True)
 class Twin:
     name: str
@@ -724,9 +728,9 @@ def _device(d: SimpleNamespace, twin: Twin, device: str | None) -> str:
     """Where the weights are made: a CUDA GPU if there is one, unless the twin's bits are CPU-only."""
     cuda = d.torch.cuda.is_available()
     if device not in (None, "cpu", "cuda"):
-        raise ValueError(f"device {device!r}: choose cpu or cuda")
+        raise TwinDeviceError(f"device {device!r}: choose cpu or cuda")
     if device == "cuda" and not cuda:
-        raise ValueError("device cuda: this torch sees no CUDA GPU")
+        raise TwinDeviceError("device cuda: this torch sees no CUDA GPU")
     if twin.bits == "mt19937":
         return "cpu"
     return device or ("cuda" if cuda else "cpu")
