@@ -226,8 +226,7 @@ _QWEN3_CONFIG_SEEN_IN = {
 def _qwen3_twin(name: str, sizes: tuple, params: int) -> Twin:
     config = _qwen3_dense(*sizes)
     tie = config["tie_word_embeddings"]
-    lm_head = ({"lm_head": "not stored: tied to embed_tokens (the hub's file also holds a copy)"}
-               if tie else {})
+    lm_head = {"lm_head": "not stored: tied to embed_tokens"} if tie else {}
     return Twin(
         name=name, source_repo=f"Qwen/Qwen3-{name.split('-')[1].upper()}", config=config,
         tiny=_QWEN3_TINY, chat="chatml", params=params,

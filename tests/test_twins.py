@@ -113,7 +113,7 @@ def test_parameter_count_from_the_config_matches_the_published_one(name):
 
 
 def test_counts_that_others_publish():
-    # the hub file of a tied model also stores lm_head: Qwen3-1.7B's page says 2.03B parameters
+    # counting the tied lm_head a second time gives the 2.03B quoted for Qwen3-1.7B
     cfg = twins.twin_config("qwen3-1.7b")
     with_lm_head = twins.count_params("qwen3-1.7b") + cfg["vocab_size"] * cfg["hidden_size"]
     assert with_lm_head == pytest.approx(2.03e9, abs=0.005e9)
