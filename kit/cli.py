@@ -15,6 +15,7 @@ import click
 from kit import __version__, hints, layout
 from kit.errors import BadInput, KitError, NotFound, RunFailed
 from kit.options import RunOptions, flag
+from kit.twins import TWINS
 from kit.workload import scenarios
 
 TABLE_NUMBERS = [str(n) for n in scenarios.TABLES]
@@ -429,23 +430,27 @@ def models():
 
 
 @models.command("twin")
-@click.argument("name", type=click.Choice(["qwen3-0.6b", "phi-3-mini"]))
+@click.argument("name", type=click.Choice(list(TWINS)))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="New folder for the model.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same bytes.")
 @click.option("--tiny", is_flag=True, help="Same architecture, tiny sizes (for tests).")
-def twin(name, out, seed, tiny):
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None,
+              help="Where to make the weights (same bytes either way)  [default: cuda if there is one]")
+def twin(name, out, seed, tiny, device):
     """Write a shape twin: the real architecture and sizes, random weights (needs `pip install '.[twins]'`).
 
     \b
-    qwen3-0.6b   Qwen/Qwen3-0.6B
-    phi-3-mini   the language model of microsoft/Phi-3-vision-128k-instruct (no vision tower)
+    qwen3-0.6b           Qwen/Qwen3-0.6B (made on the CPU: its recorded bytes come from the CPU generator)
+    phi-3-mini           the language model of microsoft/Phi-3-vision-128k-instruct (no vision tower; CPU)
+    qwen3-1.7b ... -32b  Qwen/Qwen3-1.7B, -4B, -8B, -14B, -32B (dense)
+    qwen3-coder-30b-a3b  Qwen/Qwen3-Coder-30B-A3B-Instruct (MoE: vLLM needs the MOE=1 overlay offline)
     """
     from kit import twins
     if Path(out).exists() and any(Path(out).iterdir()):
         raise BadInput(f"{out} is not empty", "remove it or give another --out")
     try:
-        info = twins.make_twin(name, out, seed=seed, tiny=tiny, progress=click.echo)
-    except twins.TwinDependencyError as e:
+        info = twins.make_twin(name, out, seed=seed, tiny=tiny, progress=click.echo, device=device)
+    except (twins.TwinDependencyError, twins.TwinDeviceError) as e:
         raise BadInput(str(e)) from None
     (Path(out) / "sleepkit-twin.json").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
     click.echo(f"{out}: {info['params']:,} parameters, digest {info['digest']}")

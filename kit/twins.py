@@ -6,13 +6,18 @@ tokenizer. It exists so that vLLM can be started, put to sleep and woken on GPU 
 reach a model hub; its output is meaningless text.
 
 Same (name, seed, tiny) -> byte-identical files on any machine: the weights are derived from integer
-random bits on the CPU with exact arithmetic, the JSON files are written here (not by transformers,
-whose output carries its version), and nothing depends on the device, thread count or hash seed.
+random bits with exact arithmetic, the JSON files are written here (not by transformers, whose output
+carries its version), and nothing depends on the device, thread count or hash seed. The random bits
+are a counter-based hash (splitmix64 of the element index, keyed by the tensor's name) in int64 torch
+ops, so a CUDA GPU makes the same bytes as the CPU, only faster. The two twins of the study
+(qwen3-0.6b, phi-3-mini) keep the CPU-only Mersenne Twister bits they were first made with, so they
+stay byte-identical to the twins recorded in results/reference.
 torch, transformers, tokenizers and safetensors are an optional extra: `pip install '.[twins]'`.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
@@ -33,6 +38,10 @@ class TwinDependencyError(RuntimeError):
     """torch, transformers, tokenizers or safetensors is not installed."""
 
 
+class TwinDeviceError(ValueError):
+    """The device asked for cannot make the weights."""
+
+
 @dataclass(frozen=True)
 class Twin:
     name: str
@@ -46,6 +55,7 @@ class Twin:
     changes: dict           # key -> how and why the twin differs from the real config.json
     left_out: str = ""      # parts of the real model that the twin does not have
     tokens: dict = field(default_factory=dict)
+    bits: str = "splitmix64"   # random bits of the weights: "splitmix64" (any device) or "mt19937" (CPU)
 
 
 # Qwen/Qwen3-0.6B config.json (726 bytes, transformers_version 4.51.0).
@@ -74,6 +84,67 @@ _QWEN3_0_6B = {
     "use_sliding_window": False,
     "vocab_size": 151936,
 }
+
+def _qwen3_dense(hidden: int, intermediate: int, layers: int, heads: int, tie: bool) -> dict:
+    """A dense Qwen3 config.json: the fields all Qwen3 hub configs share (those of 0.6B: 8 KV heads,
+    head_dim 128, 40960 positions, rope_theta 1e6, vocab 151936) and one size's own fields."""
+    return {**_QWEN3_0_6B, "hidden_size": hidden, "intermediate_size": intermediate,
+            "num_hidden_layers": layers, "max_window_layers": layers, "num_attention_heads": heads,
+            "tie_word_embeddings": tie}
+
+
+# Sizes of Qwen/Qwen3-{1.7B,4B,8B,14B,32B} config.json (all transformers_version 4.51.x). Read in:
+# 4B, 8B, 14B, 32B: citsjtu2020/LLM-Prof@8434c8d1 sglang/Model_Config.md, which quotes the configs whole;
+# 1.7B: mephisto1484/Neko-LoRA-Build-Your-AI-Catgirl@1d5d0234 Qwen3-1.7B/config.json (a transformers 4.57
+# re-save: it adds layer_types and dtype float16, the sizes are the hub's). See Twin.verified_from.
+_QWEN3_SIZES = {   # name: hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, tied;
+    # then the parameters stored (a tied lm_head is stored once, as embed_tokens)
+    "qwen3-1.7b": ((2048, 6144, 28, 16, True), 1_720_574_976),
+    "qwen3-4b": ((2560, 9728, 36, 32, True), 4_022_468_096),
+    "qwen3-8b": ((4096, 12288, 36, 32, False), 8_190_735_360),
+    "qwen3-14b": ((5120, 17408, 40, 40, False), 14_768_307_200),
+    "qwen3-32b": ((5120, 25600, 64, 64, False), 32_762_123_264),
+}
+
+# Qwen/Qwen3-Coder-30B-A3B-Instruct config.json (transformers_version 4.52.3) as vendored whole in
+# ztxz16/fastllm@f8f04c33 Qwen3-Coder-30B-A3B-Instruct/config.json; its model.safetensors.index.json
+# there gives total_size 61064245248 bytes = 30,532,122,624 bf16 parameters, this twin's exact count.
+_QWEN3_CODER_30B_A3B = {
+    "architectures": ["Qwen3MoeForCausalLM"],
+    "model_type": "qwen3_moe",
+    "attention_dropout": 0.0,
+    "decoder_sparse_step": 1,
+    "head_dim": 128,
+    "hidden_act": "silu",
+    "hidden_size": 2048,
+    "initializer_range": 0.02,
+    "intermediate_size": 5472,
+    "max_position_embeddings": 262144,
+    "max_window_layers": 28,
+    "mlp_only_layers": [],
+    "moe_intermediate_size": 768,
+    "norm_topk_prob": True,
+    "num_attention_heads": 32,
+    "num_experts": 128,
+    "num_experts_per_tok": 8,
+    "num_hidden_layers": 48,
+    "num_key_value_heads": 4,
+    "output_router_logits": False,
+    "qkv_bias": False,
+    "rms_norm_eps": 1e-06,
+    "rope_scaling": None,
+    "rope_theta": 10000000.0,
+    "router_aux_loss_coef": 0.0,
+    "shared_expert_intermediate_size": 0,
+    "sliding_window": None,
+    "tie_word_embeddings": False,
+    "torch_dtype": "bfloat16",
+    "use_cache": True,
+    "use_qk_norm": True,
+    "use_sliding_window": False,
+    "vocab_size": 151936,
+}
+
 
 # rope_scaling of microsoft/Phi-3-vision-128k-instruct config.json (48 = head_dim 96 / 2 values each).
 # Phi-3-mini-128k-instruct has the same long_factor but a different short_factor.
@@ -134,13 +205,44 @@ _COMMON_CHANGES = {
     "transformers_version": "left out: it would tie the file bytes to the installed transformers",
 }
 
+_CHATML_TOKENS = {"special": ["<|endoftext|>", "<|im_start|>", "<|im_end|>"], "bos": "<|endoftext|>",
+                  "eos": "<|im_end|>", "pad": "<|endoftext|>", "stop": ["<|im_end|>", "<|endoftext|>"]}
+_QWEN3_TINY = {"vocab_size": 4096, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+               "max_window_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 32}
+_QWEN3_CONFIG_SEEN_IN = {
+    "qwen3-1.7b": "mephisto1484/Neko-LoRA-Build-Your-AI-Catgirl@1d5d0234 Qwen3-1.7B/config.json (a "
+                  "transformers 4.57.1 re-save: dtype float16 and layer_types are the re-save's); the "
+                  "same sizes in huggingface.co/keras/qwen3_1.7b_en's card",
+    "qwen3-4b": "citsjtu2020/LLM-Prof@8434c8d1 sglang/Model_Config.md (a 4.51.2 copy with use_cache "
+                "false); the same sizes in codefuse-ai/F2LLM-4B's config.json, a Qwen3-4B derivative",
+    "qwen3-8b": "citsjtu2020/LLM-Prof@8434c8d1 sglang/Model_Config.md, byte for byte the config.json "
+                "that huggingface.co/thejaminator/qwen-hook-layer-9-step-500 copied from Qwen/Qwen3-8B",
+    "qwen3-14b": "citsjtu2020/LLM-Prof@8434c8d1 sglang/Model_Config.md; the same sizes in "
+                 "huggingface.co/keras/qwen3_14b_en's card",
+    "qwen3-32b": "citsjtu2020/LLM-Prof@8434c8d1 sglang/Model_Config.md",
+}
+
+
+def _qwen3_twin(name: str, sizes: tuple, params: int) -> Twin:
+    config = _qwen3_dense(*sizes)
+    tie = config["tie_word_embeddings"]
+    lm_head = {"lm_head": "not stored: tied to embed_tokens"} if tie else {}
+    return Twin(
+        name=name, source_repo=f"Qwen/Qwen3-{name.split('-')[1].upper()}", config=config,
+        tiny=_QWEN3_TINY, chat="chatml", params=params,
+        from_source=tuple(config),
+        verified_from=f"Qwen/Qwen3 config.json sizes as quoted in {_QWEN3_CONFIG_SEEN_IN[name]}",
+        changes={**_COMMON_CHANGES, "rope_theta": "1000000 written as 1000000.0 (same value)",
+                 **lm_head},
+        tokens=_CHATML_TOKENS)
+
+
 TWINS: dict[str, Twin] = {
     "qwen3-0.6b": Twin(
         name="qwen3-0.6b",
         source_repo="Qwen/Qwen3-0.6B",
         config=_QWEN3_0_6B,
-        tiny={"vocab_size": 4096, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-              "max_window_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 32},
+        tiny=_QWEN3_TINY,
         chat="chatml",
         params=596_049_920,
         from_source=tuple(_QWEN3_0_6B),
@@ -152,8 +254,8 @@ TWINS: dict[str, Twin] = {
                  "rope_theta": "1000000 written as 1000000.0 (same value)",
                  "lm_head": "not stored: tied to embed_tokens (the hub's 1.5 GB file also holds a "
                             "copy as lm_head.weight; this twin's file is 1.19 GB)"},
-        tokens={"special": ["<|endoftext|>", "<|im_start|>", "<|im_end|>"], "bos": "<|endoftext|>",
-                "eos": "<|im_end|>", "pad": "<|endoftext|>", "stop": ["<|im_end|>", "<|endoftext|>"]},
+        tokens=_CHATML_TOKENS,
+        bits="mt19937",
     ),
     "phi-3-mini": Twin(
         name="phi-3-mini",
@@ -182,6 +284,27 @@ TWINS: dict[str, Twin] = {
                             "<|assistant|>", "<|end|>"],
                 "bos": "<s>", "eos": "<|end|>", "pad": "<|endoftext|>", "unk": "<unk>",
                 "stop": ["<|end|>", "<|endoftext|>"]},
+        bits="mt19937",
+    ),
+    **{name: _qwen3_twin(name, sizes, params) for name, (sizes, params) in _QWEN3_SIZES.items()},
+    "qwen3-coder-30b-a3b": Twin(
+        name="qwen3-coder-30b-a3b",
+        source_repo="Qwen/Qwen3-Coder-30B-A3B-Instruct",
+        config=_QWEN3_CODER_30B_A3B,
+        tiny={**_QWEN3_TINY, "moe_intermediate_size": 32, "num_experts": 8, "num_experts_per_tok": 2},
+        chat="chatml",
+        params=30_532_122_624,
+        from_source=tuple(_QWEN3_CODER_30B_A3B),
+        verified_from=(
+            "Qwen/Qwen3-Coder-30B-A3B-Instruct config.json and model.safetensors.index.json as vendored "
+            "in ztxz16/fastllm@f8f04c33 Qwen3-Coder-30B-A3B-Instruct/ (the index's total_size, "
+            "61064245248 bytes, is 2 x this twin's parameter count); the model card says 30.5B "
+            "parameters, 3.3B activated, 48 layers, 32 Q / 4 KV heads, 128 experts, 8 activated"),
+        changes={**_COMMON_CHANGES,
+                 "rope_theta": "10000000 written as 10000000.0 (same value)",
+                 "experts": "stored one tensor per expert (model.layers.N.mlp.experts.E.gate_proj.weight "
+                            "...), the hub's layout, which vLLM and transformers both load"},
+        tokens=_CHATML_TOKENS,
     ),
 }
 
@@ -197,7 +320,8 @@ _CHAT_TEMPLATES = {
 TOKENIZER_VOCAB = 4096
 _TOKENIZER_SEED = 0           # the tokenizer is the same for every weight seed
 _SHARD_BYTES = 5 * 10**9      # like transformers' max_shard_size="5GB"
-_CHUNK = 1 << 22              # elements generated at a time per tensor
+_CHUNK = 1 << 22              # elements generated at a time per tensor (CPU; values do not depend on it)
+_CHUNK_GPU = 1 << 26
 _STD = 0.02
 # Irwin-Hall sum of four int16 uniforms, centred and doubled to an even integer: its std is
 # 2 * sqrt(4 * (2**32 - 1) / 12); the float32 multiply by _SCALE maps that to _STD.
@@ -249,25 +373,71 @@ def twin_config(name: str, tiny: bool = False, token_ids: dict | None = None) ->
     return dict(sorted(cfg.items()))
 
 
-def _meta_params(d: SimpleNamespace, cfg: dict) -> list[tuple[str, tuple]]:
-    """(name, shape) of every stored parameter, from the model built on the meta device."""
-    fields = {k: v for k, v in cfg.items() if k not in ("model_type", "architectures")}
-    log = d.transformers.logging
-    verbosity = log.get_verbosity()
-    log.set_verbosity_error()       # e.g. its advice to rewrite Phi-3's real rope config
-    try:
-        hf_cfg = d.transformers.AutoConfig.for_model(cfg["model_type"], **fields)
-        with d.torch.device("meta"):
-            model = d.transformers.AutoModelForCausalLM.from_config(hf_cfg)
-    finally:
-        log.set_verbosity(verbosity)
-    # named_parameters() lists a tied lm_head once, as model.embed_tokens.weight
-    return [(n, tuple(p.shape)) for n, p in model.named_parameters()]
+def stored_params(cfg: dict) -> list[tuple[str, tuple]]:
+    """(name, shape) of every tensor the checkpoint stores, named as on the hub and in the order
+    transformers 4 lists a model's parameters; a tied lm_head is not stored. A MoE's experts are one
+    tensor each (transformers 5 fuses them on load; vLLM reads them one by one)."""
+    h, vocab = cfg["hidden_size"], cfg["vocab_size"]
+    params = [("model.embed_tokens.weight", (vocab, h))]
+    for i in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        params += _attention(cfg, p + "self_attn.") + _mlp(cfg, i, p + "mlp.")
+        params += [(p + "input_layernorm.weight", (h,)), (p + "post_attention_layernorm.weight", (h,))]
+    params.append(("model.norm.weight", (h,)))
+    if not cfg["tie_word_embeddings"]:
+        params.append(("lm_head.weight", (vocab, h)))
+    return params
+
+
+def _attention(cfg: dict, p: str) -> list[tuple[str, tuple]]:
+    h, heads, kv = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    if cfg["model_type"] == "phi3":
+        hd = h // heads
+        return [(p + "o_proj.weight", (h, heads * hd)), (p + "qkv_proj.weight", ((heads + 2 * kv) * hd, h))]
+    hd = cfg["head_dim"]
+    return [(p + "q_proj.weight", (heads * hd, h)), (p + "k_proj.weight", (kv * hd, h)),
+            (p + "v_proj.weight", (kv * hd, h)), (p + "o_proj.weight", (h, heads * hd)),
+            (p + "q_norm.weight", (hd,)), (p + "k_norm.weight", (hd,))]
+
+
+def _mlp(cfg: dict, layer: int, p: str) -> list[tuple[str, tuple]]:
+    h, inter = cfg["hidden_size"], cfg["intermediate_size"]
+    if cfg["model_type"] == "phi3":
+        return [(p + "gate_up_proj.weight", (2 * inter, h)), (p + "down_proj.weight", (h, inter))]
+    if not _is_moe_layer(cfg, layer):
+        return [(p + "gate_proj.weight", (inter, h)), (p + "up_proj.weight", (inter, h)),
+                (p + "down_proj.weight", (h, inter))]
+    inter, experts = cfg["moe_intermediate_size"], cfg["num_experts"]
+    params = [(p + "gate.weight", (experts, h))]
+    for e in range(experts):
+        x = f"{p}experts.{e}."
+        params += [(x + "gate_proj.weight", (inter, h)), (x + "up_proj.weight", (inter, h)),
+                   (x + "down_proj.weight", (h, inter))]
+    return params
+
+
+def _is_moe_layer(cfg: dict, layer: int) -> bool:
+    """Qwen3-MoE's rule (transformers and vLLM): experts in every decoder_sparse_step-th layer."""
+    return (cfg.get("num_experts", 0) > 0 and layer not in cfg.get("mlp_only_layers", [])
+            and (layer + 1) % cfg.get("decoder_sparse_step", 1) == 0)
 
 
 def count_params(name: str, tiny: bool = False) -> int:
-    """Parameter count of a twin, from shapes on the meta device (nothing is allocated)."""
-    return sum(_numel(shape) for _, shape in _meta_params(_deps(), twin_config(name, tiny)))
+    """Parameters a twin stores, from its config alone (nothing is allocated or imported)."""
+    return _count(stored_params(twin_config(name, tiny)))
+
+
+def active_params(name: str) -> int:
+    """Parameters one token uses: a MoE layer's router and num_experts_per_tok of its experts."""
+    cfg = twin_config(name)
+    per_expert = 3 * cfg["hidden_size"] * cfg.get("moe_intermediate_size", 0)
+    idle = sum(cfg["num_experts"] - cfg["num_experts_per_tok"]
+               for i in range(cfg["num_hidden_layers"]) if _is_moe_layer(cfg, i))
+    return count_params(name) - idle * per_expert
+
+
+def _count(params: list[tuple[str, tuple]]) -> int:
+    return sum(_numel(shape) for _, shape in params)
 
 
 # ---- tokenizer ----
@@ -299,13 +469,14 @@ def _corpus(seed: int = _TOKENIZER_SEED, lines: int = 30000) -> list[str]:
     return [line() for _ in range(lines)]
 
 
-def _train_tokenizer(d: SimpleNamespace, specials: list[str]):
-    tk = d.tokenizers
+@functools.lru_cache(maxsize=4)
+def _train_tokenizer(tk, specials: tuple[str, ...]):
+    """The same for every twin with these special tokens, so trained once per process."""
     tok = tk.Tokenizer(tk.models.BPE())
     tok.pre_tokenizer = tk.pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = tk.decoders.ByteLevel()
     trainer = tk.trainers.BpeTrainer(
-        vocab_size=TOKENIZER_VOCAB, special_tokens=specials, show_progress=False,
+        vocab_size=TOKENIZER_VOCAB, special_tokens=list(specials), show_progress=False,
         initial_alphabet=tk.pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(_corpus(), trainer)
     if tok.get_vocab_size() != TOKENIZER_VOCAB:
@@ -330,7 +501,7 @@ def _tokenizer_config(twin: Twin, max_len: int, ids: dict) -> dict:
 
 
 def _write_tokenizer(d: SimpleNamespace, twin: Twin, out: Path, max_len: int) -> dict:
-    tok = _train_tokenizer(d, twin.tokens["special"])
+    tok = _train_tokenizer(d.tokenizers, tuple(twin.tokens["special"]))
     ids = {s: tok.token_to_id(s) for s in twin.tokens["special"]}
     (out / "tokenizer.json").write_text(tok.to_str(pretty=True) + "\n", encoding="utf-8")
     _write_json(out / "tokenizer_config.json", _tokenizer_config(twin, max_len, ids))
@@ -346,24 +517,33 @@ def _tensor_seed(seed: int, name: str) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
-def _fill(torch, name: str, shape: tuple, seed: int):
+def _fill(torch, name: str, shape: tuple, seed: int, bits: str = "splitmix64", device: str = "cpu"):
     """One bf16 tensor: norm weights 1, other vectors 0, matrices ~N(0, 0.02) (Irwin-Hall of 4).
 
     Built from integer random bits with exact integer ops and one float32 multiply, so the bytes
     do not depend on the CPU: torch's normal_() takes a vectorised path with approximate log/cos
-    on x86 and a scalar one elsewhere."""
-    out = torch.empty(shape, dtype=torch.bfloat16)
+    on x86 and a scalar one elsewhere. splitmix64 bits are the same on a CUDA device (torch's own
+    generators are not: the CPU's is a Mersenne Twister, CUDA's Philox)."""
+    out = torch.empty(shape, dtype=torch.bfloat16, device=device)
     if len(shape) == 1:
         return out.fill_(1.0 if "norm" in name else 0.0)
-    gen = torch.Generator().manual_seed(_tensor_seed(seed, name))
+    key = _tensor_seed(seed, name)
     flat = out.view(-1)
-    size = min(_CHUNK, flat.numel())
-    bits = torch.empty(size, dtype=torch.int64)     # buffers reused across chunks
-    isum = torch.empty(size, dtype=torch.int32)
-    fsum = torch.empty(size, dtype=torch.float32)
+    size = min(_CHUNK if device == "cpu" else _CHUNK_GPU, flat.numel())
+    ints = torch.empty(size, dtype=torch.int64, device=device)     # buffers reused across chunks
+    tmp = torch.empty_like(ints)
+    isum = torch.empty(size, dtype=torch.int32, device=device)
+    fsum = torch.empty(size, dtype=torch.float32, device=device)
+    if bits == "mt19937":
+        gen = torch.Generator().manual_seed(key)
+    else:
+        index = torch.arange(size, dtype=torch.int64, device=device)
     for start in range(0, flat.numel(), size):
         n = min(size, flat.numel() - start)
-        b = bits[:n].random_(-(1 << 63), (1 << 63) - 1, generator=gen)
+        if bits == "mt19937":
+            b = ints[:n].random_(-(1 << 63), (1 << 63) - 1, generator=gen)
+        else:
+            b = _splitmix64(torch, torch.add(index[:n], start, out=ints[:n]), key, tmp[:n])
         # four int16 uniforms per draw (their sum does not depend on byte order): mean -2
         parts = b.view(torch.int16).view(n, 4)
         s = isum[:n].copy_(parts[:, 0])
@@ -372,6 +552,25 @@ def _fill(torch, name: str, shape: tuple, seed: int):
         f = fsum[:n].copy_(s.mul_(2).add_(4))
         flat[start:start + n].copy_(f.mul_(_SCALE))
     return out
+
+
+def _i64(u: int) -> int:
+    return u - (1 << 64) if u >= 1 << 63 else u
+
+
+_GOLDEN, _MIX1, _MIX2 = _i64(0x9E3779B97F4A7C15), _i64(0xBF58476D1CE4E5B9), _i64(0x94D049BB133111EB)
+
+
+def _splitmix64(torch, x, key: int, tmp):
+    """splitmix64 of the element indices x (in place): int64 products wrap mod 2**64 on CPU and CUDA
+    alike, and >> is arithmetic, so the logical shift masks off the copied sign bits."""
+    x.mul_(_GOLDEN).add_(key)
+    for shift, mult in ((30, _MIX1), (27, _MIX2), (31, None)):
+        torch.bitwise_right_shift(x, shift, out=tmp).bitwise_and_((1 << (64 - shift)) - 1)
+        x.bitwise_xor_(tmp)
+        if mult is not None:
+            x.mul_(mult)
+    return x
 
 
 def _shards(params: list[tuple[str, tuple]]) -> list[list[tuple[str, tuple]]]:
@@ -393,37 +592,59 @@ def _numel(shape: tuple) -> int:
     return n
 
 
-def _write_weights(d, params, out: Path, seed: int, say: Callable[[str], None]) -> list[str]:
+def _write_weights(d, params, out: Path, seed: int, bits: str, device: str,
+                   say: Callable[[str], None]) -> list[str]:
     shards = _shards(params)
     names = (["model.safetensors"] if len(shards) == 1 else
              [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))])
-    total, done, next_pct, t0 = sum(_numel(s) for _, s in params), 0, 10, time.time()
-    # one tensor per core; torch's intra-op threads would only contend with those
+    progress = _Progress(_count(params), say)
+
+    def make(name: str, shape: tuple):
+        return _fill(d.torch, name, shape, seed, bits, device).cpu()
+
+    def save(fname: str, shard: list, jobs: list) -> None:
+        tensors = {}
+        for (name, shape), job in zip(shard, jobs):
+            tensors[name] = job.result()
+            progress.add(_numel(shape))
+        d.safetensors.save_file(tensors, str(out / fname), metadata={"format": "pt"})
+
+    # CPU: one tensor per core (torch's intra-op threads would only contend with those); GPU: one
+    # tensor at a time. The next shard is made while this one is written, so at most two are held.
     intra_op = d.torch.get_num_threads()
     d.torch.set_num_threads(1)
     try:
-        with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        with ThreadPoolExecutor((os.cpu_count() or 1) if device == "cpu" else 1) as pool:
+            pending = None
             for fname, shard in zip(names, shards):
-                tensors = {}
-                jobs = [pool.submit(_fill, d.torch, n, s, seed) for n, s in shard]
-                for (name, shape), job in zip(shard, jobs):
-                    tensors[name] = job.result()
-                    done += _numel(shape)
-                    if 100 * done >= next_pct * total:
-                        pct = 100 * done // total
-                        say(f"weights {pct}% ({done / 1e6:.0f}M of {total / 1e6:.0f}M params), "
-                            f"{time.time() - t0:.1f} s")
-                        next_pct = (pct // 10 + 1) * 10
-                d.safetensors.save_file(tensors, str(out / fname), metadata={"format": "pt"})
-                del tensors
+                jobs = [pool.submit(make, n, s) for n, s in shard]
+                if pending:
+                    save(*pending)
+                pending = (fname, shard, jobs)
+            save(*pending)
     finally:
         d.torch.set_num_threads(intra_op)
     if len(shards) > 1:
-        index = {"metadata": {"total_size": 2 * total},
+        index = {"metadata": {"total_size": 2 * progress.total},
                  "weight_map": {n: f for f, sh in zip(names, shards) for n, _ in sh}}
         _write_json(out / "model.safetensors.index.json", index)
         names.append("model.safetensors.index.json")
     return names
+
+
+class _Progress:
+    """Says every 10% of the parameters written."""
+
+    def __init__(self, total: int, say: Callable[[str], None]):
+        self.total, self.done, self.next_pct, self.t0, self.say = total, 0, 10, time.time(), say
+
+    def add(self, n: int) -> None:
+        self.done += n
+        if 100 * self.done >= self.next_pct * self.total:
+            pct = 100 * self.done // self.total
+            self.say(f"weights {pct}% ({self.done / 1e6:.0f}M of {self.total / 1e6:.0f}M params), "
+                     f"{time.time() - self.t0:.1f} s")
+            self.next_pct = (pct // 10 + 1) * 10
 
 
 # ---- files ----
@@ -439,6 +660,15 @@ def _sha256(path: Path) -> str:
         while block := f.read(1 << 23):
             h.update(block)
     return h.hexdigest()
+
+
+_BITS_README = {
+    "mt19937": "- weights: matrices ~ N(0, 0.02) (Irwin-Hall sum of four 16-bit uniforms from a CPU "
+               "torch.Generator seeded with sha256(f'{seed}:{name}')), norm weights 1.0, stored as bf16",
+    "splitmix64": "- weights: matrices ~ N(0, 0.02) (Irwin-Hall sum of the four 16-bit parts of "
+                  "splitmix64(element index, key = sha256(f'{seed}:{name}'))), norm weights 1.0, "
+                  "stored as bf16; the same bytes whether made on a CPU or a CUDA GPU",
+}
 
 
 def _readme(twin: Twin, seed: int, tiny: bool, nparams: int) -> str:
@@ -466,14 +696,14 @@ def _readme(twin: Twin, seed: int, tiny: bool, nparams: int) -> str:
         f"{TOKENIZER_VOCAB} decode to empty text, so count output tokens from `usage`, not from text",
         f"- chat template: {'ChatML' if twin.chat == 'chatml' else 'Phi-3 (<|user|> ... <|end|>)'}; "
         f"end of turn: {twin.tokens['eos']}",
-        "- weights: matrices ~ N(0, 0.02) (Irwin-Hall sum of four 16-bit uniforms from a CPU "
-        "torch.Generator seeded with sha256(f'{seed}:{name}')), norm weights 1.0, stored as bf16",
+        _BITS_README[twin.bits],
         "",
     ]
     return "\n".join(lines)
 
 
-def _write_twin(d, twin: Twin, part: Path, seed: int, tiny: bool, say) -> tuple[dict, int, list]:
+def _write_twin(d, twin: Twin, part: Path, seed: int, tiny: bool, device: str,
+                say) -> tuple[dict, int, list]:
     t0 = time.time()
     ids = _write_tokenizer(d, twin, part, twin.config["max_position_embeddings"])
     stop_ids = ids.pop("stop_ids")
@@ -483,21 +713,36 @@ def _write_twin(d, twin: Twin, part: Path, seed: int, tiny: bool, say) -> tuple[
                 {"bos_token_id": ids["bos_token_id"], "eos_token_id": stop_ids,
                  "pad_token_id": ids["pad_token_id"]})
     say(f"tokenizer and config written ({time.time() - t0:.1f} s)")
-    params = _meta_params(d, cfg)
-    nparams = sum(_numel(s) for _, s in params)
+    params = stored_params(cfg)
+    nparams = _count(params)
     if not tiny and nparams != twin.params:
         raise RuntimeError(f"{twin.name}: {nparams} parameters, expected {twin.params}")
-    say(f"{nparams:,} parameters in {len(params)} tensors")
-    weight_files = _write_weights(d, params, part, seed, say)
+    say(f"{nparams:,} parameters in {len(params)} tensors, made on {device}")
+    weight_files = _write_weights(d, params, part, seed, twin.bits, device, say)
     (part / "README.md").write_text(_readme(twin, seed, tiny, nparams), encoding="utf-8")
     return cfg, nparams, weight_files
 
 
+def _device(d: SimpleNamespace, twin: Twin, device: str | None) -> str:
+    """Where the weights are made: a CUDA GPU if there is one, unless the twin's bits are CPU-only."""
+    cuda = d.torch.cuda.is_available()
+    if device not in (None, "cpu", "cuda"):
+        raise TwinDeviceError(f"device {device!r}: choose cpu or cuda")
+    if device == "cuda" and not cuda:
+        raise TwinDeviceError("device cuda: this torch sees no CUDA GPU")
+    if twin.bits == "mt19937":
+        return "cpu"
+    return device or ("cuda" if cuda else "cpu")
+
+
 def make_twin(name: str, out_dir, seed: int = 0, tiny: bool = False,
-              progress: Callable[[str], None] | None = print) -> dict:
-    """Write a twin into out_dir (which must not exist or be empty); return what was written."""
+              progress: Callable[[str], None] | None = print, device: str | None = None) -> dict:
+    """Write a twin into out_dir (which must not exist or be empty); return what was written.
+
+    device: "cpu" or "cuda" (default: cuda if torch sees a GPU). The bytes are the same either way."""
     twin = get_twin(name)
     d = _deps()
+    device = _device(d, twin, device)
     out = Path(out_dir).resolve()
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} is not empty; remove it or choose another directory")
@@ -507,14 +752,17 @@ def make_twin(name: str, out_dir, seed: int = 0, tiny: bool = False,
     shutil.rmtree(part, ignore_errors=True)
     part.mkdir(parents=True)
     try:
-        cfg, nparams, weight_files = _write_twin(d, twin, part, seed, tiny, say)
+        cfg, nparams, weight_files = _write_twin(d, twin, part, seed, tiny, device, say)
     except BaseException:
         shutil.rmtree(part, ignore_errors=True)
         raise
     if out.exists():
         out.rmdir()
     part.rename(out)
-    files = {f.name: {"bytes": f.stat().st_size, "sha256": _sha256(f)} for f in sorted(out.iterdir())}
+    paths = sorted(out.iterdir())
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:   # hashlib lets go of the GIL
+        sums = list(pool.map(_sha256, paths))
+    files = {f.name: {"bytes": f.stat().st_size, "sha256": h} for f, h in zip(paths, sums)}
     digest = hashlib.sha256("".join(f"{v['sha256']}  {k}\n" for k, v in files.items()).encode())
     info = {
         "name": name, "out_dir": str(out), "architecture": cfg["architectures"][0],
@@ -522,6 +770,7 @@ def make_twin(name: str, out_dir, seed: int = 0, tiny: bool = False,
         "bytes": sum(v["bytes"] for v in files.values()),
         "weights_bytes": sum(files[f]["bytes"] for f in weight_files if f.endswith(".safetensors")),
         "files": files, "digest": digest.hexdigest(), "seed": seed, "tiny": tiny,
+        "bits": twin.bits, "device": device,
         "source": {"repo": twin.source_repo, "verified_from": twin.verified_from,
                    "fields": list(twin.from_source), "changes": twin.changes,
                    "tiny_overrides": twin.tiny if tiny else {}},

@@ -3,6 +3,8 @@
 # Target: a GPU host with Python 3.12 that already has torch 2.11.0+cu130, transformers,
 # tokenizers, safetensors, numpy, psutil, requests (those are not carried).
 # usage: build_payload.sh OUT_DIR   -> OUT_DIR/part.NN (each < 56 MiB) and OUT_DIR/SHA256SUMS
+#        MOE=1 build_payload.sh OUT_DIR   keeps vLLM's MoE ops library (_moe_C_stable_libtorch: top-k
+#        routing, expert alignment), which Qwen3-MoE models such as Qwen3-Coder-30B-A3B need.
 # Downloaded wheels are cached in $SLEEPKIT_WHEELS (default ~/.cache/sleepkit-wheels), not in OUT_DIR,
 # so OUT_DIR holds only what has to travel.
 set -euo pipefail
@@ -45,12 +47,18 @@ for spec in "${PKGS[@]}"; do
 done
 python3 -m pip install -q --no-index --no-compile "${TARGET[@]}" --target "$WORK/site" "${FILES[@]}"
 
-# Drop what Hopper (sm_90) with dense models does not use: FA2, MoE, FlashMLA, QuTLASS, DeepGEMM,
-# sm100 kernels, Rust helpers (about 330 MB).
+# Drop what Hopper (sm_90) with dense models does not use: FA2, MoE (unless MOE=1), FlashMLA,
+# QuTLASS, DeepGEMM, sm100 kernels, Rust helpers (about 330 MB).
 cd "$WORK/site"
-rm -f vllm/vllm_flash_attn/_vllm_fa2_C.abi3.so vllm/_moe_C_stable_libtorch.abi3.so vllm/vllm-rs \
-      vllm/_flashmla_C.abi3.so vllm/_flashmla_extension_C.abi3.so vllm/_qutlass_C.abi3.so \
-      vllm/_rust_tool_parser.abi3.so vllm/spinloop.abi3.so xgrammar/lib/libxgrammar.a
+DROP=(vllm/vllm_flash_attn/_vllm_fa2_C.abi3.so vllm/vllm-rs
+      vllm/_flashmla_C.abi3.so vllm/_flashmla_extension_C.abi3.so vllm/_qutlass_C.abi3.so
+      vllm/_rust_tool_parser.abi3.so vllm/spinloop.abi3.so xgrammar/lib/libxgrammar.a)
+if [ "${MOE:-0}" = 1 ]; then
+  test -f vllm/_moe_C_stable_libtorch.abi3.so
+else
+  DROP+=(vllm/_moe_C_stable_libtorch.abi3.so)
+fi
+rm -f "${DROP[@]}"
 rm -rf vllm/third_party/deep_gemm vllm/third_party/fmha_sm100
 strip --strip-debug xgrammar/libxgrammar_bindings.so   # ~53 MB of debug info
 test -f vllm/__init__.py
