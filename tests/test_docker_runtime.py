@@ -122,7 +122,7 @@ def test_run_arm_collects_results_and_removes_the_container(docker_client, doubl
     models.mkdir()
     job = job_for(docker_run_id, "l1", double_cmd(double_config(marker=docker_run_id)))
     job.model_paths = [str(models)]
-    rt = DockerRuntime(double_image, hf_cache=tmp_path / "hf", client=docker_client)
+    rt = DockerRuntime(double_image, hf_cache=tmp_path / "hf", client=docker_client, cache="cold")
     seen, lines = [], []
 
     def on_line(line):
@@ -304,8 +304,9 @@ def test_compose_matches_the_sdk_containers():
         argv = [resolve_defaults(a) for a in svc["entrypoint"]]
         assert argv[:3] == entrypoint
         spec = container_spec(ArmJob("compose", arm, 1, ["--arm", arm, "--run-id", "compose", "--model-a",
-                                                          scenarios.MODEL_A, "--model-b", scenarios.MODEL_B]),
-                              resolve_defaults(svc["image"]), gpu_access.settings("toolkit", [Gpu("all")]))
+                                                          scenarios.MODEL_A, "--model-b", scenarios.MODEL_B,
+                                                          "--cold-cache"]),
+                              resolve_defaults(svc["image"]), gpu_access.settings("toolkit", [Gpu("all")]), cache="cold")
         assert as_options(argv[3:] + svc["command"]) == as_options(spec["command"])
         env = dict(e.split("=", 1) if "=" in e else (e, None) for e in svc["environment"])
         assert env == {**spec["environment"], **{k: None for k in spec["pass_env"]}}
@@ -328,8 +329,8 @@ def test_doctor_checks_say_what_to_do(docker_client, tmp_path):
     from kit.options import RunOptions
     options = RunOptions(tables=(1,), hf_cache=str(tmp_path / "hf"))
     checks = doctor.run_checks(options, tmp_path / "results", DockerRuntime(client=docker_client), env={})
-    assert [c.name for c in checks] == ["docker engine", "gpu access", "image", "disk for the image", "gpus",
-                                        "models", "results dir"]
+    assert [c.name for c in checks] == ["gpus", "docker engine", "gpu access", "image", "disk for the image",
+                                        "models", "results dir"]     # no GPU first: it causes what follows
     by_name = {c.name: c for c in checks}
     assert by_name["docker engine"].ok and by_name["results dir"].ok and by_name["models"].ok
     assert by_name["gpu access"].ok is False and "toolkit: no NVIDIA Container Toolkit" in by_name["gpu access"].detail
