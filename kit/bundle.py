@@ -148,8 +148,8 @@ def check_manifest(unpacked):
         RunOptions.from_manifest(manifest).check(here=False)
     except (TypeError, ValueError, KitError) as e:
         problems.append(f"manifest.json: options do not read back ({getattr(e, 'message', e)})")
-    problems += [f"manifest.json: models lacks {m!r}" for m in ("A", "B")
-                 if not isinstance(manifest["models"].get(m), dict) or "name" not in manifest["models"][m]]
+    problems += [f"manifest.json: models lacks {m!r}" for m in ("A", "B") if "sweep" not in manifest   # a sweep's: per unit
+                 and (not isinstance(manifest["models"].get(m), dict) or "name" not in manifest["models"][m])]
     if "name" not in manifest["runtime"]:
         problems.append("manifest.json: runtime lacks 'name'")
     if manifest["run_id"] != unpacked.top:
@@ -204,6 +204,24 @@ def check_tables(unpacked, manifest):
     return problems
 
 
+def check_guide(unpacked, manifest):
+    """A sweep run's guide, re-rendered from the bundled events, must equal the bundled one byte for byte."""
+    if "sweep" not in manifest:
+        return []
+    try:
+        fresh = results.guide.texts(results.load_run(unpacked.root))
+    except KitError as e:
+        return [f"guide could not be re-rendered from the events: {e.line()}"]
+    problems = []
+    for name, text in fresh.items():
+        rel = f"{layout.TABLES}/{name}"
+        if rel not in unpacked.sha256:
+            problems.append(f"guide missing: {rel}")
+        elif unpacked.read(rel) != text.encode("utf-8"):
+            problems.append(f"guide differs from one re-rendered from the events: {rel}")
+    return problems
+
+
 def verify_bundle(path):
     """Problems found in a bundle, one line each; an empty list means it is good."""
     try:
@@ -220,4 +238,5 @@ def verify_bundle(path):
         problems += check_events(unpacked, manifest["run_id"] if manifest else None)
         if manifest is not None:
             problems += check_tables(unpacked, manifest)
+            problems += check_guide(unpacked, manifest)
     return problems

@@ -42,7 +42,8 @@ def run_checks(options, results_dir, runtime=None, env=os.environ):
                       Check("vllm", None, "skipped: --server-cmd is not vLLM's server"))
     if options.runtime != "slurm":
         checks.append(check_gpus(options))
-    checks += [check_models((options.model_a, options.model_b), hub_dir(options.runtime, options.hf_cache, env), env),
+    models = options.sweep_models or (options.model_a, options.model_b)     # a sweep's, or the study's A and B
+    checks += [check_models(models, hub_dir(options.runtime, options.hf_cache, env), env),
                check_results_dir(results_dir)]
     return checks
 
