@@ -534,7 +534,7 @@ def guide_figure(spec):
         sleep, wake = b["sleep"] or 0, b["wake"] or 0
         ax.bar(x, sleep, width * 0.9, color=_light(colour), edgecolor="black", linewidth=0.5)
         ax.bar(x, wake, width * 0.9, bottom=sleep, color=colour, edgecolor="black", linewidth=0.5,
-               yerr=[[sleep + wake - b["switch_min"]], [b["switch_max"] - sleep - wake]], capsize=2)
+               yerr=[[max(0, sleep + wake - b["switch_min"])], [max(0, b["switch_max"] - sleep - wake)]], capsize=2)
         if b["bound_s"]:
             ax.plot([x - width * 0.45, x + width * 0.45], [b["bound_s"]] * 2, color="black", linewidth=2)
         if b["ram_gib"] is not None:

@@ -109,10 +109,16 @@ def last_error(out):
 
 
 # -- standup -----------------------------------------------------------------------------------------
+def sweep_record(options, describe=model_info):
+    """The manifest's "sweep" part (kit/sweep.py): each model's fit to the run's GPUs, decided before any start."""
+    chosen = [] if options.runtime == "slurm" else gpus.resolve(parse_gpus(options.gpus))
+    return sweep.record(options, describe, chosen, doctor.hub_dir(options.runtime, options.hf_cache))
+
+
 def new_manifest(run_id, options, units, command):
     """A sweep's models are in its "sweep" part (kit/sweep.py), one per unit, and units that do not fit the
     GPU are left out of its units (the part says why); "models" holds a study run's models A and B."""
-    part = sweep.record(options, model_info) if options.sweep_models else None
+    part = sweep_record(options) if options.sweep_models else None
     units = [u for u in units if u.name not in sweep.skipped_units(part)]
     manifest = {"run_id": run_id, "kit_version": __version__, "git_commit": git_commit(), "command": command,
                 "created": layout.now(), "ended": None, "complete": False, "runtime": {"name": options.runtime},
@@ -468,7 +474,7 @@ def dry_run(options, results_dir, resume=None, given=None):
         todo = plan.jobs(opts)
         lines += ([f"partition {p}: a run of its own (<run-id>-{p})"] if len(parts) > 1 else [])
         if opts.sweep_models:       # the fit, as the run would decide it (without hashing the models)
-            part = sweep.record(opts, lambda name: {})
+            part = sweep_record(opts, lambda name: {})
             lines += sweep.plan_lines(part)
             todo = [j for j in todo if j.unit.name not in sweep.skipped_units(part)]
         lines += describe_plan(opts, todo, lanes_for(opts, len(todo)), runtime_for_dry_run(opts), results_dir)

@@ -175,15 +175,14 @@ def verdict(est, gpu_gib):
                    f"--gpu-memory-utilization {est['utilization']:g} x {gpu_gib:.1f} GiB = {budget:.1f} GiB")
 
 
-def gpu_memory(options):
+def gpu_memory(options, chosen):
     """(GiB, where the number comes from) of the GPU the sweep's servers get: --gpu-memory-gib, else the
-    smallest of the run's GPUs by NVML; (None, why not) without either."""
+    smallest of the run's GPUs (chosen: [kit.gpus.Gpu]) by NVML; (None, why not) without either."""
     if options.gpu_memory_gib:
         return float(options.gpu_memory_gib), "--gpu-memory-gib"
     if options.runtime == "slurm":
         return None, "not read: Slurm places the jobs (give --gpu-memory-gib to skip models that do not fit)"
-    from kit.options import parse_gpus
-    found = [(gpus.total_mib(g), g.id) for g in gpus.resolve(parse_gpus(options.gpus))]
+    found = [(gpus.total_mib(g), g.id) for g in chosen]
     found = [(mib, gid) for mib, gid in found if mib]
     if not found:
         return None, "not read: no GPU memory from NVML here (give --gpu-memory-gib to skip models that do not fit)"
@@ -191,12 +190,11 @@ def gpu_memory(options):
     return round(mib / 1024, 3), f"NVML, GPU {gid}" + (" (the smallest of the run's)" if len(found) > 1 else "")
 
 
-def record(options, model_info, hub=None):
-    """The manifest's "sweep" part: levels, the GPU memory used for the fit, and per model its identity
-    (model_info), estimate, verdict and units."""
-    from kit.doctor import hub_dir
-    hub = hub if hub is not None else hub_dir(options.runtime, options.hf_cache)
-    gpu_gib, source = gpu_memory(options)
+def record(options, model_info, chosen, hub):
+    """The manifest's "sweep" part: levels, the GPU memory used for the fit (of the chosen GPUs), and per
+    model its identity (model_info(name) -> dict), estimate from its config.json (a folder, or in the HF
+    cache `hub`), verdict and units."""
+    gpu_gib, source = gpu_memory(options, chosen)
     models = []
     for model in options.sweep_models:
         config = find_config(model, hub)
