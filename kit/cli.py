@@ -162,7 +162,8 @@ def sweep(ctx, models, levels, gpu_memory_gib, results_dir, run_id, resume_id, d
     cycles of sleep -> wake -> prompt), then the guide (tables/guide.md) and its crossover.
 
     A model whose estimated memory (config.json: parameters x dtype + KV cache) exceeds
-    --gpu-memory-utilization x the GPU's memory is skipped before anything starts, with the reason.
+    --gpu-memory-utilization x the GPU's memory is skipped before anything starts, with the reason. The
+    servers get the study's arguments but --gpu-memory-utilization 0.9 (one server at a time).
     """
     from kit import run as runner
     from kit import sweep as sweeping

@@ -256,3 +256,23 @@ def test_guide_sets_sleep_and_wake_against_the_bandwidth_bound(tmp_path):
     assert bars[1]["bound_s"] == pytest.approx(2 * bound, abs=1e-6) and bars[2]["bound_s"] == pytest.approx(bound, abs=1e-6)
     assert (bars[1]["sleep"], bars[1]["wake"], bars[1]["ram_gib"]) == (2.0, 1.5, 15.0)
     assert plot.figure_stems(run, []) == ["guide"]
+
+
+@pytest.mark.e2e
+def test_an_interrupted_sweep_resumes_with_its_own_models_and_fit(sweep_run, tmp_path):
+    import shutil
+    _, run = sweep_run
+    results = tmp_path / "results"
+    copy = shutil.copytree(run, results / run.name)
+    shutil.rmtree(copy / "guide-phi-3-mini-l2")                       # as if stopped before its last job
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest.update(complete=False, jobs=[j for j in manifest["jobs"] if j["unit"] != "guide-phi-3-mini-l2"])
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    refused = kit("sweep", "--resume", run.name, "--models", "x/y", "--results-dir", results)
+    assert refused.returncode == 2 and "give none of them" in refused.stderr
+    r = kit("sweep", "--resume", run.name, "--results-dir", results, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "1 of 6 jobs to run (guide-phi-3-mini-l2 r1)" in r.stdout and "crossover at 8.19 B" in r.stdout
+    after = json.loads((copy / "manifest.json").read_text())
+    assert after["complete"] is True and after["sweep"] == manifest["sweep"]       # the fit is not redone
+    assert (copy / "guide-phi-3-mini-l2" / "r1" / "events.jsonl").exists() and not list(copy.glob("guide-qwen3-32b-*"))
