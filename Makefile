@@ -7,12 +7,14 @@ PYTHON  ?= python3
 RUNTIME ?= docker
 RESULTS ?= results
 ARGS    ?=
+MODELS  ?= Qwen/Qwen3-0.6B,Qwen/Qwen3-1.7B,Qwen/Qwen3-4B,Qwen/Qwen3-8B,Qwen/Qwen3-14B,Qwen/Qwen3-32B
+LEVELS  ?= 1,2
 VENV    := .venv
 # KIT_VIA_MAKE=1: the kit prints its hints as make commands (`make resume RUN=ID`), which run as printed.
 KIT     := KIT_VIA_MAKE=1 $(VENV)/bin/kit
 DEMO    := build/demo
 
-.PHONY: help table1 table2 table3 table4 table5 all resume demo image doctor clean bench test test-fast site
+.PHONY: help table1 table2 table3 table4 table5 all guide resume demo image doctor clean bench test test-fast site
 
 help:            ## this list
 	@grep -E '^[a-z0-9 -]+:.*## ' $(MAKEFILE_LIST) | sed -e 's/:.*## /\t/' -e 's/^table1 table2 table3 table4 table5/table1..5/' | expand -t 12
@@ -34,6 +36,11 @@ table1 table2 table3 table4 table5: $(VENV)/.installed  ## run one table (RUNTIM
 
 all: $(VENV)/.installed  ## every arm once, all five tables, figures, then a verified bundle
 	$(KIT) run --all --runtime $(RUNTIME) --results-dir $(RESULTS) $(ARGS)
+	$(KIT) plot --results-dir $(RESULTS)
+	$(KIT) bundle verify "$$($(KIT) bundle --results-dir $(RESULTS))"
+
+guide: $(VENV)/.installed  ## which sleep level for which model size (MODELS=a,b LEVELS=1,2), figure, verified bundle
+	$(KIT) sweep --models $(MODELS) --levels $(LEVELS) --runtime $(RUNTIME) --results-dir $(RESULTS) $(ARGS)
 	$(KIT) plot --results-dir $(RESULTS)
 	$(KIT) bundle verify "$$($(KIT) bundle --results-dir $(RESULTS))"
 

@@ -152,8 +152,8 @@ def check_manifest(unpacked):
         RunOptions.from_manifest(manifest).check(here=False)
     except (TypeError, ValueError, KitError) as e:
         problems.append(f"manifest.json: options do not read back ({getattr(e, 'message', e)})")
-    problems += [f"manifest.json: models lacks {m!r}" for m in ("A", "B")
-                 if not isinstance(manifest["models"].get(m), dict) or "name" not in manifest["models"][m]]
+    problems += [f"manifest.json: models lacks {m!r}" for m in ("A", "B") if "sweep" not in manifest   # a sweep's: per unit
+                 and (not isinstance(manifest["models"].get(m), dict) or "name" not in manifest["models"][m])]
     if "name" not in manifest["runtime"]:
         problems.append("manifest.json: runtime lacks 'name'")
     if manifest["run_id"] != unpacked.top:
@@ -211,6 +211,24 @@ def check_tables(unpacked, manifest):
     return problems
 
 
+def check_guide(unpacked, manifest):
+    """A sweep run's guide, re-rendered from the bundled events, must equal the bundled one byte for byte."""
+    if "sweep" not in manifest:
+        return []
+    try:
+        fresh = results.guide.texts(results.load_run(unpacked.root))
+    except KitError as e:
+        return [f"guide could not be re-rendered from the events: {e.line()}"]
+    problems = []
+    for name, text in fresh.items():
+        rel = f"{layout.TABLES}/{name}"
+        if rel not in unpacked.sha256:
+            problems.append(f"guide missing: {rel}")
+        elif unpacked.read(rel) != text.encode("utf-8"):
+            problems.append(f"guide differs from one re-rendered from the events: {rel}")
+    return problems
+
+
 def check(unpacked):
     """Every problem of an unpacked bundle, one line each."""
     if unpacked.problems:      # members refused: the checks below would only find them missing
@@ -222,7 +240,7 @@ def check(unpacked):
     event_problems = check_events(unpacked, manifest["run_id"] if manifest else None)
     problems += event_problems
     if manifest is not None and not event_problems:     # else re-rendering fails on the same file
-        problems += check_tables(unpacked, manifest)
+        problems += check_tables(unpacked, manifest) + check_guide(unpacked, manifest)
     return problems
 
 

@@ -62,6 +62,7 @@ def option_fields(*names):
 RUN_FIELDS = ("runtime", "model_a", "model_b", "repeat", "protocol", "fixed_output", "server_cmd", "ready_timeout",
               "call_timeout", "cache", "gpus", "gpu_access", "image", "vllm_image", "hf_cache", "slurm_partition",
               "slurm_account", "slurm_time", "slurm_args", "slurm_python", "slurm_container")
+SWEEP_FIELDS = tuple(f for f in RUN_FIELDS if f not in ("model_a", "model_b", "protocol"))
 DOCTOR_FIELDS = ("runtime", "model_a", "model_b", "server_cmd", "gpus", "gpu_access", "image", "vllm_image",
                  "hf_cache", "slurm_partition", "slurm_account", "slurm_time", "slurm_args", "slurm_python",
                  "slurm_container")
@@ -104,6 +105,7 @@ def cli():
       kit table                  the latest run's tables, next to the published numbers
       kit ls / kit show RUN      the runs, one of them
       kit plot / kit bundle      figures / a verified archive of the latest run
+      kit sweep --models A,B     which sleep level for which model size, on this GPU (the guide)
     """
 
 
@@ -149,14 +151,62 @@ def run(ctx, tables, all_tables, arms, results_dir, run_id, resume_id, dry_run, 
         show_outcomes(outcomes)
 
 
+@cli.command()
+@click.option("--models", "models", metavar="M1,M2,...", help="Models (hub names or local folders), comma-separated.")
+@click.option("--levels", default="1,2", show_default=True, metavar="1,2", help="Sleep levels to measure each model at.")
+@click.option("--gpu-memory-gib", type=float, default=0.0, help="Skip the models that do not fit this many GiB "
+              "(default: the GPU's memory by NVML; without NVML nothing is skipped).")
+@option_fields(*SWEEP_FIELDS)
+@results_option
+@click.option("--run-id", help="Name the run (default: the UTC time, e.g. 20261128-031024-guide).")
+@click.option("--resume", "resume_id", metavar="RUN_ID", help="Finish an interrupted sweep with its own options.")
+@click.option("--dry-run", is_flag=True, help="Print the fit of each model, the plan and the server commands; start nothing.")
+@click.pass_context
+def sweep(ctx, models, levels, gpu_memory_gib, results_dir, run_id, resume_id, dry_run, **values):
+    """Which sleep level for which model size: per model and level one server (load, warm-up, then three
+    cycles of sleep -> wake -> prompt), then the guide (tables/guide.md) and its crossover.
+
+    A model whose estimated memory (config.json: parameters x dtype + KV cache) exceeds
+    --gpu-memory-utilization x the GPU's memory is skipped before anything starts, with the reason. The
+    servers get the study's arguments but --gpu-memory-utilization 0.9 (one server at a time).
+    """
+    from kit import run as runner
+    from kit import sweep as sweeping
+    given = explicit(ctx, SWEEP_FIELDS)
+    if resume_id:
+        if models or run_id:
+            raise BadInput("--resume finishes a sweep with its own models, levels and id; give none of them")
+        options = None
+    else:
+        if not models:
+            raise BadInput("which models? give --models M1,M2 (hub names or local folders)")
+        options = RunOptions(sweep_models=sweeping.parse_models(models), sweep_levels=sweeping.parse_levels(levels),
+                             gpu_memory_gib=gpu_memory_gib, **values)
+    if dry_run:
+        for line in runner.dry_run(options, results_dir, resume_id, given):
+            click.echo(line)
+        return
+    show_outcomes(runner.run(options, results_dir, run_id=run_id, resume=resume_id, given=given, say=click.echo))
+
+
+def show_guide(run):
+    from kit.results import guide, render
+    click.echo(guide.text(guide.build_guide(run), width=render.terminal_width()))
+    kit, flag = hints.kit_command(), hints.results_flag(Path(run.source).parent)
+    click.echo(f"guide: {layout.RunDir(run.source).tables_dir}/guide.md and .json\n"
+               f"figure: `{kit} plot {run.run_id}{flag}`\narchive: `{kit} bundle {run.run_id}{flag}`")
+
+
 def show_outcomes(outcomes):
     """The tables of each run (a group of runs: side by side), where they are, what next; and how it ended."""
     from kit import results
     from kit.results import compare as comparing
-    from kit.results import render, summary
+    from kit.results import guide, render, summary
     runs = [o.run for o in outcomes]
     numbers = runs[0].options.table_numbers()
-    if len(runs) == 1:
+    for run in runs if guide.is_sweep(runs[0]) else ():
+        show_guide(run)
+    if len(runs) == 1 and numbers:
         built = [results.build_table(runs[0], n) for n in numbers]
         click.echo(render.text(built, width=render.terminal_width()))
         click.echo(summary.text(built, render.terminal_width()))
@@ -165,7 +215,7 @@ def show_outcomes(outcomes):
             cmp = comparing.compare(results.build_table(runs[0], n), results.build_table(other, n), n)
             click.echo(comparing.compare_text(cmp))
     kit = hints.kit_command()
-    for run in runs:
+    for run in runs if numbers else ():
         flag = hints.results_flag(Path(run.source).parent)
         click.echo(f"tables: {layout.RunDir(run.source).tables_dir}/table<N>.md and .json\n"
                    f"figures: `{kit} plot {run.run_id}{flag}`\narchive: `{kit} bundle {run.run_id}{flag}`")
@@ -211,12 +261,15 @@ def table(run_id, results_dir, tables, fmt, wide, loads_only):
     RUN_ID may be a bundle (.tar.gz): it is read only if it passes `kit bundle verify`."""
     from kit import bundle as bundles
     from kit import results
-    from kit.results import loads, render, summary
+    from kit.results import guide, loads, render, summary
     bundled = run_id and run_id.endswith((".tar.gz", ".tgz"))
     run = bundles.load_any(run_id) if bundled else load(results_dir, run_id)
     breakdown = loads.loads_text(loads.build_loads(run), fmt, wide)
     if loads_only:
         click.echo(breakdown, nl=False)
+        return
+    if guide.is_sweep(run) and not tables:
+        click.echo(guide.text(guide.build_guide(run), fmt, None if wide else render.terminal_width()), nl=False)
         return
     numbers = sorted(parse_tables(tables)) or run.tables
     built = [results.build_table(run, n) for n in numbers]

@@ -68,7 +68,8 @@ def vllm_checks(options, results_dir, runtime, env):
 
 
 def model_checks(options, results_dir, runtime, env):
-    return [check_models((options.model_a, options.model_b), hub_dir(options.runtime, options.hf_cache, env), env)]
+    models = options.sweep_models or (options.model_a, options.model_b)     # a sweep's, or the study's A and B
+    return [check_models(models, hub_dir(options.runtime, options.hf_cache, env), env)]
 
 
 def results_checks(options, results_dir, runtime, env):

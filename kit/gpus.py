@@ -93,3 +93,18 @@ def busy_reason(gpu, fraction=FREE_FRACTION):
         return (f"GPU {gpu.id} has {mem.free / 2**30:.1f} of {mem.total / 2**30:.1f} GiB free; an arm needs "
                 f"{fraction:.0%} (two servers at --gpu-memory-utilization 0.3)")
     return None
+
+
+def total_mib(gpu):
+    """A GPU's memory in MiB by NVML, or None (no NVML, or a GPU named without an NVML index)."""
+    if gpu.index is None:
+        return None
+    nvml = _nvml()
+    if nvml is None:
+        return None
+    try:
+        return nvml.nvmlDeviceGetMemoryInfo(nvml.nvmlDeviceGetHandleByIndex(gpu.index)).total // 2**20
+    except Exception:  # noqa: BLE001 - a GPU NVML cannot read has no known size
+        return None
+    finally:
+        nvml.nvmlShutdown()

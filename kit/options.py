@@ -63,6 +63,9 @@ class RunOptions:
     slurm_args: str = _o("", "slurm: more sbatch options, e.g. '--constraint=h100' (default: KIT_SLURM_ARGS)")
     slurm_python: str = _o("python3", "slurm: the Python on the nodes that runs the workload (direct mode; it needs "
                                       "psutil and vLLM)")
+    sweep_models: tuple = _o((), "kit sweep: the models, one unit (a server of its own) per model and level")
+    sweep_levels: tuple = _o((), "kit sweep: the sleep levels (1, 2) each model is measured at")
+    gpu_memory_gib: float = _o(0.0, "kit sweep: the GPU memory (GiB) a model must fit; 0 = the GPU's own (NVML)")
     slurm_container: str = _o("none", "slurm: run the workload directly on the node (none), or in the kit's "
                                       "image (--image) with podman or docker", choices=SLURM_CONTAINERS)
 
@@ -99,7 +102,23 @@ class RunOptions:
         unknown = [a for a in self.arms if a not in scenarios.ARMS]
         if unknown:
             raise BadInput(f"unknown arm {unknown[0]!r}", f"one of {', '.join(scenarios.ARMS)}")
+        if self.sweep_models or self.sweep_levels:
+            self._check_sweep(here)
         return self
+
+    def _check_sweep(self, here):
+        from kit import sweep
+        if self.tables or self.arms:
+            raise BadInput("a sweep has no tables or arms: its units are its models x levels")
+        if not self.sweep_models:
+            raise BadInput("--models: give at least one model (hub names or folders, comma-separated)")
+        if self.protocol != "corrected":
+            raise BadInput("kit sweep measures with the corrected protocol only (the seed replay is for the tables)")
+        if not (math.isfinite(self.gpu_memory_gib) and self.gpu_memory_gib >= 0):
+            raise BadInput(f"--gpu-memory-gib must be a positive number of GiB (got {self.gpu_memory_gib})")
+        sweep.check(self.sweep_models, self.sweep_levels)
+        for model in self.sweep_models if here else ():
+            check_model(model, "models")
 
     def table_numbers(self):
         """The tables a run shows: those asked for, or with --arm, every table using one of those arms."""
@@ -107,9 +126,10 @@ class RunOptions:
             return [n for n, t in scenarios.TABLES.items() if set(t.arms) & set(self.arms)]
         return sorted(int(n) for n in self.tables)
 
-    def arm_options(self, arm, script, repeat, run_id, measure_h2d=False, prime=False):
-        """What the workload of one arm repeat is given (its argv: .to_argv())."""
-        return ArmOptions(arm=arm, script=script, run_id=run_id, repeat=repeat, model_a=self.model_a,
+    def arm_options(self, arm, script, repeat, run_id, measure_h2d=False, prime=False, model="", unit=""):
+        """What the workload of one arm repeat is given (its argv: .to_argv()); a sweep unit gives its model
+        (run as model A) and its name."""
+        return ArmOptions(arm=arm, script=script, run_id=run_id, repeat=repeat, unit=unit, model_a=model or self.model_a,
                           model_b=self.model_b, server_cmd=self.server_cmd, protocol=self.protocol,
                           fixed_output=self.fixed_output, ready_timeout=self.ready_timeout,
                           call_timeout=self.call_timeout, measure_h2d=measure_h2d,

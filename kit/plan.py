@@ -3,6 +3,7 @@ longest first so a run on several GPUs ends soonest.
 """
 from dataclasses import dataclass
 
+from kit import sweep
 from kit.results import published
 from kit.workload import scenarios
 from kit.workload.steps import quirk, unit_name
@@ -14,6 +15,7 @@ class Unit:
     arm: str
     script: str        # "" unless a seed-protocol sequence quirk of this script applies
     tables: tuple      # the tables this unit serves
+    model: str = ""    # kit sweep: the one model its server runs (as model A); "" = the run's models A and B
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,9 @@ class Job:
 def units(options):
     """The units of a run, in the order the tables (or --arm) name them."""
     found = {}
+    if options.sweep_models:
+        return [Unit(sweep.unit_name(m, level), sweep.arm_for(level), "", (), m)
+                for m in options.sweep_models for level in options.sweep_levels]
     if options.arms:
         for arm in dict.fromkeys(options.arms):
             found[arm] = Unit(arm, arm, "", tuple(n for n in options.table_numbers() if arm in scenarios.TABLES[n].arms))

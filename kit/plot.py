@@ -1,5 +1,6 @@
 """Figures of a run, one set per table: bars (switch, prompt, total), a timeline, and a memory trace per unit;
-and one for the whole run: the load breakdown (stacked bars, kit.results.loads).
+and one for the whole run: the load breakdown (stacked bars, kit.results.loads); and for
+a sweep run (kit sweep): its guide (switch by model size and level against the bandwidth bound, host RAM held).
 
 Each figure is built in two steps: a *spec* function turns a run (kit.results) into plain data
 (dicts and lists, testable without pixels) and a *draw* function turns the spec into
@@ -24,6 +25,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from kit import layout, results  # noqa: E402
+from kit.results import guide as guides  # noqa: E402
 from kit.results import loads as load_table  # noqa: E402
 from kit.results import published, render, tables  # noqa: E402
 from kit.workload import scenarios  # noqa: E402
@@ -546,6 +548,78 @@ def draw_loads(spec, stem):
     return _save(loads_figure(spec), stem)
 
 
+# ---------------------------------------------------------------- guide (kit sweep)
+
+LEVEL_COLOURS = {1: ARM_COLOURS["l1"], 2: ARM_COLOURS["l2"]}
+
+
+def guide_spec(run, guide=None):
+    """{"title", "provenance", "levels", "models": [{slug, size, state}], "bars": [{model, level, sleep, wake,
+    switch_min, switch_max, bound_s, ram_gib, note}], "summary": [lines]}: every number is a cell of the guide."""
+    guide = guide or guides.build_guide(run)
+    models = list(dict.fromkeys((r["slug"], r["size"]) for r in guide["rows"]))
+    bars = []
+    for r in guide["rows"]:
+        med = lambda key, r=r: r[key]["median"] if r.get(key) else None
+        bound = r["bound_s"] * (2 if r["level"] == 1 else 1) if r["bound_s"] else None   # L1 moves out and back
+        bars.append({"model": r["slug"], "level": r["level"], "sleep": med("sleep"), "wake": med("wake"),
+                     "switch_min": r["switch"]["min"] if r["switch"] else None,
+                     "switch_max": r["switch"]["max"] if r["switch"] else None,
+                     "bound_s": bound, "ram_gib": med("ram_held_gib"),
+                     "note": None if r["switch"] else (r["state"] if r["state"] != "skipped" else "skipped")})
+    return {"title": guides.header(guide)[0], "provenance": guides.header(guide)[1:], "levels": guide["run"]["levels"],
+            "models": [{"slug": m, "size": size} for m, size in models], "bars": bars,
+            "summary": guides.summary_lines(guide)}
+
+
+def draw_guide(spec, stem):
+    return _save(guide_figure(spec), stem)
+
+
+def guide_figure(spec):
+    """Left: each model's switch per level, sleep (light) under wake (dark), whiskers min..max of the switch,
+    a black tick at the bandwidth bound. Right: host RAM held while asleep."""
+    fig = plt.figure(figsize=(14, 6.5))
+    grid = GridSpec(1, 2, figure=fig, width_ratios=[2.2, 1], left=0.06, right=0.99, top=0.84, bottom=0.26, wspace=0.18)
+    ax, ram = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
+    index = {m["slug"]: i for i, m in enumerate(spec["models"])}
+    width = 0.8 / max(len(spec["levels"]), 1)
+    for b in spec["bars"]:
+        k = spec["levels"].index(b["level"]) if b["level"] in spec["levels"] else 0
+        x = index[b["model"]] + (k - (len(spec["levels"]) - 1) / 2) * width
+        colour = LEVEL_COLOURS.get(b["level"], "grey")
+        if b["note"]:
+            for a in (ax, ram):
+                a.text(x, 0.02, b["note"], transform=a.get_xaxis_transform(), rotation=90, ha="center", va="bottom",
+                       fontsize=7, color="red" if b["note"] != "skipped" else "grey")
+            continue
+        sleep, wake = b["sleep"] or 0, b["wake"] or 0
+        ax.bar(x, sleep, width * 0.9, color=_light(colour), edgecolor="black", linewidth=0.5)
+        ax.bar(x, wake, width * 0.9, bottom=sleep, color=colour, edgecolor="black", linewidth=0.5,
+               yerr=[[max(0, sleep + wake - b["switch_min"])], [max(0, b["switch_max"] - sleep - wake)]], capsize=2)
+        if b["bound_s"]:
+            ax.plot([x - width * 0.45, x + width * 0.45], [b["bound_s"]] * 2, color="black", linewidth=2)
+        if b["ram_gib"] is not None:
+            ram.bar(x, b["ram_gib"], width * 0.9, color=colour, edgecolor="black", linewidth=0.5)
+    labels = [f"{m['slug']}\n{m['size']}" for m in spec["models"]]
+    for a, title, unit in ((ax, "Switch = sleep (light) + wake (dark), rounds 1-3", "seconds (linear, from 0)"),
+                           (ram, "Host RAM held while asleep (first sleep's RSS growth)", "GiB")):
+        a.set_xticks(range(len(labels)))
+        a.set_xticklabels(labels, fontsize=8)
+        a.set_xlim(-0.5, len(labels) - 0.5)
+        a.set_ylim(bottom=0)
+        a.set_ylabel(unit)
+        a.set_title(title, fontsize=10)
+        a.grid(axis="y", alpha=0.3)
+    handles = [Patch(facecolor=LEVEL_COLOURS.get(level, "grey"), edgecolor="black", label=f"level {level}")
+               for level in spec["levels"]]
+    handles.append(Line2D([], [], color="black", linewidth=2, label="bandwidth bound: GiB moved / host->GPU GB/s"))
+    ax.legend(handles=handles, fontsize=8, loc="upper left")
+    _frame(fig, spec["title"], spec["provenance"] + spec["summary"]
+           + ["bars: medians; whiskers: min..max of the switch over rounds 1-3 x repeats"])
+    return fig
+
+
 # ---------------------------------------------------------------- files
 
 def _frame(fig, title, lines):
@@ -578,9 +652,10 @@ def _units(run, numbers):
 
 def figure_stems(run, numbers):
     """The figures' names (no extension): table<N>-bars, table<N>-timeline per table, memory-<unit> per unit,
-    loads (the run's load breakdown)."""
+    loads (the run's load breakdown), guide (a sweep's)."""
     stems = [f"table{n}-{kind}" for n in _numbers(numbers) for kind in ("bars", "timeline")]
-    return stems + [f"memory-{unit}" for unit in _units(run, numbers)] + ["loads"]
+    return (stems + [f"memory-{unit}" for unit in _units(run, numbers)] + ["loads"]
+            + (["guide"] if guides.is_sweep(run) else []))
 
 
 def plot_run(run, numbers, out=None):
@@ -596,6 +671,8 @@ def plot_run(run, numbers, out=None):
     for unit in _units(run, numbers):
         paths += draw_memory(specs[unit], figures / f"memory-{unit}", limits)
     paths += draw_loads(loads_spec(run), figures / "loads")
+    if guides.is_sweep(run):
+        paths += draw_guide(guide_spec(run), figures / "guide")
     return paths
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from kit import __version__, doctor, gpus, hints, layout, plan, results, runlock
+from kit import __version__, doctor, gpus, hints, layout, plan, results, runlock, sweep
 from kit.errors import BadInput, DiskFull, KitError, NotFound
 from kit.options import RunOptions, flag, parse_gpus
 from kit.progress import Progress
@@ -47,15 +47,15 @@ class Lane:
 def new_run_id(tables):
     """The UTC time and tables, e.g. 20261128-031024-t1; claim() adds -2, -3, ... when it is taken."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-t{''.join(str(t) for t in sorted(tables))}"
+    return f"{stamp}-t{''.join(str(t) for t in sorted(tables))}" if tables else f"{stamp}-guide"   # kit sweep
 
 
 def server_commands(options, unit):
     """The exact server command lines of a unit (port chosen at run time), for --dry-run and the manifest."""
-    arm = scenarios.ARMS[unit.arm]
-    return {m: shlex.split(options.server_cmd) + ["--model", getattr(options, f"model_{m.lower()}"), "--host",
-                                                   "127.0.0.1", "--port", "<free port>"] + arm.server_args()
-            for m in ("A", "B")}
+    arm = scenarios.ALL_ARMS[unit.arm]
+    models = {"A": unit.model} if unit.model else {"A": options.model_a, "B": options.model_b}
+    return {m: shlex.split(options.server_cmd) + ["--model", name, "--host", "127.0.0.1", "--port", "<free port>"]
+            + arm.server_args() for m, name in models.items()}
 
 
 def git_commit():
@@ -107,14 +107,27 @@ def last_error(out):
 
 
 # -- standup -----------------------------------------------------------------------------------------
+def sweep_record(options, describe=model_info):
+    """The manifest's "sweep" part (kit/sweep.py): each model's fit to the run's GPUs, decided before any start."""
+    chosen = [] if options.runtime == "slurm" else gpus.resolve(parse_gpus(options.gpus))
+    return sweep.record(options, describe, chosen, doctor.hub_dir(options.runtime, options.hf_cache))
+
+
 def new_manifest(run_id, options, units, command):
-    return {"run_id": run_id, "kit_version": __version__, "git_commit": git_commit(), "command": command,
-            "created": layout.now(), "ended": None, "complete": False, "runtime": {"name": options.runtime},
-            "options": options.to_manifest(), "units": [u.name for u in units],
-            "models": {"A": model_info(options.model_a), "B": model_info(options.model_b)},
-            "server_args": {u.name: scenarios.ARMS[u.arm].server_args() for u in units},
-            "server_env": scenarios.SERVER_ENV, "stand_in": doctor.stand_in(options),
-            "environment": None, "h2d": {}, "jobs": [], "resumes": []}
+    """A sweep's models are in its "sweep" part (kit/sweep.py), one per unit, and units that do not fit the
+    GPU are left out of its units (the part says why); "models" holds a study run's models A and B."""
+    part = sweep_record(options) if options.sweep_models else None
+    units = [u for u in units if u.name not in sweep.skipped_units(part)]
+    manifest = {"run_id": run_id, "kit_version": __version__, "git_commit": git_commit(), "command": command,
+                "created": layout.now(), "ended": None, "complete": False, "runtime": {"name": options.runtime},
+                "options": options.to_manifest(), "units": [u.name for u in units],
+                "models": {} if part else {"A": model_info(options.model_a), "B": model_info(options.model_b)},
+                "server_args": {u.name: scenarios.ALL_ARMS[u.arm].server_args() for u in units},
+                "server_env": scenarios.SERVER_ENV, "stand_in": doctor.stand_in(options), "environment": None,
+                "h2d": {}, "jobs": [], "resumes": []}
+    if part:
+        manifest["sweep"] = part
+    return manifest
 
 
 class AlreadyComplete(Exception):
@@ -171,8 +184,9 @@ class Execution:
         self.label = label          # names the run in a group's progress lines ("" for a single run)
         self.lock = threading.Lock()
         self.measured = set(manifest.get("h2d") or {})
-        self.primed = {(j["lane"], scenarios.ARMS[j["arm"].split("@")[0]].compile_key())
-                       for j in manifest.get("jobs") or [] if (j.get("priming") or {}).get("ok")}
+        units = {u.name: u for u in plan.units(options)}
+        self.primed = {prime_key(j["lane"], units[j["unit"]]) for j in manifest.get("jobs") or []
+                       if (j.get("priming") or {}).get("ok") and j.get("unit") in units}
         self.progress = None
 
     def tasks(self, jobs):
@@ -188,21 +202,23 @@ class Execution:
         with self.lock:
             measure = lane.label not in self.measured
             self.measured.add(lane.label)
-        prime_key = (lane.label, scenarios.ARMS[job.unit.arm].compile_key())
-        prime = self.options.cache == "warm" and (prime_key not in self.primed or not self.runtime.lanes_keep_gpu)
+        key = prime_key(lane.label, job.unit)
+        prime = self.options.cache == "warm" and (key not in self.primed or not self.runtime.lanes_keep_gpu)
         argv = self.options.arm_options(job.unit.arm, job.unit.script, job.repeat, self.manifest["run_id"],
-                                        measure, prime).to_argv()
+                                        measure, prime, job.unit.model,
+                                        job.unit.name if job.unit.model else "").to_argv()
+        models = [sweep.unit_model(self.manifest, job.unit.name)] if job.unit.model else self.manifest["models"].values()
         arm_job = ArmJob(self.manifest["run_id"], job.unit.name, job.repeat, argv, gpu=lane.gpu,
-                         model_paths=[m["path"] for m in self.manifest["models"].values() if m["path"]])
+                         model_paths=[m["path"] for m in models if m and m["path"]])
         started, t0 = layout.now(), time.monotonic()
         code = self.runtime.run_arm(arm_job, out, lambda line: self.progress.line(task, lane, line))
         status = {"arm": job.unit.name, "repeat": job.repeat, "ok": code == 0, "exit_code": code,
                   "seconds": round(time.monotonic() - t0, 3), "host": socket.gethostname(),
                   "ended": layout.now(), "error": None if code == 0 else last_error(out)}
         layout.write_json(out / layout.STATUS, status)
-        priming = priming_record(out) if prime else None
+        priming = priming_record(out, 1 if job.unit.model else 2) if prime else None
         if priming and priming["ok"]:
-            self.primed.add(prime_key)
+            self.primed.add(key)
         record = dict(status, unit=job.unit.name, lane=lane.label, started=started,
                       gpu=lane.gpu.record() if lane.gpu else None, priming=priming,
                       **self.runtime.job_record(arm_job, out))
@@ -248,14 +264,20 @@ class Task:
         return self.work.run_job(self, lane)
 
 
-def priming_record(out):
-    """What the manifest keeps of a job's priming (--cache warm): its loads, untimed by the tables."""
+def prime_key(lane_label, unit):
+    """Jobs with equal keys start the same servers on the same lane: priming one primes the others. The
+    study's units share the run's models A and B; a sweep unit has its own model."""
+    return lane_label, scenarios.ALL_ARMS[unit.arm].compile_key(), unit.model
+
+
+def priming_record(out, models=2):
+    """What the manifest keeps of a job's priming (--cache warm): its loads (one per model), untimed."""
     path = Path(out) / PRIMING
     try:
         loads = [e for e in events.read(path) if e["kind"] == "load"] if path.exists() else []
     except (OSError, ValueError):
         loads = []
-    return {"ok": len(loads) == 2 and all(e["ok"] for e in loads),
+    return {"ok": len(loads) == models and all(e["ok"] for e in loads),
             "seconds": round(sum(e["duration_s"] for e in loads), 3),
             "loads": [{"model": e["model"], "seconds": e["duration_s"], "ok": e["ok"],
                        "compile_cache": (e.get("breakdown") or {}).get("compile_cache"),
@@ -448,7 +470,7 @@ def run(options, results_dir, run_id=None, resume=None, given=None, command=None
 
 
 def finish(works, say, tty):
-    jobs = {id(w): plan.jobs(w.options) for w in works}
+    jobs = {id(w): [j for j in plan.jobs(w.options) if j.unit.name in w.manifest["units"]] for w in works}
     tasks = sorted((t for w in works for t in w.tasks(jobs[id(w)])), key=lambda t: -(expected(t)[0] or 0))
     for w in works:
         w.runtime.plan_order([(w.manifest["run_id"], t.unit.name, t.job.repeat) for t in tasks if t.work is w])
@@ -456,8 +478,8 @@ def finish(works, say, tty):
     lanes = lanes_for(options, len(tasks))
     if works[0].manifest.get("stand_in"):
         say(f"{works[0].manifest['stand_in']}: shows how the kit works; not a result")
-    say(f"run {', '.join(w.manifest['run_id'] for w in works)}: tables "
-        f"{', '.join(map(str, options.table_numbers()))}; {len(tasks)} of {sum(map(len, jobs.values()))} jobs "
+    say(f"run {', '.join(w.manifest['run_id'] for w in works)}: {what_run(options)}; {len(tasks)} of "
+        f"{sum(map(len, jobs.values()))} jobs "
         f"to run ({', '.join(t.key for t in tasks) or 'none'}); runtime {options.runtime} on "
         f"{', '.join(lane.label for lane in lanes[:8])}{' ...' if len(lanes) > 8 else ''}; "
         f"results in {', '.join(str(w.run_dir.path) for w in works)}")
@@ -490,24 +512,31 @@ def finish(works, say, tty):
     return outcomes
 
 
+def what_run(options):
+    if options.sweep_models:
+        return f"sweep of {len(options.sweep_models)} model(s) at level(s) {', '.join(map(str, options.sweep_levels))}"
+    return f"tables {', '.join(map(str, options.table_numbers()))}"
+
+
 def describe_plan(options, todo, lanes, runtime=None, results_dir="results"):
     """The lines of --dry-run: jobs in order, lanes, and every server command (or batch script)."""
-    lines = [f"plan: tables {', '.join(map(str, options.table_numbers()))} -> {len(todo)} job(s), longest "
+    lines = [f"plan: {what_run(options)} -> {len(todo)} job(s), longest "
              f"first: {', '.join(j.key for j in todo) or 'none'}",
              f"runtime {options.runtime}; protocol {options.protocol}; cache {options.cache}; lanes: "
              + ", ".join(lane.label for lane in lanes)]
     if options.cache == "warm":
-        configs = {scenarios.ARMS[j.unit.arm].compile_key() for j in todo}
+        configs = {prime_key("", j.unit) for j in todo}
         lines.append(f"cache warm: each lane first starts and stops the servers of each of the {len(configs)} server "
                      "configuration(s) once, untimed, so that every measured load reads the compile cache")
     for unit in dict.fromkeys(j.unit for j in todo):
-        lines.append(f"[{unit.name}] {scenarios.ARMS[unit.arm].title}"
+        lines.append(f"[{unit.name}] {scenarios.ALL_ARMS[unit.arm].title}"
                      + (f" (seed replay of {unit.script})" if unit.script else ""))
         for model, cmd in server_commands(options, unit).items():
             lines.append(f"    server {model}: VLLM_SERVER_DEV_MODE=1 {shlex.join(cmd)}")
     if runtime is not None and hasattr(runtime, "batch_script") and todo:
         job = todo[0]
-        argv = options.arm_options(job.unit.arm, job.unit.script, job.repeat, "<run-id>").to_argv()
+        argv = options.arm_options(job.unit.arm, job.unit.script, job.repeat, "<run-id>", model=job.unit.model,
+                                   unit=job.unit.name if job.unit.model else "").to_argv()
         arm_job = ArmJob("<run-id>", job.unit.name, job.repeat, argv)
         lines += [f"batch script of {job.key} (the others differ only in arm and repeat):",
                   runtime.batch_script(arm_job, layout.RunDir(Path(results_dir).resolve() / "<run-id>").repeat_dir(
@@ -528,6 +557,10 @@ def dry_run(options, results_dir, resume=None, given=None):
         opts = options.with_(slurm_partition=p) if len(parts) > 1 else options
         todo = plan.jobs(opts)
         lines += ([f"partition {p}: a run of its own (<run-id>-{p})"] if len(parts) > 1 else [])
+        if opts.sweep_models:       # the fit, as the run would decide it (without hashing the models)
+            part = sweep_record(opts, lambda name: {})
+            lines += sweep.plan_lines(part)
+            todo = [j for j in todo if j.unit.name not in sweep.skipped_units(part)]
         lines += describe_plan(opts, todo, lanes_for(opts, len(todo)), runtime_for_dry_run(opts), results_dir)
     return lines
 

@@ -70,7 +70,8 @@ def listing(results_dir):
                              state=f"damaged: {manifest.message}"))
             continue
         rows.append(dict(run=run.run_id, created=(manifest.get("created") or "?").replace("T", " ").rstrip("Z"),
-                         tables=table_list(tables_with_data(run, manifest)), GPU=_gpu(manifest),
+                         tables=table_list(tables_with_data(run, manifest)) or ("guide" if manifest.get("sweep") else "-"),
+                         GPU=_gpu(manifest),
                          runtime=(manifest.get("runtime") or {}).get("name", "?"), state=_state(manifest)))
     return sorted(rows, key=lambda r: (r["created"], r["run"]))
 
@@ -118,8 +119,10 @@ def show_text(run_dir, wide=False, width=WIDTH):
              f"  command: {' '.join(m.get('command') or [])}",
              f"  tables {options.get('tables')}; repeat {options.get('repeat')}; protocol {options.get('protocol')}; "
              f"cache {options.get('cache')}; fixed output {options.get('fixed_output')}",
-             f"  models: A = {(m.get('models') or {}).get('A', {}).get('name')}, "
-             f"B = {(m.get('models') or {}).get('B', {}).get('name')}",
+             (f"  sweep of {', '.join(x['name'] for x in m['sweep']['models'])} at level(s) "
+              f"{', '.join(map(str, m['sweep']['levels']))}" if m.get("sweep") else
+              f"  models: A = {(m.get('models') or {}).get('A', {}).get('name')}, "
+              f"B = {(m.get('models') or {}).get('B', {}).get('name')}"),
              f"  runtime {runtime.get('name')}" + (f", image {runtime['image'].get('tag')}" if runtime.get("image") else "")
              + f"; GPU {_gpu(m)}; vLLM {env.get('vllm_version') or '-'}; driver {env.get('driver') or '-'}"]
     for j in sorted(m.get("jobs") or [], key=lambda j: (j.get("started") or "", j["unit"], j["repeat"])):

@@ -244,7 +244,8 @@ def test_manifest_records_what_repeats_the_run(shared_run):
         "model_b": MODEL_B, "protocol": "corrected", "fixed_output": True, "server_cmd": None,
         "ready_timeout": 900.0, "call_timeout": 300.0, "cache": "warm", "gpus": "all", "gpu_access": "auto",
         "image": "", "vllm_image": "", "hf_cache": "~/.cache/huggingface", "slurm_partition": "",
-        "slurm_account": "", "slurm_time": "", "slurm_args": "", "slurm_python": "python3", "slurm_container": "none"}
+        "slurm_account": "", "slurm_time": "", "slurm_args": "", "slurm_python": "python3", "slurm_container": "none",
+        "sweep_models": [], "sweep_levels": [], "gpu_memory_gib": 0.0}
     assert set(m["environment"]) >= {"vllm_version", "torch_version", "cuda_version", "driver", "gpus", "h2d_gbps"}
     assert sorted((j["unit"], j["repeat"], j["ok"], j["lane"]) for j in m["jobs"]) == [
         (u, 1, True, "all GPUs") for u in sorted(m["units"])]

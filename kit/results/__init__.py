@@ -8,11 +8,12 @@
     loads     the load breakdown (build_loads, its text; backfill gives old runs' loads theirs)
     render    table dicts -> terminal / Markdown / JSON text
     compare   two table dicts (or one and the published numbers) side by side
+    guide     a sweep run (kit sweep) -> its guide: per model size and level, and the crossover
 
 kit.plot and kit.bundle sit on top of this package (kit.bundle.load_any reads a run id, folder or bundle).
 """
 from kit import layout
-from kit.results import loads
+from kit.results import guide, loads
 from kit.results.load import Repeat, Run, load_run
 from kit.results.render import json_file, markdown
 from kit.results.tables import build_table
@@ -33,11 +34,12 @@ def table_texts(run, numbers=None):
 
 
 def write_tables(run, numbers=None):
-    """Write <run>/tables/table<N>.md and .json; returns the paths written."""
+    """Write <run>/tables/table<N>.md and .json (a sweep run: guide.md and .json); returns the paths written."""
     out = layout.RunDir(run.source).tables_dir
     out.mkdir(exist_ok=True)
     paths = []
-    for name, text in table_texts(run, numbers).items():
+    texts = table_texts(run, numbers) | (guide.texts(run) if guide.is_sweep(run) else {})
+    for name, text in texts.items():
         layout.write_text(out / name, text)     # a full disk leaves the old table, never half a new one
         paths.append(out / name)
     return paths

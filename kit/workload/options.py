@@ -21,10 +21,12 @@ def _opt(default, help, **extra):
 
 @dataclass(frozen=True)
 class ArmOptions:
-    arm: str = field(metadata={"help": "the arm to run", "choices": tuple(scenarios.ARMS)})
+    arm: str = field(metadata={"help": "the arm to run", "choices": tuple(scenarios.ALL_ARMS)})
     out: str = _opt("", "folder for events.jsonl, env.json and the server logs")
     run_id: str = _opt("adhoc", "the run this arm repeat belongs to (written into every event)")
     repeat: int = _opt(1, "repeat index (1-based)")
+    unit: str = _opt("", "the unit (folder) this repeat belongs to, written as the events' arm (default: the "
+                         "arm, or its seed variant); kit sweep names one per model and level")
     script: str = _opt("", "seed protocol: the original script whose sequence to replay",
                        choices=("",) + tuple(t.script for t in scenarios.TABLES.values()))
     model_a: str = _opt(scenarios.MODEL_A, "model A: hub name or local folder")
@@ -49,8 +51,8 @@ class ArmOptions:
 
     def problem(self):
         """What is wrong with these options, or None."""
-        if self.arm not in scenarios.ARMS:
-            return f"unknown arm {self.arm!r} (one of {', '.join(scenarios.ARMS)})"
+        if self.arm not in scenarios.ALL_ARMS:
+            return f"unknown arm {self.arm!r} (one of {', '.join(scenarios.ALL_ARMS)})"
         for name in ("ready_timeout", "call_timeout"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 < value <= MAX_TIMEOUT_S):

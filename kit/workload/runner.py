@@ -34,11 +34,11 @@ class Interrupted(Exception):
 class Workload:
     def __init__(self, opts):
         self.opts = opts
-        self.arm = scenarios.ARMS[opts.arm]
+        self.arm = scenarios.ALL_ARMS[opts.arm]
         self.seed = opts.protocol == "seed"
         self.t0 = time.monotonic()
         self.log = events.Writer(os.path.join(opts.out, "events.jsonl"), run=opts.run_id,
-                                 arm=unit_name(opts.arm, opts.protocol, opts.script), repeat=opts.repeat)
+                                 arm=opts.unit or unit_name(opts.arm, opts.protocol, opts.script), repeat=opts.repeat)
         self.servers = {}
         self.slept = set()
         self.env = dict(os.environ, **scenarios.SERVER_ENV)
@@ -91,13 +91,13 @@ class Workload:
 
     # -- priming (--cache warm) -----------------------------------------------------------------
     def prime(self):
-        """Start and stop each model's server once so its compiled graphs are in the cache; the loads
-        and stops go to priming.jsonl, never into the arm's events."""
+        """Start and stop each model's server (both, or a sweep arm's one) once so its compiled graphs are in
+        the cache; the loads and stops go to priming.jsonl, never into the arm's events."""
         measured = self.log
         self.log = events.Writer(os.path.join(self.opts.out, PRIMING), **measured.common)
         self.priming = True
         try:
-            for model in "AB":
+            for model in dict.fromkeys(step.model for step in steps(self.arm, self.opts.protocol, self.opts.script)):
                 print(progress.start("prime", model, 0), flush=True)
                 t = time.monotonic()
                 self.load(model, 0)

@@ -15,6 +15,11 @@ SERVER_ARGS = [
     "--tensor-parallel-size", "1",
 ]
 SERVER_ENV = {"VLLM_SERVER_DEV_MODE": "1"}
+# `kit sweep` starts one server at a time, so it may take most of the GPU (the study's 0.3 lets two share
+# one): the larger models of a sweep need it. Only this argument differs from the study's.
+SWEEP_GPU_MEMORY_UTILIZATION = "0.9"
+SWEEP_SERVER_ARGS = [SWEEP_GPU_MEMORY_UTILIZATION if SERVER_ARGS[i - 1] == "--gpu-memory-utilization" else a
+                     for i, a in enumerate(SERVER_ARGS)]
 
 SYSTEM_PROMPT = "You are a helpful assistant."
 # The original scripts' three questions, one per round.
@@ -35,9 +40,10 @@ class Arm:
     warmup: bool
     quantization: str | None
     title: str
+    sweep: bool = False       # a sweep arm: one model's server alone (kit sweep), SWEEP_SERVER_ARGS
 
     def server_args(self):
-        args = list(SERVER_ARGS)
+        args = list(SWEEP_SERVER_ARGS if self.sweep else SERVER_ARGS)
         if self.sleep_level:
             args.append("--enable-sleep-mode")
         if self.quantization:
@@ -57,6 +63,12 @@ ARMS = {a.name: a for a in [
     Arm("l1-nowarm", 1, False, None, "Sleep L1 (no warm-up)"),
     Arm("l2", 2, True, None, "Sleep L2 (wake + reload weights)"),
 ]}
+# kit sweep's arms: one model, load -> warm-up -> 3 x {sleep, wake (as l1's or l2's), prompt} (steps.py)
+SWEEP_ARMS = {a.name: a for a in [
+    Arm("sweep-l1", 1, True, None, "Sweep: sleep L1", sweep=True),
+    Arm("sweep-l2", 2, True, None, "Sweep: sleep L2 (wake + reload weights)", sweep=True),
+]}
+ALL_ARMS = {**ARMS, **SWEEP_ARMS}
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@
 Sleep arm:  load A, warm-up A, sleep A, load B, warm-up B, sleep B, then 3 rounds of
             {wake A, prompt A, sleep A, wake B, prompt B, sleep B} without the very last sleep, stop A, stop B.
 No-sleep:   3 rounds of {load A, prompt A, stop A, load B, prompt B, stop B}.
+Sweep arm:  load A, warm-up A, 3 rounds of {sleep A, wake A, prompt A}, stop A (kit sweep: one model, "A").
 
 `--protocol seed` replays the original scripts. Most of their defects are in how a request is made
 (kit/workload/runner.py: JSON-body sleep level, 5 s readiness polling, prefix-cache reset inside the
@@ -32,7 +33,9 @@ class Step:
 
 def steps(arm, protocol="corrected", script=""):
     """The steps of an arm (scenarios.Arm or its name) under a protocol, for one original script."""
-    arm = scenarios.ARMS[arm] if isinstance(arm, str) else arm
+    arm = scenarios.ALL_ARMS[arm] if isinstance(arm, str) else arm
+    if arm.sweep:
+        return sweep_steps(arm)
     if arm.sleep_level is None:
         return [Step(kind, m, r) for r in range(1, scenarios.ROUNDS + 1) for m in "AB"
                 for kind in ("load", "prompt", "stop")]
@@ -49,9 +52,16 @@ def steps(arm, protocol="corrected", script=""):
     return setup + rounds + [Step("stop", "A", scenarios.ROUNDS), Step("stop", "B", scenarios.ROUNDS)]
 
 
+def sweep_steps(arm):
+    """One model's server: every cycle measures a sleep, the wake after it and the first prompt after the wake."""
+    cycles = [Step(kind, "A", r) for r in range(1, scenarios.ROUNDS + 1) for kind in ("sleep", "wake", "prompt")]
+    return ([Step("load", "A", 0)] + ([Step("warmup", "A", 0)] if arm.warmup else []) + cycles
+            + [Step("stop", "A", scenarios.ROUNDS)])
+
+
 def quirk(arm, protocol, script):
     """The sequence quirk the seed protocol replays for this arm and script, or None."""
-    arm = scenarios.ARMS[arm] if isinstance(arm, str) else arm
+    arm = scenarios.ALL_ARMS[arm] if isinstance(arm, str) else arm
     if protocol != "seed":
         return None
     return SCRIPT_QUIRKS.get(script, {}).get(arm.sleep_level)

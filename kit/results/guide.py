@@ -1,0 +1,259 @@
+"""The guide of a sweep run (`kit sweep`): which sleep level for which model size, on the run's GPU.
+
+    guide = build_guide(run)      a JSON-able dict (tables/guide.json)
+    text(guide, fmt, width)       terminal / github (tables/guide.md) / plain / json
+
+Per model (smallest first) and level, from the unit's cycles (rounds 1-3 x repeats): sleep, wake, switch
+(that cycle's sleep + wake), the first prompt after the wake, host RAM held while asleep (the RSS the first
+sleep added: level 1's pinned copy of the weights), GPU memory freed by a sleep, and the bandwidth bound:
+the bytes a sleep or wake must move (the weights: the engine's "N GiB is backed up in CPU" at level 1,
+else the config.json estimate) over the pinned host->GPU bandwidth measured on the unit's GPU. Level 1
+copies the weights out on sleep and back on wake; level 2 drops them on sleep and reloads them on wake.
+Then the crossover (from which size level 2's switch is faster than level 1's) and level 1's RAM per size.
+"""
+import json
+
+from tabulate import tabulate
+
+from kit.results import metrics
+from kit.results.render import WIDTH, fmt_value
+from kit.results.tables import NO_NUMBERS, arm_state, gpu_name
+
+SCHEMA = 1
+MIB_PER_GIB = 1024
+TABLEFMT = {"terminal": "simple", "github": "github", "plain": "plain"}
+# (key, header, unit); the terminal view drops columns from the end until the table fits its width
+COLUMNS = [("sleep", "sleep s", "s"), ("wake", "wake s", "s"), ("switch", "switch s", "s"),
+           ("prompt", "prompt s", "s"), ("ram_held_gib", "RAM held GiB", "GiB"),
+           ("gpu_freed_gib", "GPU freed GiB", "GiB"), ("wake_x_bound", "wake/bound", "x"),
+           ("sleep_x_bound", "sleep/bound", "x"), ("bound_s", "bound s", "s"), ("moved_gib", "moved GiB", "GiB")]
+
+
+def is_sweep(run):
+    return bool(run.manifest.get("sweep"))
+
+
+def _size_label(model):
+    params = model["estimate"]["params"]
+    return f"{params / 1e9:.2f} B" if params else "size n/a"
+
+
+def _order(models):
+    """Smallest first; models of unknown size after them, in the order given."""
+    known = sorted((m for m in models if m["estimate"]["params"]), key=lambda m: m["estimate"]["params"])
+    return known + [m for m in models if not m["estimate"]["params"]]
+
+
+def _median(values):
+    cell = metrics.stats(values)
+    return cell["median"] if cell else None
+
+
+def _cycles(reps):
+    """Per repeat and round 1-3: {kind: event}."""
+    out = {}
+    for rep in reps:
+        for e in rep.events:
+            if e["round"] >= 1 and e["kind"] in ("sleep", "wake", "prompt"):
+                out.setdefault((rep.repeat, e["round"]), {})[e["kind"]] = e
+    return [c for _, c in sorted(out.items())]
+
+
+def _moved_gib(model, l1_reps):
+    """(GiB a level-1 sleep backs up / a wake brings back, where the number comes from)."""
+    backed = [metrics.backed_up_mib(e) for r in l1_reps for e in r.events if e["kind"] == "sleep"]
+    backed = [b for b in backed if b]
+    if backed:
+        return round(_median(backed) / MIB_PER_GIB, 3), "engine log"
+    if model["estimate"]["weights_gib"]:
+        return model["estimate"]["weights_gib"], "config.json estimate"
+    return None, None
+
+
+def _row(run, model, level, l1_reps):
+    unit = model["units"][str(level)]
+    row = {"model": model["name"], "slug": model["slug"], "params": model["estimate"]["params"],
+           "size": _size_label(model), "level": level, "unit": unit, "state": "skipped",
+           "reason": model["skipped"], "errors": [], "failed_checks": 0}
+    cells = {key: None for key, _, _ in COLUMNS} | {"ttft": None, "h2d_gbps": None, "moved_source": None}
+    if model["skipped"]:
+        return row | cells
+    s = arm_state(run, unit, "sweep")
+    row.update(state=s["state"], reason=None, errors=s["errors"], failed_checks=len(s["failed_checks"]))
+    if s["state"] in NO_NUMBERS:
+        return row | cells
+    reps = [r for r in run.units[unit] if r.ok]
+    cycles = _cycles(reps)
+    stat = lambda values: metrics.stats([v for v in values if v is not None])
+    cells.update(sleep=stat(c["sleep"]["duration_s"] for c in cycles if "sleep" in c),
+                 wake=stat(c["wake"]["duration_s"] for c in cycles if "wake" in c),
+                 switch=stat(c["sleep"]["duration_s"] + c["wake"]["duration_s"] for c in cycles
+                             if "sleep" in c and "wake" in c),
+                 prompt=stat(c["prompt"]["duration_s"] for c in cycles if "prompt" in c),
+                 ttft=stat(c["prompt"].get("ttft_s") for c in cycles if "prompt" in c))
+    firsts = [metrics.first_sleep(r.events, level) for r in reps]
+    cells["ram_held_gib"] = stat(f[0] / MIB_PER_GIB for f in firsts if f)
+    freed = [c["sleep"] for c in cycles if "sleep" in c and c["sleep"].get("gpu_mib_before") is not None
+             and c["sleep"].get("gpu_mib_after") is not None]
+    cells["gpu_freed_gib"] = stat((e["gpu_mib_before"] - e["gpu_mib_after"]) / MIB_PER_GIB for e in freed)
+    cells["h2d_gbps"] = _median([run.h2d_gbps(unit, r) for r in reps])
+    moved, source = _moved_gib(model, l1_reps)
+    cells.update(moved_gib=moved, moved_source=source)
+    if moved and cells["h2d_gbps"]:
+        bound = moved * 2**30 / (cells["h2d_gbps"] * 1e9)
+        cells["bound_s"] = metrics.num(bound)
+        if cells["wake"]:
+            cells["wake_x_bound"] = metrics.num(cells["wake"]["median"] / bound)
+        if level == 1 and cells["sleep"]:        # level 2 moves nothing on sleep: no bound
+            cells["sleep_x_bound"] = metrics.num(cells["sleep"]["median"] / bound)
+    return row | cells
+
+
+def crossover(rows):
+    """From which size level 2's switch (median) is faster than level 1's, at that size and every larger one
+    measured: {size, model, text, pairs: [{model, size, l1_s, l2_s, faster}]}."""
+    by_model = {}
+    for r in rows:
+        if r["switch"]:
+            by_model.setdefault(r["model"], {})[r["level"]] = r
+    pairs = [{"model": v[1]["slug"], "size": v[1]["size"], "params": v[1]["params"], "l1_s": v[1]["switch"]["median"],
+              "l2_s": v[2]["switch"]["median"], "faster": 2 if v[2]["switch"]["median"] < v[1]["switch"]["median"] else 1}
+             for m, v in by_model.items() if 1 in v and 2 in v]
+    out = {"size": None, "params": None, "model": None, "pairs": pairs}
+    if not pairs:
+        return dict(out, text="crossover: not measured (it needs levels 1 and 2 of at least one model)")
+    start = next((i for i in range(len(pairs)) if all(p["faster"] == 2 for p in pairs[i:])), None)
+    largest = pairs[-1]["size"]
+    if start is None:
+        some = [p["size"] for p in pairs if p["faster"] == 2]
+        text = (f"no crossover up to {largest}: level 1's switch is faster at the largest size measured"
+                + (f" (level 2 was faster at {', '.join(some)} only)" if some else " and every smaller one"))
+        return dict(out, text=text)
+    first = pairs[start]
+    out.update(size=first["size"], params=first["params"], model=first["model"])
+    if start == 0:
+        return dict(out, text=f"no crossover: level 2's switch is faster than level 1's at every size measured "
+                              f"({first['size']} to {largest})")
+    upto = "there" if first is pairs[-1] else f"there up to {largest}"
+    return dict(out, text=f"crossover at {first['size']} ({first['model']}): level 2's switch is faster than level 1's "
+                          f"from {upto}; level 1's is faster up to {pairs[start - 1]['size']}")
+
+
+def level1_ram(rows):
+    """What level 1 costs in host RAM while asleep, per size: [{model, size, gib}]."""
+    return [{"model": r["model"], "size": r["size"], "gib": r["ram_held_gib"]["median"] if r["ram_held_gib"] else None}
+            for r in rows if r["level"] == 1 and r["state"] not in ("skipped",) + NO_NUMBERS]
+
+
+def _facts(run):
+    m, part = run.manifest, run.manifest["sweep"]
+    env = m.get("environment") or next((r.env for reps in run.units.values() for r in reps if r.env), {})
+    return {"run_id": run.run_id, "complete": m.get("complete"), "gpu": gpu_name(env),
+            "vllm": env.get("vllm_version"), "cache": run.options.cache, "repeat": run.options.repeat,
+            "runtime": run.options.runtime, "fixed_output": run.options.fixed_output,
+            "h2d_gbps": dict(sorted((m.get("h2d") or {}).items())), "levels": part["levels"],
+            "gpu_memory_gib": part["gpu_memory_gib"], "gpu_memory_source": part["gpu_memory_source"],
+            "server_args": part["server_args"]}
+
+
+def build_guide(run):
+    part = run.manifest["sweep"]
+    models = _order(part["models"])
+    rows = []
+    for model in models:
+        l1_unit = model["units"].get("1")
+        l1_reps = [r for r in run.units.get(l1_unit) or [] if r.ok] if l1_unit else []
+        rows += [_row(run, model, level, l1_reps) for level in part["levels"]]
+    skipped = [{"model": m["name"], "size": _size_label(m), "reason": m["skipped"]} for m in models if m["skipped"]]
+    notes = ["switch = a cycle's sleep + the wake after it (level 2's wake: wake_up + reload_weights + "
+             "reset_prefix_cache + a 1-token warm-up); prompt = the first prompt after that wake; medians over "
+             f"rounds 1-3 x {run.options.repeat} repeat(s)",
+             "RAM held = host RSS the first sleep added (level 1 keeps the weights in pinned host memory while asleep)",
+             "bound = GiB moved / measured pinned host->GPU GB/s (the copy alone at full bandwidth); wake/bound 1.0 "
+             "= at that physical limit. Level 1 moves the weights out on sleep and back on wake; level 2 drops them "
+             "and reloads them on wake (from disk or page cache, then host->GPU)",
+             "sizes: parameters counted from each model's config.json"]
+    return {"schema": SCHEMA, "run": _facts(run), "rows": rows, "skipped": skipped, "crossover": crossover(rows),
+            "level1_ram": level1_ram(rows), "notes": notes}
+
+
+# -- text ----------------------------------------------------------------------------------------------
+def _cell(value, unit):
+    if value is None:
+        return "-"
+    if isinstance(value, dict):
+        value = value["median"]
+    if unit == "x":
+        return f"{value:.2f}"
+    if unit == "GiB":
+        return f"{value:.2f}"
+    return fmt_value(value, unit)
+
+
+def _grid(guide, columns):
+    headers = ["model", "size", "level"] + [h for _, h, _ in columns]
+    lines = []
+    for r in guide["rows"]:
+        line = [r["slug"], r["size"], f"L{r['level']}"]
+        if r["state"] == "skipped":
+            line += ["skipped"] + [""] * (len(columns) - 1)
+        elif r["state"] in NO_NUMBERS:
+            line += [r["state"]] + [""] * (len(columns) - 1)
+        else:
+            line += [_cell(r[k], u) for k, _, u in columns]
+            line[2] += " SUSPECT" if r["state"] == "suspect" else ""
+        lines.append(line)
+    return headers, lines
+
+
+def summary_lines(guide):
+    lines = [guide["crossover"]["text"]]
+    ram = [f"{x['size']} {x['gib']:.2f} GiB" for x in guide["level1_ram"] if x["gib"] is not None]
+    lines.append("level 1 holds in host RAM while asleep: " + ("; ".join(ram) if ram else "n/a (no RSS reading)"))
+    bounds = [f"{r['size']} L{r['level']} wake {r['wake_x_bound']:.2f}x" for r in guide["rows"] if r.get("wake_x_bound")]
+    if bounds:
+        lines.append("wake against the host->GPU bound: " + "; ".join(bounds))
+    return lines
+
+
+def header(guide):
+    f = guide["run"]
+    h2d = ", ".join(f"{lane} {gbps:.1f} GB/s" for lane, gbps in f["h2d_gbps"].items()) or "not measured"
+    gpu_mem = (f"{f['gpu_memory_gib']:.1f} GiB, {f['gpu_memory_source']}" if f["gpu_memory_gib"]
+               else f["gpu_memory_source"])
+    util = f["server_args"][f["server_args"].index("--gpu-memory-utilization") + 1]
+    return [f"Guide: which sleep level for which model size - run {f['run_id']}" + ("" if f["complete"] else " (incomplete)"),
+            f"GPU: {f['gpu'] or 'n/a'} | vLLM {f['vllm'] or 'n/a'} | host->GPU {h2d} | --cache {f['cache']}"
+            f" | repeats {f['repeat']} | runtime {f['runtime']}",
+            f"fit: --gpu-memory-utilization {util} x GPU memory ({gpu_mem})"]
+
+
+def text(guide, fmt="terminal", width=WIDTH):
+    if fmt == "json":
+        return json_file(guide)
+    columns = list(COLUMNS)
+    while True:
+        headers, lines = _grid(guide, columns)
+        grid = tabulate(lines, headers, tablefmt=TABLEFMT[fmt], disable_numparse=True)
+        if fmt != "terminal" or width is None or len(columns) <= 3 or max(map(len, grid.splitlines())) <= width:
+            break
+        columns.pop()
+    out = header(guide)
+    if fmt == "github":
+        out = [f"## {out[0]}", ""] + [line + "  " for line in out[1:]]
+    out += ["", grid, ""]
+    out += [f"skipped {s['model']} ({s['size']}): {s['reason']}; no server started" for s in guide["skipped"]]
+    out += [f"FAILED {r['unit']}: {'; '.join(r['errors'])}" for r in guide["rows"] if r["state"] == "failed"]
+    out += summary_lines(guide)
+    out += ["", "notes:"] + [f"- {n}" for n in guide["notes"]]
+    return "\n".join(out) + "\n"
+
+
+def json_file(guide):
+    return json.dumps(guide, indent=1, sort_keys=True) + "\n"
+
+
+def texts(run):
+    """{file name: text} of a sweep run's guide: guide.md (GitHub, every column) and guide.json."""
+    guide = build_guide(run)
+    return {"guide.md": text(guide, "github"), "guide.json": json_file(guide)}

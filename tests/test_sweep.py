@@ -1,0 +1,278 @@
+"""kit sweep: the fit estimate, the crossover, and the sweep end to end on the vLLM test double."""
+import io
+import json
+import re
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from conftest import kit, leftover_servers, only_run, server_cmd
+from kit import sweep, twins
+from kit.errors import BadInput
+from kit.options import RunOptions
+from kit.results import guide
+from kit.workload import events, scenarios
+from kit.workload.steps import Step, steps
+
+# Published shapes (config.json of Qwen/Qwen3-8B and Qwen/Qwen3-32B differ from 0.6B's only in these sizes)
+QWEN3_8B = dict(twins.twin_config("qwen3-0.6b"), hidden_size=4096, intermediate_size=12288, num_hidden_layers=36,
+                max_window_layers=36, num_attention_heads=32, num_key_value_heads=8, tie_word_embeddings=False)
+QWEN3_32B = dict(QWEN3_8B, hidden_size=5120, intermediate_size=25600, num_hidden_layers=64, max_window_layers=64,
+                 num_attention_heads=64)
+# Qwen/Qwen3-30B-A3B's sizes (the MoE shape of the post's model B)
+QWEN3_30B_A3B = dict(model_type="qwen3_moe", hidden_size=2048, num_hidden_layers=48, num_attention_heads=32,
+                     num_key_value_heads=4, head_dim=128, intermediate_size=6144, moe_intermediate_size=768,
+                     num_experts=128, decoder_sparse_step=1, mlp_only_layers=[], vocab_size=151936,
+                     tie_word_embeddings=False, torch_dtype="bfloat16")
+
+
+# -- the fit estimate ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", list(twins.TWINS))
+def test_parameter_count_from_config_matches_the_twins_counted_parameters(name):
+    assert sweep.count_params(twins.twin_config(name)) == twins.TWINS[name].params
+
+
+def test_parameter_counts_of_larger_published_shapes():
+    assert 8.1e9 < sweep.count_params(QWEN3_8B) < 8.3e9            # "8.2B"
+    assert 32.6e9 < sweep.count_params(QWEN3_32B) < 32.9e9         # "32.8B"
+    assert 30.4e9 < sweep.count_params(QWEN3_30B_A3B) < 30.6e9     # "30.5B" total, experts included
+    assert sweep.count_params({"model_type": "qwen3"}) is None
+
+
+def test_estimate_of_qwen3_0_6b_and_the_fit_verdict():
+    est = sweep.estimate(twins.twin_config("qwen3-0.6b"))
+    assert est["params"] == 596_049_920 and est["dtype"] == "bfloat16"
+    assert est["weights_gib"] == round(596_049_920 * 2 / 2**30, 3)
+    # K and V x 28 layers x 8 KV heads x 128 x 2 bytes, for one 2048-token sequence
+    assert est["kv_gib"] == round(2 * 28 * 8 * 128 * 2 * 2048 / 2**30, 3)
+    assert est["utilization"] == float(scenarios.SWEEP_GPU_MEMORY_UTILIZATION) and est["max_model_len"] == 2048
+    assert sweep.verdict(est, 80.0) == (True, None)
+    fits, reason = sweep.verdict(est, 1.4)          # 0.9 x 1.4 GiB = 1.26 GiB < 1.33 GiB
+    assert fits is False and "does not fit: needs about 1.3 GiB" in reason and "0.9 x 1.4 GiB = 1.3 GiB" in reason
+    assert sweep.verdict(est, None) == (None, None)        # no GPU reading: nothing is skipped
+    fp32 = sweep.estimate(dict(twins.twin_config("qwen3-0.6b"), torch_dtype="float32"))
+    assert fp32["dtype"] == "float32" and fp32["weights_gib"] == round(596_049_920 * 4 / 2**30, 3)
+
+
+def test_sweep_units_steps_and_bad_input():
+    assert sweep.unit_name("Qwen/Qwen3-0.6B", 2) == "guide-qwen3-0.6b-l2"
+    assert sweep.unit_name("/models/Qwen3-8B/", 1) == "guide-qwen3-8b-l1"
+    seq = steps("sweep-l2")
+    assert seq[:2] == [Step("load", "A", 0), Step("warmup", "A", 0)] and seq[-1] == Step("stop", "A", 3)
+    assert seq[2:-1] == [Step(k, "A", r) for r in (1, 2, 3) for k in ("sleep", "wake", "prompt")]
+    assert scenarios.ALL_ARMS["sweep-l1"].server_args()[:2] == ["--gpu-memory-utilization", "0.9"]
+    with pytest.raises(BadInput, match="would both be named 'qwen3-8b'"):
+        RunOptions(sweep_models=("/a/Qwen3-8B", "Qwen/Qwen3-8B"), sweep_levels=(1,)).check(here=False)
+    with pytest.raises(BadInput, match="--levels '3'"):
+        sweep.parse_levels("3")
+    with pytest.raises(BadInput, match="corrected protocol only"):
+        RunOptions(sweep_models=("Qwen/Qwen3-8B",), sweep_levels=(1,), protocol="seed").check()
+
+
+# -- the crossover --------------------------------------------------------------------------------------
+def _rows(switches):
+    """Guide rows from {size B: (level-1 switch s, level-2 switch s)}."""
+    rows = []
+    for size, pair in switches.items():
+        for level, s in zip((1, 2), pair):
+            rows.append({"model": f"m{size}", "slug": f"m{size}", "size": f"{size} B", "params": size * 1e9,
+                         "level": level, "switch": {"median": s}})
+    return rows
+
+
+def test_crossover_is_the_size_from_which_level_2_stays_faster():
+    c = guide.crossover(_rows({0.6: (1.0, 2.0), 8: (5.0, 3.0), 32: (20.0, 9.0)}))
+    assert c["size"] == "8 B" and c["text"].startswith("crossover at 8 B (m8)")
+    c = guide.crossover(_rows({0.6: (1.0, 2.0), 8: (2.0, 3.0)}))
+    assert c["size"] is None and c["text"].startswith("no crossover up to 8 B")
+    c = guide.crossover(_rows({0.6: (1.0, 2.0), 8: (5.0, 3.0), 32: (8.0, 9.0)}))     # faster at 8 B only
+    assert c["size"] is None and "faster at 8 B only" in c["text"]
+    c = guide.crossover(_rows({0.6: (3.0, 2.0), 8: (5.0, 3.0)}))
+    assert c["size"] == "0.6 B" and c["text"].startswith("no crossover: level 2's switch is faster")
+    assert guide.crossover([])["text"].startswith("crossover: not measured")
+
+
+# -- end to end on the test double -------------------------------------------------------------------------
+# Level 1 moves the weights (its sleep and wake grow with size); level 2 drops them and reloads (its reload
+# is what grows): set so that level 2's switch is faster from the 8B shape on, by margins far above noise.
+MODELS = {"qwen3-0.6b": (twins.twin_config("qwen3-0.6b"), 32, {"sleep_1": 0.05, "wake": 0.05, "reload": 0.7}),
+          "phi-3-mini": (twins.twin_config("phi-3-mini"), 64, {"sleep_1": 0.3, "wake": 0.2, "reload": 1.2}),
+          "qwen3-8b": (QWEN3_8B, 128, {"sleep_1": 2.0, "wake": 0.4, "reload": 0.3}),
+          "qwen3-32b": (QWEN3_32B, 256, None)}
+MARKER = "sweep-e2e"
+
+
+@pytest.fixture(scope="module")
+def sweep_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sweep")
+    for name, (cfg, _, _) in MODELS.items():
+        (root / "models" / name).mkdir(parents=True)
+        (root / "models" / name / "config.json").write_text(json.dumps(cfg))
+    config = {"marker": MARKER, "models": {n: {"weights_mib": w, "delays": dict(d, sleep_2=0.03)}
+                                           for n, (_, w, d) in MODELS.items() if d}}     # none for the 32B
+    given = ",".join(str(root / "models" / n) for n in ("qwen3-8b", "qwen3-32b", "qwen3-0.6b", "phi-3-mini"))
+    r = kit("sweep", "--models", given, "--gpu-memory-gib", "40", "--runtime", "local", "--results-dir",
+            root / "results", "--server-cmd", server_cmd(config), timeout=400)
+    return r, only_run(root / "results")
+
+
+@pytest.mark.e2e
+def test_sweep_end_to_end_reports_the_crossover(sweep_run):
+    r, run = sweep_run
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert re.fullmatch(r"\d{8}-\d{6}-guide", run.name)
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["units"] == [f"guide-{m}-l{level}" for m in ("qwen3-8b", "qwen3-0.6b",
+                                                                                           "phi-3-mini") for level in (1, 2)]
+    g = json.loads((run / "tables" / "guide.json").read_text())
+    assert [(row["slug"], row["level"]) for row in g["rows"]][:6] == [
+        (m, level) for m in ("qwen3-0.6b", "phi-3-mini", "qwen3-8b") for level in (1, 2)]   # smallest first
+    assert g["crossover"]["model"] == "qwen3-8b" and g["crossover"]["size"] == "8.19 B"
+    assert [p["faster"] for p in g["crossover"]["pairs"]] == [1, 1, 2]
+    ram = {x["size"]: x["gib"] for x in g["level1_ram"]}
+    assert ram["8.19 B"] >= 0.9 * 128 / 1024 and ram["0.60 B"] < ram["8.19 B"]      # the double's pinned copy
+    l2 = next(row for row in g["rows"] if row["unit"] == "guide-qwen3-8b-l2")
+    assert l2["state"] == "ok" and l2["ram_held_gib"]["median"] < 0.25 * 128 / 1024
+    assert "crossover at 8.19 B (qwen3-8b)" in r.stdout and "skipped" in r.stdout
+    assert not leftover_servers(MARKER)
+
+
+@pytest.mark.e2e
+def test_a_model_that_does_not_fit_is_skipped_before_any_server_starts(sweep_run):
+    r, run = sweep_run
+    manifest = json.loads((run / "manifest.json").read_text())
+    entry = {m["slug"]: m for m in manifest["sweep"]["models"]}
+    assert entry["qwen3-32b"]["fits"] is False and entry["qwen3-8b"]["fits"] is True
+    assert entry["qwen3-32b"]["skipped"].startswith("does not fit: needs about 61.5 GiB")
+    assert manifest["sweep"]["gpu_memory_source"] == "--gpu-memory-gib"
+    assert not list(run.glob("guide-qwen3-32b-*"))
+    logs = [p.read_text() for p in run.rglob("server-*.log")]
+    assert len(logs) == 6 and not any("qwen3-32b" in log for log in logs)     # not even its name
+    assert "qwen3-32b" not in (run / "guide-qwen3-8b-l1" / "r1" / "workload.log").read_text()
+    g = json.loads((run / "tables" / "guide.json").read_text())
+    assert [s["size"] for s in g["skipped"]] == ["32.76 B"]
+    assert {row["state"] for row in g["rows"] if row["slug"] == "qwen3-32b"} == {"skipped"}
+
+
+@pytest.mark.e2e
+def test_sweep_units_run_the_arms_sequence_and_level_2_wakes_as_the_l2_arm(sweep_run):
+    _, run = sweep_run
+    for unit, level in (("guide-qwen3-0.6b-l1", 1), ("guide-qwen3-0.6b-l2", 2)):
+        evs = events.read(run / unit / "r1" / "events.jsonl")
+        assert [(e["kind"], e["model"], e["round"]) for e in evs] == [
+            (s.kind, s.model, s.round) for s in steps(f"sweep-l{level}")] + [("total", None, 0)]
+        assert all(e["arm"] == unit and e["ok"] for e in evs)
+        for e in evs:
+            assert all(c["ok"] is not False for c in e.get("checks") or []), e
+        assert {e["level"] for e in evs if e["kind"] in ("sleep", "wake")} == {level}
+    wakes = [e for e in events.read(run / "guide-qwen3-0.6b-l2" / "r1" / "events.jsonl") if e["kind"] == "wake"]
+    assert all(set(e["parts"]) == {"wake_up", "reload_weights", "reset_prefix_cache", "warmup"} for e in wakes)
+    log = (run / "guide-qwen3-0.6b-l2" / "r1" / "server-A.log").read_text()
+    requests = re.findall(r"^DOUBLE-REQUEST (\S+ \S+)", log, re.M)
+    wake = requests.index("POST /wake_up")
+    assert requests[wake:wake + 4] == ["POST /wake_up", "POST /collective_rpc", "POST /reset_prefix_cache",
+                                       "POST /v1/chat/completions"]
+    assert "--gpu-memory-utilization 0.9" in log
+    # --cache warm: each model primed once on the lane (its l1 unit), its l2 unit found it primed
+    jobs = {j["unit"]: j for j in json.loads((run / "manifest.json").read_text())["jobs"]}
+    assert jobs["guide-qwen3-0.6b-l1"]["priming"]["ok"] and len(jobs["guide-qwen3-0.6b-l1"]["priming"]["loads"]) == 1
+    assert jobs["guide-qwen3-0.6b-l2"]["priming"] is None
+
+
+@pytest.mark.e2e
+def test_sweep_table_plot_bundle_and_verify(sweep_run, tmp_path):
+    _, run = sweep_run
+    results = run.parent
+    shown = kit("table", run.name, "--results-dir", results)
+    assert shown.returncode == 0 and "Guide: which sleep level" in shown.stdout and "crossover at 8.19 B" in shown.stdout
+    assert kit("table", run.name, "--results-dir", results, "--format", "json").stdout == \
+        (run / "tables" / "guide.json").read_text()
+    made = kit("bundle", run.name, "--results-dir", results, timeout=300)
+    assert made.returncode == 0, made.stderr
+    bundle = Path(made.stdout.strip())
+    assert (run / "figures" / "guide.png").exists()
+    ok = kit("bundle", "verify", bundle)
+    assert ok.returncode == 0 and ok.stdout.strip().endswith(": ok"), ok.stdout
+    # a guide edited after the run no longer matches the one re-rendered from the events
+    tampered = tmp_path / bundle.name
+    with tarfile.open(bundle) as src, tarfile.open(tampered, "w:gz") as dst:
+        for member in src.getmembers():
+            data = src.extractfile(member).read() if member.isfile() else None
+            if member.name.endswith("tables/guide.md"):
+                data = data.replace(b"crossover at", b"crossover near")
+                member.size = len(data)
+            dst.addfile(member, io.BytesIO(data) if data is not None else None)
+    bad = kit("bundle", "verify", tampered)
+    assert bad.returncode == 1 and "checksum mismatch (file changed)" in bad.stdout and "guide differs" in bad.stdout
+
+
+# -- the bandwidth bound, on a made-up run with a GPU ----------------------------------------------------------
+def _events(level, sleep_s, wake_s, backed_gib):
+    evs, gpu, rss = [], 70_000, 2_000
+    for r in (1, 2, 3):
+        held = 15_360 if level == 1 and r == 1 else 0             # the first level-1 sleep pins 15 GiB
+        evs.append({"kind": "sleep", "model": "A", "round": r, "duration_s": sleep_s, "ok": True, "level": level,
+                    "gpu_mib_before": gpu, "gpu_mib_after": gpu - 60_000, "rss_mib_before": rss,
+                    "rss_mib_after": rss + held,
+                    "checks": [{"check": "engine_log", "ok": True,
+                                "detail": f"engine: {backed_gib if level == 1 else 0:.2f} GiB backed up in CPU"}]})
+        rss += held
+        evs.append({"kind": "wake", "model": "A", "round": r, "duration_s": wake_s, "ok": True, "level": level})
+        evs.append({"kind": "prompt", "model": "A", "round": r, "duration_s": 0.5, "ok": True, "ttft_s": 0.02})
+    return evs
+
+
+def test_guide_sets_sleep_and_wake_against_the_bandwidth_bound(tmp_path):
+    from kit.results.load import Repeat, Run
+    entry = {"name": "/m/qwen3-8b", "slug": "qwen3-8b", "estimate": sweep.estimate(QWEN3_8B), "fits": True,
+             "skipped": None, "units": {"1": "guide-qwen3-8b-l1", "2": "guide-qwen3-8b-l2"}}
+    manifest = {"run_id": "r", "complete": True, "h2d": {"gpu 0": 20.0},
+                "sweep": {"levels": [1, 2], "gpu_memory_gib": 79.2, "gpu_memory_source": "NVML, GPU 0",
+                          "server_args": scenarios.SWEEP_SERVER_ARGS, "models": [entry]}}
+    env = {"h2d_gbps": 20.0, "gpus": [{"name": "NVIDIA H100 80GB HBM3"}]}
+    units = {"guide-qwen3-8b-l1": [Repeat(1, _events(1, 2.0, 1.5, 15.0), {"ok": True}, env)],
+             "guide-qwen3-8b-l2": [Repeat(1, _events(2, 0.3, 1.2, 0), {"ok": True}, env)]}
+    run = Run(tmp_path, manifest, RunOptions(sweep_models=("/m/qwen3-8b",), sweep_levels=(1, 2)), units)
+    g = guide.build_guide(run)
+    l1, l2 = g["rows"]
+    bound = 15.0 * 2**30 / 20e9                     # 15 GiB at 20 GB/s: 0.81 s each way
+    assert l1["moved_gib"] == l2["moved_gib"] == 15.0 and l1["moved_source"] == "engine log"
+    assert l1["bound_s"] == pytest.approx(bound, abs=1e-6)
+    assert l1["wake_x_bound"] == pytest.approx(1.5 / bound, abs=1e-6)
+    assert l1["sleep_x_bound"] == pytest.approx(2.0 / bound, abs=1e-6)
+    assert l2["wake_x_bound"] == pytest.approx(1.2 / bound, abs=1e-6) and l2["sleep_x_bound"] is None
+    assert l1["ram_held_gib"]["median"] == 15.0 and l2["ram_held_gib"]["median"] == 0
+    assert l1["gpu_freed_gib"]["median"] == pytest.approx(60_000 / 1024, abs=1e-3)
+    assert l1["switch"]["median"] == 3.5 and l2["switch"]["median"] == 1.5
+    assert g["crossover"]["model"] == "qwen3-8b" and g["crossover"]["text"].startswith("no crossover: level 2")
+    text = guide.text(g, "terminal", None)
+    assert "wake against the host->GPU bound: 8.19 B L1 wake 1.86x; 8.19 B L2 wake 1.49x" in text
+    assert "level 1 holds in host RAM while asleep: 8.19 B 15.00 GiB" in text
+    assert "gpu 0 20.0 GB/s" in text
+    from kit import plot
+    spec = plot.guide_spec(run, g)          # the figure's numbers are the guide's; level 1's bound is out and back
+    bars = {b["level"]: b for b in spec["bars"]}
+    assert bars[1]["bound_s"] == pytest.approx(2 * bound, abs=1e-6) and bars[2]["bound_s"] == pytest.approx(bound, abs=1e-6)
+    assert (bars[1]["sleep"], bars[1]["wake"], bars[1]["ram_gib"]) == (2.0, 1.5, 15.0)
+    assert plot.figure_stems(run, []) == ["guide"]
+
+
+@pytest.mark.e2e
+def test_an_interrupted_sweep_resumes_with_its_own_models_and_fit(sweep_run, tmp_path):
+    import shutil
+    _, run = sweep_run
+    results = tmp_path / "results"
+    copy = shutil.copytree(run, results / run.name)
+    shutil.rmtree(copy / "guide-phi-3-mini-l2")                       # as if stopped before its last job
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest.update(complete=False, jobs=[j for j in manifest["jobs"] if j["unit"] != "guide-phi-3-mini-l2"])
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    refused = kit("sweep", "--resume", run.name, "--models", "x/y", "--results-dir", results)
+    assert refused.returncode == 2 and "give none of them" in refused.stderr
+    r = kit("sweep", "--resume", run.name, "--results-dir", results, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "1 of 6 jobs to run (guide-phi-3-mini-l2 r1)" in r.stdout and "crossover at 8.19 B" in r.stdout
+    after = json.loads((copy / "manifest.json").read_text())
+    assert after["complete"] is True and after["sweep"] == manifest["sweep"]       # the fit is not redone
+    assert (copy / "guide-phi-3-mini-l2" / "r1" / "events.jsonl").exists() and not list(copy.glob("guide-qwen3-32b-*"))
