@@ -24,6 +24,7 @@ from kit.workload.redaction import HF_TOKEN_SHAPE, redact, secret_values
 
 SUMS = "SHA256SUMS"
 SUMS_LIMIT = 4 * 2**20        # one line per file: about 40,000 files
+SERVER_LOG_LIMIT = 16 * 2**20  # a real server's log of three starts is a few hundred KiB
 MAX_PROBLEMS = 20             # verify names this many problems, then counts the rest
 MANIFEST_KEYS = {"run_id": str, "kit_version": str, "git_commit": (str, type(None)), "command": list,
                  "created": str, "ended": (str, type(None)), "complete": bool, "runtime": dict,
@@ -93,18 +94,25 @@ def make_bundle(run_dir, allow_incomplete=False, render=None, figures=True):
 
 # ---------------------------------------------------------------- verifying a bundle
 
+def server_log(rel):
+    return re.fullmatch(r"server-[AB]\.log", PurePosixPath(rel).name) is not None
+
+
 def member_limit(rel):
     """The largest size a bundle member may have: a record's (layout.size_limit), SHA256SUMS's, a log's."""
     if rel == SUMS:
         return SUMS_LIMIT
+    if server_log(rel):
+        return SERVER_LOG_LIMIT
     if rel.endswith((".json", ".jsonl")) or rel.startswith(layout.TABLES + "/"):
         return layout.size_limit(PurePosixPath(rel).name)
     return archive.MEMBER_LIMIT
 
 
 def kept(rel):
-    """The members the checks and load_run read from disk; logs and figures are only hashed and scanned."""
-    return rel == SUMS or rel.endswith((".json", ".jsonl")) or rel.startswith(layout.TABLES + "/")
+    """The members the checks and load_run read from disk (the server logs: runs before events schema 3 get
+    their load breakdowns from them); other logs and figures are only hashed and scanned."""
+    return rel == SUMS or rel.endswith((".json", ".jsonl")) or rel.startswith(layout.TABLES + "/") or server_log(rel)
 
 
 def unpack(path):

@@ -232,13 +232,16 @@ def test_a_damaged_run_does_not_hide_the_others(pristine, tmp_path, capsys, dama
     assert main(["table", "good", "--results-dir", str(root)]) == 0 and "Table 1:" in capsys.readouterr().out
 
 
-def test_a_bundles_logs_and_figures_are_hashed_not_written(pristine, tmp_path):
-    """Only the records the checks read land in TMPDIR; the server logs are hashed and scanned in the stream."""
-    path = forge_bundle(shutil.copytree(pristine, tmp_path / "results") / VICTIM)
-    with bundle.unpack(path) as unpacked:
+def test_a_bundles_other_logs_and_figures_are_hashed_not_written(pristine, tmp_path):
+    """Only what the checks read lands in TMPDIR: the records, and the server logs (each at most
+    SERVER_LOG_LIMIT) that runs before events schema 3 take their load breakdowns from; any other member is
+    hashed and scanned in the stream."""
+    run_dir = shutil.copytree(pristine, tmp_path / "results") / VICTIM
+    (run_dir / "l1/r1/workload.log").write_text("progress lines\n")
+    with bundle.unpack(forge_bundle(run_dir)) as unpacked:
         on_disk = {p.relative_to(unpacked.root).as_posix() for p in unpacked.root.rglob("*") if p.is_file()}
-        assert "l1/r1/server-A.log" in unpacked.sha256 and "l1/r1/server-A.log" not in on_disk
-        assert {MANIFEST, EVENTS, STATUS, bundle.SUMS, "tables/table1.md"} <= on_disk
+        assert "l1/r1/workload.log" in unpacked.sha256 and "l1/r1/workload.log" not in on_disk
+        assert {MANIFEST, EVENTS, STATUS, bundle.SUMS, "tables/table1.md", "l1/r1/server-A.log"} <= on_disk
 
 
 def test_members_past_the_total_budget_are_not_read(pristine, tmp_path, monkeypatch):

@@ -181,8 +181,9 @@ def test_the_table_has_a_row_per_unit_model_and_cache_state():
     assert ("l1", "A", "miss") not in rows and rows["l1", "A", "hit"]["cache_keys"] == ["452dab6adc"]
     assert rows["l1-fp8", "B", "miss"]["parts"]["compile"]["median"] == pytest.approx((31.62 + 26.36) / 2)
     text = loads.loads_text(table)
-    assert max(len(line) for line in text.splitlines()) <= 120
-    assert re.search(r"nosleep\s+A\s+miss\s+2\s+93\.21", text)
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert re.search(r"nosleep A\s+miss x2\s+93\.21", text)
+    assert re.search(r"nosleep\s+A\s+miss\s+2\s+93\.21", loads.loads_text(table, wide=True))
     assert json.loads(loads.loads_text(table, "json")) == json.loads(json.dumps(table))
     assert "(43.56..45.87)" in loads.markdown(table)
 

@@ -247,7 +247,7 @@ def test_every_figure_is_an_svg_with_alt_text(fabricated):
     images = doc.findall(".//img")
     run = results.load_run(results_dir / "run-one")
     from kit import plot
-    assert len(images) == len(plot.figure_stems(run, [1])) == 4
+    assert len(images) == len(plot.figure_stems(run, [1])) == 5     # bars, timeline, two memory, loads
     for img in images:
         assert len(img.get("alt", "")) > 40, img.get("src")
         data = (out / "runs" / img.get("src")).read_bytes()
@@ -357,7 +357,8 @@ def test_a_hostile_run_folder_gives_an_escaped_complete_page(tmp_path):
     whole = text(doc)
     assert HOSTILE_MODEL in whole and " ".join(HOSTILE_NOTE.split()) in whole
     assert doc.find(".//section[@data-table='1']//table[@data-grid='main']") is not None
-    assert [s.get("id") for s in doc.iter("section")] == ["provenance", "table1", "memory", "checks", "bundle", "compare"]
+    assert [s.get("id") for s in doc.iter("section")] == ["provenance", "table1", "loads", "memory", "checks", "bundle",
+                                                         "compare"]
     assert doc.find(".//footer") is not None
     assert "not drawn" in whole and "more than the 2,000" in whole        # the 10 MB arm's timeline and memory
     assert [s.get("src") for s in parse(out / "index.html").iter("script")] == ["assets/sort.js"]

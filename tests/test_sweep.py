@@ -255,7 +255,7 @@ def test_guide_sets_sleep_and_wake_against_the_bandwidth_bound(tmp_path):
     bars = {b["level"]: b for b in spec["bars"]}
     assert bars[1]["bound_s"] == pytest.approx(2 * bound, abs=1e-6) and bars[2]["bound_s"] == pytest.approx(bound, abs=1e-6)
     assert (bars[1]["sleep"], bars[1]["wake"], bars[1]["ram_gib"]) == (2.0, 1.5, 15.0)
-    assert plot.figure_stems(run, []) == ["guide"]
+    assert plot.figure_stems(run, []) == ["loads", "guide"]
 
 
 @pytest.mark.e2e

@@ -255,7 +255,8 @@ def _write_pages(site, entries, figures, checks):
         rows.append(views.matrix_row(e, info))
         others = [(b if a is e else a, views.pair_slug(a, b)) for a, b in pair_list if e in (a, b)]
         site.page(f"runs/{e.slug}.html", "run.html", entry=e, run=e.run, bundle=info, figures=figures[e.slug],
-                  tables=[views.table_view(t) for t in e.tables.values()], checks=views.checks_view(e),
+                  tables=[views.table_view(t) for t in e.tables.values()], loads=views.loads_view(e.run),
+                  checks=views.checks_view(e),
                   provenance=views.provenance(e.run), others=others, row=rows[-1])
     site.page("index.html", "index.html", rows=rows, columns=views.table_columns(), published_rows=views.published_headlines(),
               pairs=[(a, b, views.pair_slug(a, b)) for a, b in pair_list], runs=len([e for e in entries if e.run]))

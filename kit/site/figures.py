@@ -19,7 +19,8 @@ from kit import plot
 from kit.site.views import safe_name
 
 MAX_MARKS = 2000
-FIGURES = {"bars": plot.bars_figure, "timeline": plot.timeline_figure, "memory": plot.memory_figure}
+FIGURES = {"bars": plot.bars_figure, "timeline": plot.timeline_figure, "memory": plot.memory_figure,
+           "loads": plot.loads_figure}
 
 
 @dataclass
@@ -82,6 +83,10 @@ def run_figures(run, tables):
         out.append(Figure(f"memory-{unit}", "memory", spec, f"Memory of {unit} ({spec['state']}), repeat "
                           f"r{spec['repeat']}: GPU MiB used and each server's host RSS before and after every event",
                           limits))
+    loads = plot.loads_spec(run)
+    out.append(Figure("loads", "loads", loads, "Load breakdown: one stacked bar per unit, model and compile-cache "
+                      "state (weights, compile, CUDA graphs, rest of engine init, start-up), the measured load's "
+                      "median with its min..max"))
     for f in out:
         marks = _marks(f.kind, f.spec)
         if marks > MAX_MARKS:

@@ -134,6 +134,14 @@ def grid_rows(headers, grid, keys=None):
     return {"headers": headers, "rows": [{"key": keys[i] if keys else None, "cells": line} for i, line in enumerate(grid)]}
 
 
+def loads_view(run):
+    """The load breakdown as `kit table --loads --wide` shows it: the same grid, header and notes."""
+    from kit.results import loads
+    table = loads.build_loads(run)
+    headers, grid = loads.grid(table, wide=True)
+    return {"grid": grid_rows(headers, grid), "notes": table["notes"]} if table["rows"] else None
+
+
 def table_view(table):
     """A table as `kit table --wide` shows it, in pieces for HTML: the same grids, lines and notes."""
     main = render.wide_grid(table)
