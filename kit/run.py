@@ -184,9 +184,9 @@ class Execution:
         self.label = label          # names the run in a group's progress lines ("" for a single run)
         self.lock = threading.Lock()
         self.measured = set(manifest.get("h2d") or {})
-        units = {u.name: u for u in plan.units(options)}
-        self.primed = {prime_key(j["lane"], units[j["unit"]]) for j in manifest.get("jobs") or []
-                       if (j.get("priming") or {}).get("ok") and j.get("unit") in units}
+        # (lane, prime_key) primed by this process: a resume primes again, since it may run on another host,
+        # or after the cache was cleared, and a measured load must never meet an empty cache
+        self.primed = set()
         self.progress = None
 
     def tasks(self, jobs):

@@ -126,9 +126,8 @@ def test_a_lane_primes_each_server_configuration_once(tmp_path, keeps_gpu, cache
     assert got == primed
     assert all(j["priming"] is None or j["priming"]["ok"] for j in manifest["jobs"])
     assert all(("--cold-cache" in argv) == (cache == "cold") for _, _, argv in runtime.argvs)
-    # a resumed run remembers what its lanes primed
-    again = Execution(run_dir, manifest, options, runtime)
-    assert again.primed == work.primed
+    # a resume primes again: it may run on another host, whose cache is empty
+    assert Execution(run_dir, manifest, options, runtime).primed == set()
 
 
 @pytest.mark.e2e
