@@ -14,7 +14,7 @@ VENV    := .venv
 KIT     := KIT_VIA_MAKE=1 $(VENV)/bin/kit
 DEMO    := build/demo
 
-.PHONY: help table1 table2 table3 table4 table5 all guide resume demo image doctor clean bench test test-fast site
+.PHONY: help table1 table2 table3 table4 table5 all guide resume demo image doctor clean bench test test-fast site docs
 
 help:            ## this list
 	@grep -E '^[a-z0-9 -]+:.*## ' $(MAKEFILE_LIST) | sed -e 's/:.*## /\t/' -e 's/^table1 table2 table3 table4 table5/table1..5/' | expand -t 12
@@ -64,6 +64,9 @@ clean: $(VENV)/.installed  ## remove leftover containers of earlier runs
 
 site: $(VENV)/.installed  ## the committed reference runs as a static website in build/site
 	$(KIT) site --results-dir results/reference --out build/site
+
+docs: $(VENV)/.installed  ## docs/cli.md, the command reference, from every command's --help
+	$(VENV)/bin/python scripts/cli_reference.py
 
 bench: $(VENV)/.test-installed  ## the kit's timing error, and arms on 1 vs 2 GPU lanes, against the vLLM test double
 	$(VENV)/bin/python tests/bench_timing.py

@@ -1,12 +1,16 @@
 """Every bad input of every command: one line on stderr naming what is wrong, exit 2, no traceback,
 nothing written. In-process (kit.cli.main, the one place errors are translated)."""
+import importlib.util
 import json
+import re
 import shutil
 
+import click
 import pytest
 
+from conftest import ROOT
 from fabricate import fabricate_run
-from kit.cli import main
+from kit.cli import cli, main
 
 GOOD_SERVER = "python3 tests/vllm_double.py"
 
@@ -157,10 +161,36 @@ def test_table_views(results, capsys):
     assert json.loads(js)["tables"][0]["table"] == 1
 
 
-def test_help_explains_every_command(capsys):
-    for cmd in ("run", "table", "plot", "bundle", "compare", "ls", "show", "doctor", "build", "clean"):
-        code, out, _ = run_main(capsys, cmd, "--help")
-        assert code == 0 and "Usage: kit " + cmd in out, cmd
+def command_paths(group, path=()):
+    """Every command below the group, subcommands included ("models twin"), as the words that call it."""
+    for name, command in sorted(group.commands.items()):
+        yield " ".join(path + (name,))
+        if isinstance(command, click.Group):
+            yield from command_paths(command, path + (name,))
+
+
+COMMANDS = list(command_paths(cli))
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_explains_every_command(capsys, command):
+    code, out, _ = run_main(capsys, *command.split(), "--help")
+    assert code == 0 and re.search(rf"^Usage: kit {command} .*?\n\n  \S", out, re.S), out     # usage, then what it does
+
+
+def test_the_help_test_reaches_subcommands():
+    assert "models" in COMMANDS and "models twin" in COMMANDS and len(COMMANDS) >= 15
+
+
+def test_run_help_names_its_options(capsys):
     code, out, _ = run_main(capsys, "run", "--help")
     for option in ("--gpus", "--gpu-access", "--arm", "--resume", "--cache", "--protocol", "--runtime"):
         assert option in out
+
+
+def test_the_cli_reference_is_current():
+    spec = importlib.util.spec_from_file_location("cli_reference", ROOT / "scripts" / "cli_reference.py")
+    reference = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reference)
+    assert reference.render() == reference.OUT.read_text(encoding="utf-8"), \
+        "docs/cli.md is not what the commands' --help say: run `make docs` and commit docs/cli.md"
