@@ -359,6 +359,18 @@ def test_most_jobs_at_once_comes_from_the_start_and_end_stamps():
     assert most_at_once([]) == 0
 
 
+def test_a_run_whose_jobs_moved_to_another_gpu_says_so(tmp_path):
+    """A resume on another machine: each arm's ratio then also holds the two GPUs' difference."""
+    run_dir = fabricate_run(tmp_path, (1,))
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert "different GPUs" not in " ".join(results.build_table(results.load_run(run_dir), 1)["notes"])
+    for j, (host, uuid) in zip(manifest["jobs"], [("vm-a", "GPU-aaaa"), ("vm-b", "GPU-bbbb")]):
+        j.update(host=host, gpu={"id": "0", "index": 0, "uuid": uuid, "name": "NVIDIA H100 80GB HBM3"})
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    notes = " ".join(results.build_table(results.load_run(run_dir), 1)["notes"])
+    assert "the run's jobs ran on 2 different GPUs" in notes
+
+
 # -- compare -------------------------------------------------------------------------------------------
 def test_compare_two_runs(tmp_path):
     env_b = dict(ENV, gpus=[{"index": 0, "name": "NVIDIA A100-SXM4-80GB", "memory_mib": 81920}])

@@ -52,6 +52,11 @@ def most_at_once(jobs):
     return most
 
 
+def devices(jobs):
+    """The distinct (host, GPU uuid) pairs a run's jobs ran on (a resumed run may have moved)."""
+    return sorted({(j.get("host") or "?", (j.get("gpu") or {}).get("uuid") or "?") for j in jobs})
+
+
 def run_facts(run, arms=None):
     """What identifies a run: GPU, versions, models, protocol, options (headers, compare, figures)."""
     m, o = run.manifest, run.options
@@ -62,7 +67,7 @@ def run_facts(run, arms=None):
             "torch": env_get(env, "torch"), "cuda": env_get(env, "cuda"), "driver": env_get(env, "driver"),
             "models": models, "protocol": o.protocol, "fixed_output": o.fixed_output, "cache": o.cache,
             "repeat": o.repeat, "runtime": o.runtime, "complete": m.get("complete"),
-            "at_once": most_at_once(m.get("jobs") or []),
+            "at_once": most_at_once(m.get("jobs") or []), "devices": len(devices(m.get("jobs") or [])),
             "stand_in": m.get("stand_in"),
             "server_args": {a: server_args.get(a) for a in (arms or sorted(server_args))}}
 
@@ -172,6 +177,9 @@ def _notes(facts, table_arms, refs):
         notes.append(f"up to {facts['at_once']} jobs ran at once, one per GPU: their servers started and stopped "
                      "alongside each other on one host, so loads, stops and totals are not those of a serial run "
                      "(one id in --gpus runs serially)")
+    if facts.get("devices", 1) > 1:
+        notes.append(f"the run's jobs ran on {facts['devices']} different GPUs (host and GPU uuid in the manifest's "
+                     "jobs): a ratio between two arms also holds any difference between their GPUs")
     if facts["repeat"] and facts["repeat"] >= 2:
         notes.append("spread: the coefficient of variation (standard deviation / mean) of each arm over rounds and "
                      "repeats; 'overlap' = the two arms' min..max ranges overlap, so the difference may be noise")
