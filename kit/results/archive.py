@@ -98,8 +98,10 @@ class Unpacked:
                 else:
                     tops.add(parts[0])
                     total += m.size
-                    dest = Path(self._tmp.name) / parts[0] / rel if self._kept(rel) else None
-                    self.sha256[rel], matched = _copy_out(tar.extractfile(m), dest, self._scan)
+                    dest = Path(self._tmp.name) / parts[0] / rel
+                    dest.parent.mkdir(parents=True, exist_ok=True)   # a folder of only hashed members still exists
+                    self.sha256[rel], matched = _copy_out(tar.extractfile(m), dest if self._kept(rel) else None,
+                                                          self._scan)
                     if matched:
                         self.matched.add(rel)
         if len(tops) > 1:
