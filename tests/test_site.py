@@ -131,8 +131,11 @@ def test_index_has_one_row_per_run_with_its_headline_ratios_and_the_published_ro
             table = json.loads(f.read_text())
             switch_a = next(r for r in table["rows"] if (r["metric"], r["model"]) == ("switch", "A"))
             cell = next(v for k, v in cells.items() if k.startswith(f"Table {table['table']}"))
-            expected = fmt(switch_a["ratio"], "ratio") if switch_a["ratio"] is not None else "-"
+            blocked = (switch_a.get("reason") or "").startswith("not comparable")
+            expected = fmt(switch_a["ratio"], "ratio") if switch_a["ratio"] is not None else "n/c" if blocked else "-"
             assert cell.startswith(expected + " / "), (run_dir.name, table["table"], cell)
+            assert ("not comparable" in cell) == any((r.get("reason") or "").startswith("not comparable")
+                                                     for r in table["rows"] if r["metric"] in ("switch", "total"))
         assert cells["bundle"] == "verifies"
         manifest = json.loads((run_dir / layout.MANIFEST).read_text())
         assert cells["kit commit"] == manifest["git_commit"][:12]

@@ -70,13 +70,17 @@ def _headline(rows, by_ratio):
     out = []
     for key in (("switch", "A"), ("switch", "B"), ("total", None)):
         ratio = by_ratio(pick[key]) if key in pick else None
-        out.append(render.fmt_value(ratio, "ratio") if ratio is not None else "-")
+        blocked = key in pick and (pick[key].get("reason") or "").startswith("not comparable")
+        out.append(render.fmt_value(ratio, "ratio") if ratio is not None else "n/c" if blocked else "-")
     return out
 
 
 def headline(table):
     """A table's headline for the matrix: its ratios and, when an arm has no numbers, why."""
     missing = [f"{s['arm']} {s['state']}" for s in table["arms"] if s["state"] != "ok"]
+    if any((r.get("reason") or "").startswith("not comparable") for r in table["rows"]
+           if r["metric"] in ("switch", "total")):
+        missing.append("n/c: not comparable (loads in different compile-cache states)")
     return {"ratios": _headline(table["rows"], lambda r: r["ratio"]), "note": ", ".join(missing)}
 
 
