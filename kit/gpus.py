@@ -76,20 +76,27 @@ def resolve(ids, known=None):
     return [by_id[i] for i in ids]
 
 
-def busy_reason(gpu, fraction=FREE_FRACTION):
-    """Why this GPU cannot take an arm now (too little free memory), or None (also when NVML is absent)."""
+def _memory(gpu):
+    """NVML's memory info of a GPU, or None (no NVML, or a GPU named without an NVML index); NVML's errors
+    propagate."""
     if gpu.index is None:
         return None
     nvml = _nvml()
     if nvml is None:
         return None
     try:
-        mem = nvml.nvmlDeviceGetMemoryInfo(nvml.nvmlDeviceGetHandleByIndex(gpu.index))
-    except Exception as e:  # noqa: BLE001 - a GPU NVML cannot read is not usable
-        return f"NVML cannot read GPU {gpu.id} ({e})"
+        return nvml.nvmlDeviceGetMemoryInfo(nvml.nvmlDeviceGetHandleByIndex(gpu.index))
     finally:
         nvml.nvmlShutdown()
-    if mem.free < fraction * mem.total:
+
+
+def busy_reason(gpu, fraction=FREE_FRACTION):
+    """Why this GPU cannot take an arm now (too little free memory), or None (also when NVML is absent)."""
+    try:
+        mem = _memory(gpu)
+    except Exception as e:  # noqa: BLE001 - a GPU NVML cannot read is not usable
+        return f"NVML cannot read GPU {gpu.id} ({e})"
+    if mem is not None and mem.free < fraction * mem.total:
         return (f"GPU {gpu.id} has {mem.free / 2**30:.1f} of {mem.total / 2**30:.1f} GiB free; an arm needs "
                 f"{fraction:.0%} (two servers at --gpu-memory-utilization 0.3)")
     return None
@@ -97,14 +104,8 @@ def busy_reason(gpu, fraction=FREE_FRACTION):
 
 def total_mib(gpu):
     """A GPU's memory in MiB by NVML, or None (no NVML, or a GPU named without an NVML index)."""
-    if gpu.index is None:
-        return None
-    nvml = _nvml()
-    if nvml is None:
-        return None
     try:
-        return nvml.nvmlDeviceGetMemoryInfo(nvml.nvmlDeviceGetHandleByIndex(gpu.index)).total // 2**20
+        mem = _memory(gpu)
     except Exception:  # noqa: BLE001 - a GPU NVML cannot read has no known size
         return None
-    finally:
-        nvml.nvmlShutdown()
+    return mem.total // 2**20 if mem is not None else None
