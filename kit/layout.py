@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from kit.errors import BadInput, BadRecord, DiskFull, NotFound
+from kit.errors import BadInput, BadRecord, DiskFull, KitError, NotFound
+from kit.options import RunOptions
 from kit.workload import events, jsonfile
 
 MANIFEST = "manifest.json"
@@ -132,7 +133,29 @@ def parse_manifest(text, where):
     if not isinstance(version, int) or version > MANIFEST_SCHEMA:
         raise BadRecord(f"{where}: manifest schema {version!r} is newer than this kit reads ({MANIFEST_SCHEMA})",
                         "upgrade sleepkit to read this run")
+    check_manifest_shape(manifest, where)
     return manifest
+
+
+# the type of each key a reader uses, where the manifest has it (kit 0.1.0's lack some)
+MANIFEST_SHAPE = {"run_id": str, "created": (str, type(None)), "ended": (str, type(None)), "complete": bool,
+                  "runtime": dict, "options": dict, "models": dict, "units": list, "server_args": dict,
+                  "environment": (dict, type(None)), "h2d": dict, "jobs": list, "resumes": list, "command": list}
+
+
+def check_manifest_shape(manifest, where):
+    """BadRecord naming the first key of the wrong type, or options that do not read back as RunOptions."""
+    for key, types in MANIFEST_SHAPE.items():
+        if key in manifest and not isinstance(manifest[key], types):
+            raise BadRecord(f"{where}: {key!r} has the wrong type ({type(manifest[key]).__name__})",
+                            "the run's manifest is damaged; restore it from its bundle")
+    if not all(isinstance(j, dict) for j in manifest.get("jobs") or []):
+        raise BadRecord(f"{where}: a job record is not a JSON object", "restore the manifest from its bundle")
+    try:
+        RunOptions.from_manifest(manifest).check(here=False)
+    except (TypeError, ValueError, KitError) as e:
+        raise BadRecord(f"{where}: its options do not read back ({getattr(e, 'message', e)})",
+                        "the run's manifest is damaged; restore it from its bundle") from None
 
 
 def now(timestamp=None):

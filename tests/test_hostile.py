@@ -82,6 +82,8 @@ INF = in_run(EVENTS, first_line(lambda e: dict(e, duration_s=float("inf"))))
 HUGE = in_run(EVENTS, lambda d: d.replace(b'"duration_s": ', b'"duration_s": 1e999, "x": ', 1))
 DUP_SEQ = in_run(EVENTS, twice)
 TWO_TOTALS = in_run(EVENTS, second_total)
+BAD_SHAPE = in_run(MANIFEST, lambda d: json.dumps(dict(json.loads(d), options=[], environment="z")).encode())
+BAD_OPTIONS = in_run(MANIFEST, lambda d: json.dumps(dict(json.loads(d), options={"tables": 5})).encode())
 GARBAGE_SUMS = in_bundle(lambda m: m.update({bundle.SUMS: b"garbage\n" * 10, "extra.txt": b"sneaked in\n"}), False)
 
 CASES = [
@@ -102,6 +104,11 @@ CASES = [
     ("deep-events/bundle", DEEP_EVENTS, ["bundle", VICTIM, "--no-figures"], 2, "events.jsonl:27: nested too deeply"),
     ("deep-events/compare", DEEP_EVENTS, ["compare", VICTIM, "published"], 2, "events.jsonl:27: nested too deeply"),
     ("deep-events/verify", DEEP_EVENTS, ["bundle", "verify", BUNDLE], 1, "events.jsonl:27: nested too deeply"),
+    # a manifest of valid JSON in the wrong shape
+    ("manifest-shape/ls", BAD_SHAPE, ["ls"], 0, "damaged: "),
+    ("manifest-shape/show", BAD_SHAPE, ["show", VICTIM], 2, "manifest.json: 'options' has the wrong type (list)"),
+    ("manifest-options/show", BAD_OPTIONS, ["show", VICTIM], 2, "manifest.json: its options do not read back"),
+    ("manifest-options/table", BAD_OPTIONS, ["table", VICTIM], 2, "manifest.json: its options do not read back"),
     ("deep-manifest/table", DEEP_MANIFEST, ["table", VICTIM], 2, "manifest.json: nested too deeply"),
     ("deep-manifest/ls", DEEP_MANIFEST, ["ls"], 0, "damaged: "),
     ("deep-manifest/show", DEEP_MANIFEST, ["show", VICTIM], 2, "manifest.json: nested too deeply"),
