@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import threading
+import sys
 import time
 
 import pytest
@@ -142,7 +143,8 @@ def test_run_arm_collects_results_and_removes_the_container(docker_client, doubl
     labels = {"sleepkit.run": docker_run_id, "sleepkit.arm": "l1", "sleepkit.repeat": "1"}
     assert labels.items() <= attrs["Config"]["Labels"].items()
     assert attrs["HostConfig"]["NetworkMode"] == "host" and attrs["HostConfig"]["IpcMode"] == "host"
-    assert attrs["Config"]["Cmd"] == job.argv + ["--out", OUT]
+    assert attrs["Config"]["Cmd"] == job.argv + ["--out", OUT, "--stop-on-stdin-eof"]
+    assert attrs["Config"]["OpenStdin"] and attrs["Config"]["StdinOnce"]      # closed when kit run is gone
     env = dict(v.split("=", 1) for v in attrs["Config"]["Env"])
     assert env["VLLM_SERVER_DEV_MODE"] == "1" and env["HF_TOKEN"] == SECRET
     mounts = {m["Destination"]: m for m in attrs["Mounts"]}
@@ -383,3 +385,45 @@ def test_devices_mode_container_gets_the_nodes_and_a_read_only_driver(docker_cli
     out = docker_client.containers.run(**kwargs, remove=True).decode()
     assert out.split() == ["stand-in", gpu_access.LIB_PATH, "GPU-12345678-abcd", "read-only"], out
     assert host.driver_dir == str(driver)
+
+
+# -- kit run SIGKILLed: the container's workload stops its servers --------------------------------------
+KILLED_HARNESS = """
+import sys, threading
+from kit.runtimes import ArmJob
+from kit.runtimes.docker import DockerRuntime
+job = ArmJob(run_id=sys.argv[2], unit="l1", repeat=1, argv=sys.argv[4:])
+lane = threading.Thread(target=DockerRuntime(sys.argv[3], hf_cache=sys.argv[1] + "/hf", cache="cold").run_arm,
+                        args=(job, sys.argv[1] + "/out", print))
+lane.start()
+lane.join()
+"""
+
+
+def test_a_sigkilled_kit_run_leaves_no_workload_running_in_its_container(docker_client, double_image, docker_run_id,
+                                                                        tmp_path):
+    """docker-py holds the container's stdin (StdinOnce): when kit run dies, stdin closes and the workload
+    stops its servers as on SIGTERM, so the container ends within seconds instead of running on."""
+    config = double_config(marker=docker_run_id)
+    config["models"][MODEL_A]["delays"]["startup"] = 600           # model A's server never gets ready
+    argv = job_for(docker_run_id, "l1", double_cmd(config), ready_timeout=900.0).argv
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    parent = subprocess.Popen([sys.executable, "-c", KILLED_HARNESS, str(tmp_path), docker_run_id, double_image,
+                               *argv], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        for line in parent.stdout:                                  # the workload is loading model A
+            if line.startswith("start load A"):
+                break
+        (container,) = labelled(docker_client, docker_run_id)
+        parent.kill()
+        parent.wait(10)
+        deadline = time.monotonic() + 30
+        while container.status != "exited" and time.monotonic() < deadline:
+            time.sleep(0.2)
+            container.reload()
+        assert container.status == "exited", "the workload went on after kit run was killed"
+        assert "interrupted (SIGTERM)" in container.logs().decode() or "signal" in container.logs().decode()
+    finally:
+        parent.kill()
+        for c in labelled(docker_client, docker_run_id):
+            c.remove(force=True)

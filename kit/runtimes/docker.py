@@ -6,6 +6,7 @@ out_dir/workload.log; when it exits, /sleepkit/out is copied out through the eng
 results are never bind-mounted) and the container is removed, also on errors.
 compose.yaml describes the same containers; container_spec() is the single source for both.
 """
+import contextlib
 import os
 import shutil
 import tarfile
@@ -59,10 +60,20 @@ def run_kwargs(spec, host_env=os.environ):
     requests = [docker.types.DeviceRequest(driver=r["driver"], count=r["count"], device_ids=r["device_ids"] or None,
                                            capabilities=r["capabilities"] or None)
                 for r in spec["gpu"]["device_requests"]]
-    return dict(image=spec["image"], command=spec["command"], environment=env, mounts=mounts,
-                ipc_mode=spec["ipc_mode"], network_mode=spec["network_mode"], init=spec["init"],
+    # stdin open, closed once its one attached client (kit run) is gone: docker-py sets StdinOnce only for a
+    # non-detached config; the workload stops when its stdin closes, so a SIGKILLed kit run leaves no servers
+    return dict(image=spec["image"], command=spec["command"] + ["--stop-on-stdin-eof"], environment=env,
+                mounts=mounts, ipc_mode=spec["ipc_mode"], network_mode=spec["network_mode"], init=spec["init"],
                 device_requests=requests, devices=spec["gpu"]["devices"], labels=spec["labels"],
-                name=spec["name"], detach=True)
+                name=spec["name"], stdin_open=True, detach=False)
+
+
+def _close(sock):
+    """Close an attach socket (docker-py gives a SocketIO over the real socket, or the socket)."""
+    for part in (sock, getattr(sock, "_sock", None)):
+        if part is not None:
+            with contextlib.suppress(OSError):
+                part.close()
 
 
 def extract_archive(chunks, out_dir, top="out"):
@@ -165,9 +176,11 @@ class DockerRuntime(Runtime):
                 say(f"arm failed: docker could not create the container: {explain(e)}")
                 return START_FAILED
             done = self._active[container.id] = threading.Event()
+            stdin = self.client.api.attach_socket(container.id, params={"stdin": 1, "stream": 1})
             try:
                 return self._run(container, out_dir, say)
             finally:
+                _close(stdin)
                 self._remove(container)
                 del self._active[container.id]
                 done.set()

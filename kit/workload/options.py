@@ -40,6 +40,8 @@ class ArmOptions:
     ready_timeout: float = _opt(900.0, "seconds a server may take to start")
     call_timeout: float = _opt(300.0, "seconds one HTTP call may take")
     measure_h2d: bool = _opt(False, "measure the pinned host->GPU bandwidth first (torch)")
+    stop_on_stdin_eof: bool = _opt(False, "stop, as on SIGTERM, when standard input closes (the Docker runtime "
+                                           "holds a container's stdin, so its workload stops when kit run dies)")
     cold_cache: bool = _opt(False, "give every server start empty compile caches (--cache cold)")
     prime: bool = _opt(False, "first start and stop each model's server once, untimed, so the measured "
                               "loads find the compile cache warm (--cache warm); written to priming.jsonl")

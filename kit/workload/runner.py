@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 
@@ -261,6 +262,15 @@ def h2d_probe():
         return {"h2d_gbps": None, "cuda_version": None}
 
 
+def stop_when_stdin_closes():
+    """A thread that sends this process SIGTERM when its standard input reaches EOF (its holder died)."""
+    def watch():   # os.read, not sys.stdin: a daemon thread must hold no interpreter lock at exit
+        while os.read(0, 4096):
+            pass
+        os.kill(os.getpid(), signal.SIGTERM)
+    threading.Thread(target=watch, name="stdin-watch", daemon=True).start()
+
+
 def _raise_interrupt(signum, frame):
     raise Interrupted(signal.Signals(signum).name)
 
@@ -273,6 +283,8 @@ def main(argv=None):
     os.makedirs(opts.out, exist_ok=True)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     signal.signal(signal.SIGINT, _raise_interrupt)
+    if opts.stop_on_stdin_eof:
+        stop_when_stdin_closes()
     work = Workload(opts)
     error = None
     try:
