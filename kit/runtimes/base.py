@@ -28,7 +28,8 @@ class Runtime:
     """What kit run and kit doctor ask of a runtime (kit/runtimes/__init__.py lists it); a runtime overrides
     the defaults below where it differs. The class methods need no runtime made: --dry-run uses them."""
 
-    name = ""
+    name = ""               # its --runtime name (REGISTRY's key)
+    summary = ""            # what --runtime's help says of it
     # Does a lane run all its jobs on one GPU (so it primes each server configuration once for
     # --cache warm)? False where the runtime places jobs itself: then every job primes its own.
     lanes_keep_gpu = True
