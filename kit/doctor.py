@@ -8,29 +8,17 @@ run_checks() only looks: it starts no container, downloads nothing and writes no
 in the results dir (removed at once).
 """
 import os
-import shlex
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
 from kit import gpus as host_gpus
 from kit import hints
-from kit.checks import Check
-from kit import image as images
-from kit.errors import Checklist, KitError, NotReady
-from kit.options import parse_gpus
+from kit.checks import GB, Check, runs_vllm
+from kit.errors import Checklist, KitError
+from kit.runtimes import get_runtime
 
-PULL_DISK_GB = 30       # a vLLM image pulled and unpacked, plus the kit's layer and build room
-BUILD_DISK_GB = 2       # the kit's own layer on a base image already here
 RESULTS_DISK_GB = 1     # a run's files: events and logs are well under 100 MB even for --all --repeat 10
-GB = 1e9
-
-
-def runs_vllm(options):
-    """Is the server vLLM's (`python3 -m vllm.entrypoints...` or `vllm serve`), not a stand-in?"""
-    argv = shlex.split(options.server_cmd)
-    return any(a.startswith("vllm.entrypoints") for a in argv) or Path(argv[0]).name == "vllm"
 
 
 TEST_DOUBLE = "test double (no GPU, no vLLM)"
@@ -45,31 +33,21 @@ def stand_in(options):
 
 def run_checks(options, results_dir, runtime=None, env=os.environ):
     """Every check that applies to these options (kit.options.RunOptions), root causes first."""
+    runtime = runtime or get_runtime(options)
     return [c for checks in CHECKS for c in checks(options, results_dir, runtime, env)]
 
 
 def gpu_checks(options, results_dir, runtime, env):
-    return [] if options.runtime == "slurm" else [check_gpus(options)]      # Slurm's probe job checks its GPU
+    return [check_gpus(options, runtime)] if runtime.uses_host_gpus else []    # else the runtime checks its GPUs
 
 
 def runtime_checks(options, results_dir, runtime, env):
-    if options.runtime == "docker":
-        return docker_checks(options, runtime)
-    if options.runtime == "slurm":
-        return runtime.doctor_checks(results_dir)
-    return []
-
-
-def vllm_checks(options, results_dir, runtime, env):
-    if options.runtime != "local":
-        return []
-    return [check_vllm_import(options.server_cmd) if runs_vllm(options) else
-            Check("vllm", None, "skipped: --server-cmd is not vLLM's server")]
+    return runtime.doctor_checks(options, results_dir)
 
 
 def model_checks(options, results_dir, runtime, env):
     models = options.sweep_models or (options.model_a, options.model_b)     # a sweep's, or the study's A and B
-    return [check_models(models, hub_dir(options.runtime, options.hf_cache, env), env)]
+    return [check_models(models, runtime.hub_dir(options, env), env)]
 
 
 def results_checks(options, results_dir, runtime, env):
@@ -77,8 +55,8 @@ def results_checks(options, results_dir, runtime, env):
 
 
 # Each takes (options, results_dir, runtime, env) and returns its Checks. No GPU or no driver comes first:
-# it is the cause of the GPU access, image and vLLM failures that follow it.
-CHECKS = [gpu_checks, runtime_checks, vllm_checks, model_checks, results_checks]
+# it is the cause of the GPU access, image and vLLM failures that follow it (in the runtime's checks).
+CHECKS = [gpu_checks, runtime_checks, model_checks, results_checks]
 
 
 def preflight(options, results_dir, runtime=None):
@@ -102,66 +80,9 @@ def summary(detail, most=100):
     return head + " (...)"
 
 
-# -- docker -----------------------------------------------------------------------------------------
-def docker_checks(options, runtime):
-    try:
-        client = runtime.client
-        v = client.version()
-    except KitError as e:
-        return [Check("docker engine", False, e.message, e.hint or "")]
-    checks = [Check("docker engine", True, f"Docker {v.get('Version')} (API {v.get('ApiVersion')})")]
-    if parse_gpus(options.gpus) != "none":
-        try:
-            mode, why = runtime.choose_access()
-            checks.append(Check("gpu access", True, why.removeprefix("GPU access: ")))
-        except NotReady as e:
-            checks.append(Check("gpu access", False, e.message, e.hint))
-    if options.image:
-        try:
-            images.require(client, options.image)
-            checks.append(Check("image", True, f"{options.image} (given with --image)"))
-        except KitError as e:
-            checks.append(Check("image", False, e.message, e.hint))
-    else:
-        base = options.vllm_image or images.DEFAULT_VLLM_IMAGE
-        present = images.base_present(client, base)
-        checks.append(Check("image", True, f"will build the kit image on {base}"
-                            + ("" if present else f" (pulled first: {base} is not here)")))
-        checks.append(check_image_disk(client, BUILD_DISK_GB if present else PULL_DISK_GB))
-    return checks
-
-
-def check_image_disk(client, need_gb):
-    root = client.info().get("DockerRootDir") or "/var/lib/docker"
-    try:
-        free = shutil.disk_usage(root).free
-    except OSError:
-        return Check("disk for the image", None, f"skipped: cannot read free space of Docker's root dir {root} here")
-    detail = f"{free / GB:.0f} GB free in {root} (need {need_gb} GB)"
-    return Check("disk for the image", free >= need_gb * GB, detail,
-                 "free space there (`docker system prune`) or move Docker's data-root")
-
-
-# -- local ------------------------------------------------------------------------------------------
-def check_vllm_import(server_cmd):
-    """vLLM must import, with the Python the server command runs."""
-    argv = shlex.split(server_cmd)
-    python = argv[0] if "python" in Path(argv[0]).name else "python3"
-    probe = "import importlib.metadata as m, vllm; print(m.version('vllm'))"
-    fix = f"install vLLM for {python} (docs/offline-gpu.md for hosts without network), or pass --server-cmd"
-    try:
-        out = subprocess.run([python, "-c", probe], capture_output=True, text=True, timeout=180)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return Check("vllm", False, f"{python} could not be run ({e})", fix)
-    if out.returncode != 0:
-        last = (out.stderr.strip().splitlines() or ["no output"])[-1]
-        return Check("vllm", False, f"{python} cannot import vllm ({last})", fix)
-    return Check("vllm", True, f"vLLM {out.stdout.strip()} imports with {python}")
-
-
 # -- gpus -------------------------------------------------------------------------------------------
-def check_gpus(options):
-    needed = runs_vllm(options) or (options.runtime == "docker" and parse_gpus(options.gpus) != "none")
+def check_gpus(options, runtime):
+    needed = runs_vllm(options) or runtime.needs_host_gpu(options)
     found = host_gpus.nvml_gpus()
     if found is None:
         if not needed:
@@ -171,7 +92,7 @@ def check_gpus(options):
     if not found:
         return Check("gpus", False, "NVML sees no GPU", "check `nvidia-smi`")
     try:
-        chosen = host_gpus.resolve(parse_gpus(options.gpus), found)
+        chosen = host_gpus.resolve(options.gpu_list, found)
     except KitError as e:
         return Check("gpus", False, e.message, e.hint)
     busy = [r for r in (host_gpus.busy_reason(g) for g in chosen) if r]
@@ -183,15 +104,6 @@ def check_gpus(options):
 
 
 # -- models and results -------------------------------------------------------------------------------
-def hub_dir(runtime, hf_cache, env=os.environ):
-    """Where the servers will look for downloaded models: the mounted cache, or the host's own."""
-    if runtime == "docker":
-        return Path(hf_cache).expanduser() / "hub"
-    if env.get("HF_HUB_CACHE"):
-        return Path(env["HF_HUB_CACHE"]).expanduser()
-    return Path(env.get("HF_HOME") or "~/.cache/huggingface").expanduser() / "hub"
-
-
 def model_source(model, hub):
     """'local dir', 'HF cache' or None (the servers download it at run time)."""
     if Path(model).expanduser().is_dir():

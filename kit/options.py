@@ -9,15 +9,18 @@ import math
 import re
 import shlex
 from dataclasses import asdict, dataclass, field, fields, replace
+from functools import cached_property
 from pathlib import Path
 
 from kit.errors import BadInput
+from kit.runtimes import REGISTRY
 from kit.workload import scenarios
 from kit.workload.options import MAX_TIMEOUT_S, PROTOCOLS, ArmOptions
 from kit.workload.options import defaults as arm_defaults
 
-RUN_RUNTIMES = ("docker", "local", "slurm")     # what `kit run` can start (its --runtime choices)
-RUNTIMES = RUN_RUNTIMES + ("compose",)          # what a manifest can hold: compose = adopted (`kit adopt`)
+RUN_RUNTIMES = tuple(REGISTRY)                  # what `kit run` can start (its --runtime choices)
+ADOPTED = ("compose",)                          # what a manifest can hold besides: compose = adopted (`kit adopt`)
+RUNTIMES = RUN_RUNTIMES + ADOPTED
 CACHES = ("warm", "cold", "shared")
 GPU_ACCESS = ("auto", "toolkit", "cdi", "devices")
 SLURM_CONTAINERS = ("none", "podman", "docker")
@@ -35,8 +38,8 @@ class RunOptions:
     tables: tuple = _o((), "the tables (1-5) the run is for")
     arms: tuple = _o((), "only these arms (--arm), instead of every arm of the tables")
     repeat: int = _o(1, "repeats of every arm")
-    runtime: str = _o("docker", "docker: one fresh GPU container per arm; local: the workload runs on this "
-                                "host; slurm: one batch job per arm", choices=RUN_RUNTIMES)
+    runtime: str = _o("docker", "; ".join(f"{name}: {cls.summary}" for name, cls in REGISTRY.items()),
+                      choices=RUN_RUNTIMES)
     model_a: str = _o(_ARM["model_a"], "model A: hub name or local folder")
     model_b: str = _o(_ARM["model_b"], "model B: hub name or local folder")
     protocol: str = _o(_ARM["protocol"], "corrected, or seed: replay the original scripts' requests", choices=PROTOCOLS)
@@ -92,7 +95,7 @@ class RunOptions:
         for name in ("model_a", "model_b"):
             if here:
                 check_model(getattr(self, name), flag(name))
-        parse_gpus(self.gpus)
+        _ = self.gpu_list       # --gpus parsed once, here: BadInput when it is no GPU list
         if self.runtime == "slurm" and self.slurm_container != "none":
             if not self.image:
                 raise BadInput(f"--slurm-container {self.slurm_container} needs --image",
@@ -119,6 +122,11 @@ class RunOptions:
         sweep.check(self.sweep_models, self.sweep_levels)
         for model in self.sweep_models if here else ():
             check_model(model, "models")
+
+    @cached_property
+    def gpu_list(self):
+        """--gpus parsed (kit.options.parse_gpus): 'all', 'none' or a tuple of ids; BadInput when it is no list."""
+        return parse_gpus(self.gpus)
 
     def table_numbers(self):
         """The tables a run shows: those asked for, or with --arm, every table using one of those arms."""

@@ -24,9 +24,9 @@ from pathlib import Path
 
 from kit import __version__, doctor, gpus, hints, layout, plan, results, runlock, sweep
 from kit.errors import BadInput, DiskFull, KitError, NotFound
-from kit.options import RunOptions, flag, parse_gpus
+from kit.options import ADOPTED, RunOptions, flag
 from kit.progress import Progress
-from kit.runtimes import ArmJob, get_runtime
+from kit.runtimes import ArmJob, get_runtime, runtime_class
 from kit.schedule import Scheduler
 from kit.workload import events, scenarios
 from kit.workload.runner import PRIMING
@@ -36,12 +36,6 @@ KIT_ROOT = Path(__file__).resolve().parents[1]
 
 class Interrupted(KitError):
     exit_code = 130
-
-
-@dataclass(frozen=True)
-class Lane:
-    label: str               # "gpu 0", "gpu GPU-ab12…", "host", or "job 3" (slurm)
-    gpu: object = None       # kit.gpus.Gpu, or None when the run does not choose GPUs
 
 
 def new_run_id(tables):
@@ -109,8 +103,8 @@ def last_error(out):
 # -- standup -----------------------------------------------------------------------------------------
 def sweep_record(options, describe=model_info):
     """The manifest's "sweep" part (kit/sweep.py): each model's fit to the run's GPUs, decided before any start."""
-    chosen = [] if options.runtime == "slurm" else gpus.resolve(parse_gpus(options.gpus))
-    return sweep.record(options, describe, chosen, doctor.hub_dir(options.runtime, options.hf_cache))
+    cls = runtime_class(options)
+    return sweep.record(options, describe, cls.host_gpus(options), cls.hub_dir(options))
 
 
 def new_manifest(run_id, options, units, command):
@@ -144,7 +138,7 @@ def open_resume(results_dir, run_id, given, command, held=None):
         raise NotFound(f"cannot resume {run_id!r}: no such run in {results_dir}", "list the runs with `kit ls`")
     manifest = run_dir.read_manifest()
     options = RunOptions.from_manifest(manifest)
-    if options.runtime == "compose":
+    if options.runtime in ADOPTED:
         raise BadInput(f"{run_id} was adopted from docker compose; kit run cannot resume it",
                        "run the missing arms with `docker compose run`, then adopt a new folder")
     for name, value in given.items():
@@ -164,15 +158,6 @@ def open_resume(results_dir, run_id, given, command, held=None):
             manifest.setdefault(key, empty)
     manifest["resumes"].append({"at": layout.now(), "command": command})
     return run_dir, manifest, options
-
-
-def lanes_for(options, n_jobs):
-    if options.runtime == "slurm":
-        return [Lane(f"job {i + 1}") for i in range(n_jobs)]       # Slurm places the jobs
-    chosen = gpus.resolve(parse_gpus(options.gpus))
-    if not chosen:
-        return [Lane("host")]
-    return [Lane("all GPUs" if g.id == "all" else "gpu " + g.id, g) for g in chosen]
 
 
 # -- execute -----------------------------------------------------------------------------------------
@@ -370,14 +355,6 @@ class Outcome:
     retired: dict             # lane -> why it was not used any more
 
 
-def partitions(options):
-    """The Slurm partitions a run spreads over (`--slurm-partition a,b`): one run per partition."""
-    if options.runtime != "slurm":
-        return [""]
-    value = options.slurm_partition or os.environ.get("KIT_SLURM_PARTITION", "")
-    return [p.strip() for p in value.split(",") if p.strip()] or [""]
-
-
 def ready_runtime(options, results_dir, build_line):
     """The runtime, after the pre-flight passed and the image (if any) was built or found."""
     runtime = get_runtime(options, on_build_line=build_line)
@@ -408,7 +385,7 @@ def claim(results_dir, base, names, generated):
     raise BadInput(f"no free run id for {base!r} in {results_dir}", "name the run with --run-id")
 
 
-def create(options, results_dir, run_id, runtime, command, held, group=None):
+def create(options, results_dir, run_id, runtime, command, held, group=None, part=""):
     """The manifest of a new run in its folder (claimed by claim()), owned by this process (held: an
     ExitStack). A manifest that cannot be written (a full disk) leaves no folder behind."""
     run_dir = layout.RunDir(Path(results_dir) / run_id)
@@ -422,13 +399,13 @@ def create(options, results_dir, run_id, runtime, command, held, group=None):
     except OSError as e:
         shutil.rmtree(run_dir.path, ignore_errors=True)
         raise layout.disk_full(e, f"cannot start run {run_id}") from None
-    return Execution(run_dir, manifest, options, runtime, label=options.slurm_partition if group else "")
+    return Execution(run_dir, manifest, options, runtime, label=part)
 
 
 def run(options, results_dir, run_id=None, resume=None, given=None, command=None, say=print, tty=None,
         build_line=print):
     """Plan, pre-flight, stand up, execute, tear down. Returns [Outcome], one per run (a Slurm run over
-    several partitions is a group of runs, <run-id>-<partition>, executed together)."""
+    several partitions is a group of runs, <run-id>-<partition>, executed together: Runtime.split)."""
     command = command or ["kit"] + sys.argv[1:]
     with ExitStack() as held:      # the locks of the runs (kit.runlock), released when the run ends
         if resume:
@@ -442,8 +419,8 @@ def run(options, results_dir, run_id=None, resume=None, given=None, command=None
             run_dir.write_manifest(manifest)
             return finish([Execution(run_dir, manifest, options, runtime)], say, tty)
         options.check()
-        parts = partitions(options)
-        names = (lambda b: [f"{b}-{p}" for p in parts]) if len(parts) > 1 else (lambda b: [b])
+        parts = runtime_class(options).split(options)
+        names = (lambda b: [f"{b}-{p}" for p, _ in parts]) if len(parts) > 1 else (lambda b: [b])
         if run_id is not None:
             for rid in names(layout.check_run_id(run_id)):
                 if (Path(results_dir) / rid).exists():
@@ -452,16 +429,14 @@ def run(options, results_dir, run_id=None, resume=None, given=None, command=None
                         raise runlock.busy(rid, who)
                     raise BadInput(f"run {rid!r} exists in {results_dir}",
                                    "runs are never overwritten: resume it with --resume")
-        ready = [ready_runtime(options.with_(slurm_partition=p) if len(parts) > 1 else options, results_dir,
-                               build_line) for p in parts]
+        ready = [ready_runtime(opts, results_dir, build_line) for _, opts in parts]
         base = claim(results_dir, run_id if run_id is not None else new_run_id(options.table_numbers()), names,
                      generated=run_id is None)
         group = {"id": base, "runs": names(base)} if len(parts) > 1 else None
         works = []
         try:
-            for p, rid, rt in zip(parts, names(base), ready):
-                opts = options.with_(slurm_partition=p) if group else options
-                works.append(create(opts, results_dir, rid, rt, command, held, group))
+            for (part, opts), rid, rt in zip(parts, names(base), ready):
+                works.append(create(opts, results_dir, rid, rt, command, held, group, part))
         except BaseException:
             for rid in names(base)[len(works):]:
                 shutil.rmtree(Path(results_dir) / rid, ignore_errors=True)    # claimed, never written
@@ -475,7 +450,7 @@ def finish(works, say, tty):
     for w in works:
         w.runtime.plan_order([(w.manifest["run_id"], t.unit.name, t.job.repeat) for t in tasks if t.work is w])
     options = works[0].options
-    lanes = lanes_for(options, len(tasks))
+    lanes = runtime_class(options).lanes(options, len(tasks))
     if works[0].manifest.get("stand_in"):
         say(f"{works[0].manifest['stand_in']}: shows how the kit works; not a result")
     say(f"run {', '.join(w.manifest['run_id'] for w in works)}: {what_run(options)}; {len(tasks)} of "
@@ -533,14 +508,15 @@ def describe_plan(options, todo, lanes, runtime=None, results_dir="results"):
                      + (f" (seed replay of {unit.script})" if unit.script else ""))
         for model, cmd in server_commands(options, unit).items():
             lines.append(f"    server {model}: VLLM_SERVER_DEV_MODE=1 {shlex.join(cmd)}")
-    if runtime is not None and hasattr(runtime, "batch_script") and todo:
+    if runtime is not None and todo:
         job = todo[0]
         argv = options.arm_options(job.unit.arm, job.unit.script, job.repeat, "<run-id>", model=job.unit.model,
                                    unit=job.unit.name if job.unit.model else "").to_argv()
         arm_job = ArmJob("<run-id>", job.unit.name, job.repeat, argv)
-        lines += [f"batch script of {job.key} (the others differ only in arm and repeat):",
-                  runtime.batch_script(arm_job, layout.RunDir(Path(results_dir).resolve() / "<run-id>").repeat_dir(
-                      job.unit.name, job.repeat))]
+        script = runtime.batch_script(arm_job, layout.RunDir(Path(results_dir).resolve() / "<run-id>").repeat_dir(
+            job.unit.name, job.repeat))
+        if script is not None:
+            lines += [f"batch script of {job.key} (the others differ only in arm and repeat):", script]
     lines.append("dry run: nothing started")
     return lines
 
@@ -549,25 +525,26 @@ def dry_run(options, results_dir, resume=None, given=None):
     if resume:
         run_dir, _, options = open_resume(results_dir, resume, given or {}, [])
         todo = [j for j in plan.jobs(options) if not job_done(run_dir, j)]
-        return describe_plan(options, todo, lanes_for(options, len(todo)), runtime_for_dry_run(options), results_dir)
+        return describe_plan(options, todo, runtime_class(options).lanes(options, len(todo)), runtime_for_dry_run(options),
+                             results_dir)
     options.check()
-    parts = partitions(options)
+    cls = runtime_class(options)
+    parts = cls.split(options)
     lines = []
-    for p in parts:
-        opts = options.with_(slurm_partition=p) if len(parts) > 1 else options
+    for p, opts in parts:
         todo = plan.jobs(opts)
-        lines += ([f"partition {p}: a run of its own (<run-id>-{p})"] if len(parts) > 1 else [])
+        lines += ([f"{cls.part_name} {p}: a run of its own (<run-id>-{p})"] if len(parts) > 1 else [])
         if opts.sweep_models:       # the fit, as the run would decide it (without hashing the models)
             part = sweep_record(opts, lambda name: {})
             lines += sweep.plan_lines(part)
             todo = [j for j in todo if j.unit.name not in sweep.skipped_units(part)]
-        lines += describe_plan(opts, todo, lanes_for(opts, len(todo)), runtime_for_dry_run(opts), results_dir)
+        lines += describe_plan(opts, todo, cls.lanes(opts, len(todo)), runtime_for_dry_run(opts), results_dir)
     return lines
 
 
 def runtime_for_dry_run(options):
-    """Only Slurm's batch scripts are shown by --dry-run; nothing else needs the runtime (or an engine)."""
-    return get_runtime(options) if options.runtime == "slurm" else None
+    """The runtime, where --dry-run shows what it makes (Slurm's batch scripts); others need no engine for it."""
+    return get_runtime(options) if runtime_class(options).dry_run_needs_runtime else None
 
 
 class Terminated(KeyboardInterrupt):

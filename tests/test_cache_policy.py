@@ -12,8 +12,8 @@ import pytest
 from conftest import DOUBLE, MODEL_A, MODEL_B, ROOT, double_config, kit, leftover_servers, only_run, run_args
 from kit import layout, plan
 from kit.options import RunOptions
-from kit.run import Execution, Lane, Task
-from kit.runtimes import Runtime
+from kit.run import Execution, Task
+from kit.runtimes import Lane, Runtime
 from kit.workload import events, scenarios
 from kit.workload.compilecache import OWNER, ColdCaches
 

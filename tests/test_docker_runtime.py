@@ -24,7 +24,8 @@ from kit import image, run as runner
 from kit.errors import BadInput
 from kit.gpus import Gpu
 from kit.runtimes import ArmJob, gpu_access
-from kit.runtimes.docker import COMPILE_CACHE_TARGET, HF_CACHE_TARGET, OUT, DockerRuntime, container_spec
+from kit.runtimes.common import COMPILE_CACHE_TARGET, HF_CACHE_TARGET, OUT, container_spec
+from kit.runtimes.docker import DockerRuntime
 from kit.workload import events, scenarios
 from kit.workload.options import ArmOptions
 

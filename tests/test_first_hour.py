@@ -18,6 +18,7 @@ from kit.checks import Check
 from kit.cli import main
 from kit.errors import BadInput, Checklist
 from kit.results import load_run, render, tables
+from kit.runtimes import local
 from kit.schedule import Scheduler
 
 REFERENCE = ROOT / "results" / "reference"
@@ -34,7 +35,7 @@ def run_main(capsys, *args):
 # -- 1. the pre-flight: a checklist, root cause first --------------------------------------------------
 def test_preflight_lists_every_failed_check_root_cause_first_then_kit_doctor(capsys, tmp_path, monkeypatch):
     monkeypatch.setattr(doctor.host_gpus, "nvml_gpus", lambda: None)          # no NVIDIA driver here
-    monkeypatch.setattr(doctor, "check_vllm_import", lambda cmd: Check("vllm", False, "python3 cannot import vllm",
+    monkeypatch.setattr(local, "check_vllm_import", lambda cmd: Check("vllm", False, "python3 cannot import vllm",
                                                                        "install vLLM"))
     extra = lambda options, results_dir, runtime, env: [Check("extra", False, "an added check failed", "fix it")]
     monkeypatch.setattr(doctor, "CHECKS", doctor.CHECKS + [extra])            # the list takes more checks

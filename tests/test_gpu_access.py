@@ -64,7 +64,8 @@ def test_a_shared_compile_cache_is_one_per_gpu(monkeypatch, tmp_path):
     every runtime; jobs on one GPU, which run one after another, share theirs."""
     import subprocess
     from types import SimpleNamespace
-    from kit.runtimes import ArmJob, docker, local, slurm
+    from kit.runtimes import ArmJob, common, docker, local
+    from kit.runtimes.slurm import script
     rt, seen = local.LocalRuntime(cache="shared"), []
     monkeypatch.setattr(rt, "_run", lambda job, out, on_line, env: seen.append(env["VLLM_CACHE_ROOT"]) or 0)
     jobs = [ArmJob(run_id="r", unit="l1", repeat=1, argv=[], gpu=g) for g in (Gpu("0"), G1, Gpu("0"), None)]
@@ -78,13 +79,13 @@ def test_a_shared_compile_cache_is_one_per_gpu(monkeypatch, tmp_path):
     def on_node(node, gpus, script):
         env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "SLURMD_NODENAME": node, "SLURM_JOB_GPUS": gpus}
         return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, check=True).stdout
-    body = slurm.direct_body(SimpleNamespace(env={}, argv=[]), tmp_path, "python3", "shared")
+    body = script.direct_body(SimpleNamespace(env={}, argv=[]), tmp_path, "python3", "shared")
     direct = "\n".join(line for line in body if not line.endswith("&")) + '\necho "$VLLM_CACHE_ROOT"'
     roots = [on_node(n, g, direct) for n, g in (("n1", "0"), ("n1", "1"), ("n2", "0"), ("n1", "0"))]
     assert roots[0] == roots[3] and len(set(roots)) == 3 and roots[0].startswith(f"{tmp_path}/.cache/sleepkit/")
     cache_volume = next(m for m in docker.container_spec(jobs[0], "img", cache="shared")["mounts"]
                         if m["type"] == "volume")
-    assert on_node("n1", "1", f"echo {slurm.volume(cache_volume)}") == f"{volumes[1]}:{docker.COMPILE_CACHE_TARGET}\n"
+    assert on_node("n1", "1", f"echo {script.volume(cache_volume)}") == f"{volumes[1]}:{common.COMPILE_CACHE_TARGET}\n"
 
 
 def test_no_gpu_means_no_gpu_settings():

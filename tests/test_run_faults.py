@@ -287,7 +287,7 @@ def test_a_gpu_nvml_does_not_list_is_refused(results, capsys, monkeypatch):
 # -- Slurm: the terminal's Ctrl-C does not reach sbatch --------------------------------------------------
 
 def test_slurm_commands_run_in_their_own_session(tmp_path, monkeypatch):
-    from kit.runtimes import slurm
+    from kit.runtimes.slurm import client as slurm
     fake = tmp_path / "sbatch"
     fake.write_text(f"#!{sys.executable}\nimport os\nprint(os.getsid(0))\n")
     fake.chmod(0o755)
@@ -302,7 +302,7 @@ def test_slurm_commands_run_in_their_own_session(tmp_path, monkeypatch):
                                        ("1:00:00:00", False), ("1h", False), ("", False)])
 def test_slurm_time_limits_as_sbatch_reads_them(value, ok):
     """The answers of `sbatch --test-only --time=VALUE` (Slurm 22.05)."""
-    from kit.runtimes import slurm
+    from kit.runtimes.slurm import client as slurm
     if ok:
         assert slurm.slurm_options({"time_limit": value or None}, {})["time_limit"] == value
     else:

@@ -4,7 +4,7 @@ The container runs `python3 -m kit.workload <job.argv> --out /sleepkit/out` on h
 (servers bind 127.0.0.1) with the host's IPC namespace. Its output streams live to on_line and into
 out_dir/workload.log; when it exits, /sleepkit/out is copied out through the engine (get_archive; the
 results are never bind-mounted) and the container is removed, also on errors.
-compose.yaml describes the same containers; container_spec() is the single source for both.
+compose.yaml describes the same containers; kit.runtimes.common.container_spec() is the single source for both.
 """
 import contextlib
 import os
@@ -16,38 +16,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from kit import image as images
-from kit.runtimes import Runtime, gpu_access, job_name
-from kit.runtimes.local import cache_slot
+from kit.checks import GB, Check
+from kit.errors import KitError, NotReady
+from kit.runtimes import gpu_access
+from kit.runtimes.base import Runtime
+from kit.runtimes.common import COMPILE_CACHE_VOLUME, LABEL_RUN, OUT, container_spec
 
-OUT = "/sleepkit/out"
-HF_CACHE_TARGET = "/root/.cache/huggingface"
-COMPILE_CACHE_VOLUME = "sleepkit-compile-cache"
-COMPILE_CACHE_TARGET = "/root/.cache/vllm"
-PASS_ENV = ["HF_TOKEN"]      # taken from the host environment when set; never written anywhere
-LABEL_RUN, LABEL_ARM, LABEL_REPEAT = "sleepkit.run", "sleepkit.arm", "sleepkit.repeat"
 START_FAILED = 125           # like `docker run`: the container could not be created or started
-
-
-def container_spec(job, image, gpu=None, hf_cache="~/.cache/huggingface", cache="warm"):
-    """What the arm's container is, without secrets: safe to log, compare (compose test) and record.
-    gpu: the GPU settings of kit.runtimes.gpu_access.settings() (None: no GPU)."""
-    gpu = gpu or gpu_access.settings("toolkit", [])
-    env = {"VLLM_SERVER_DEV_MODE": "1", **gpu["environment"], **job.env}
-    mounts = [{"type": "bind", "source": str(Path(hf_cache).expanduser().resolve()),
-               "target": HF_CACHE_TARGET, "read_only": False}]
-    mounts += [{"type": "bind", "source": str(Path(p).resolve()), "target": str(Path(p).resolve()),
-                "read_only": True} for p in job.model_paths]
-    mounts += gpu["mounts"]
-    if cache != "cold":   # cold: nothing mounted; the workload gives every server start empty caches
-        mounts.append({"type": "volume", "source": f"{COMPILE_CACHE_VOLUME}-{cache_slot(job.gpu)}",
-                       "target": COMPILE_CACHE_TARGET, "read_only": False})
-        env.update(TORCHINDUCTOR_CACHE_DIR=f"{COMPILE_CACHE_TARGET}/torchinductor",
-                   TRITON_CACHE_DIR=f"{COMPILE_CACHE_TARGET}/triton")
-    return {"image": image, "command": list(job.argv) + ["--out", OUT], "environment": env,
-            "pass_env": list(PASS_ENV), "mounts": mounts, "ipc_mode": "host", "network_mode": "host",
-            "init": True, "gpu": gpu,
-            "labels": {LABEL_RUN: job.run_id, LABEL_ARM: job.unit, LABEL_REPEAT: str(job.repeat)},
-            "name": job_name(job)}
+PULL_DISK_GB = 30            # a vLLM image pulled and unpacked, plus the kit's layer and build room
+BUILD_DISK_GB = 2            # the kit's own layer on a base image already here
 
 
 def run_kwargs(spec, host_env=os.environ):
@@ -111,6 +88,7 @@ def stream_lines(chunks):
 
 class DockerRuntime(Runtime):
     name = "docker"
+    summary = "one fresh GPU container per arm"
 
     def __init__(self, image=None, gpu_access="auto", hf_cache="~/.cache/huggingface", cache="warm",
                  vllm_image=None, stop_timeout=10, client=None, on_build_line=print, host=None):
@@ -121,6 +99,20 @@ class DockerRuntime(Runtime):
         self._client, self._host = client, host
         self.access, self.access_reason = None, None
         self._active = {}     # container id -> Event set once run_arm has removed it
+
+    @classmethod
+    def from_options(cls, options, on_build_line=print):
+        return cls(image=options.image or None, vllm_image=options.vllm_image or None, gpu_access=options.gpu_access,
+                   hf_cache=options.hf_cache, cache=options.cache, on_build_line=on_build_line)
+
+    @classmethod
+    def hub_dir(cls, options, env=os.environ):
+        """The servers look in the mounted --hf-cache."""
+        return Path(options.hf_cache).expanduser() / "hub"
+
+    @classmethod
+    def needs_host_gpu(cls, options):
+        return options.gpu_list != "none"      # the containers' GPU access
 
     @property
     def client(self):
@@ -251,6 +243,45 @@ class DockerRuntime(Runtime):
                 "cache": self.cache,
                 "compile_cache_volume": f"{COMPILE_CACHE_VOLUME}-gpu<id>" if self.cache != "cold" else None,
                 "hf_cache": str(Path(self.hf_cache).expanduser()), "ipc_mode": "host", "network_mode": "host"}
+
+    def doctor_checks(self, options, results_dir):
+        """The engine, the GPU access, the image (given, or the base it is built on) and the room to build it."""
+        try:
+            client = self.client
+            v = client.version()
+        except KitError as e:
+            return [Check("docker engine", False, e.message, e.hint or "")]
+        checks = [Check("docker engine", True, f"Docker {v.get('Version')} (API {v.get('ApiVersion')})")]
+        if options.gpu_list != "none":
+            try:
+                mode, why = self.choose_access()
+                checks.append(Check("gpu access", True, why.removeprefix("GPU access: ")))
+            except NotReady as e:
+                checks.append(Check("gpu access", False, e.message, e.hint))
+        if options.image:
+            try:
+                images.require(client, options.image)
+                checks.append(Check("image", True, f"{options.image} (given with --image)"))
+            except KitError as e:
+                checks.append(Check("image", False, e.message, e.hint))
+        else:
+            base = options.vllm_image or images.DEFAULT_VLLM_IMAGE
+            present = images.base_present(client, base)
+            checks.append(Check("image", True, f"will build the kit image on {base}"
+                                + ("" if present else f" (pulled first: {base} is not here)")))
+            checks.append(check_image_disk(client, BUILD_DISK_GB if present else PULL_DISK_GB))
+        return checks
+
+
+def check_image_disk(client, need_gb):
+    root = client.info().get("DockerRootDir") or "/var/lib/docker"
+    try:
+        free = shutil.disk_usage(root).free
+    except OSError:
+        return Check("disk for the image", None, f"skipped: cannot read free space of Docker's root dir {root} here")
+    detail = f"{free / GB:.0f} GB free in {root} (need {need_gb} GB)"
+    return Check("disk for the image", free >= need_gb * GB, detail,
+                 "free space there (`docker system prune`) or move Docker's data-root")
 
 
 @contextmanager

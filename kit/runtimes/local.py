@@ -1,6 +1,6 @@
 """Host runtime: the workload runs as a subprocess of `kit run` (bare metal, a Slurm job, no Docker)."""
 import os
-import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -8,20 +8,13 @@ import threading
 from importlib import metadata
 from pathlib import Path
 
-from kit.runtimes import Runtime
+from kit.checks import Check, runs_vllm
+from kit.runtimes.base import Runtime
+from kit.runtimes.common import KIT_ROOT, cache_slot
 from kit.workload.compilecache import cache_env
 from kit.workload.engine import die_with_parent
 
-KIT_ROOT = Path(__file__).resolve().parents[2]   # the folder that holds the `kit` package
 SHARED_CACHE = Path("~/.cache/sleepkit/compile").expanduser()
-
-
-def cache_slot(gpu):
-    """--cache warm and shared keep one compile cache per GPU: servers starting at once on two GPUs would write the
-    same artifacts at once, and vLLM before 0.11.1 saves them as folders that such writes clobber (vllm#24601)."""
-    if gpu is None or gpu.id == "all":
-        return "gpu-any"
-    return "gpu" + re.sub(r"[^A-Za-z0-9_.-]", "_", gpu.id)
 
 
 def gpu_env(gpu):
@@ -35,12 +28,22 @@ def gpu_env(gpu):
 
 class LocalRuntime(Runtime):
     name = "local"
+    summary = "the workload runs on this host"
 
     def __init__(self, cache="warm", python=None):
         self.cache = cache
         self.python = python or sys.executable
         self.procs = {}
         self.lock = threading.Lock()
+
+    @classmethod
+    def from_options(cls, options, on_build_line=print):
+        return cls(cache=options.cache)
+
+    def doctor_checks(self, options, results_dir):
+        """The servers run here: vLLM must import with their Python."""
+        return [check_vllm_import(options.server_cmd) if runs_vllm(options) else
+                Check("vllm", None, "skipped: --server-cmd is not vLLM's server")]
 
     def run_arm(self, job, out_dir, on_line):
         out_dir = Path(out_dir)
@@ -100,3 +103,19 @@ class LocalRuntime(Runtime):
         return {"name": self.name, "python": sys.version.split()[0], "executable": self.python,
                 "cache": self.cache, "compile_cache_dir": f"{SHARED_CACHE}/gpu<id>" if self.cache != "cold" else None,
                 "packages": packages}
+
+
+def check_vllm_import(server_cmd):
+    """vLLM must import, with the Python the server command runs."""
+    argv = shlex.split(server_cmd)
+    python = argv[0] if "python" in Path(argv[0]).name else "python3"
+    probe = "import importlib.metadata as m, vllm; print(m.version('vllm'))"
+    fix = f"install vLLM for {python} (docs/offline-gpu.md for hosts without network), or pass --server-cmd"
+    try:
+        out = subprocess.run([python, "-c", probe], capture_output=True, text=True, timeout=180)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return Check("vllm", False, f"{python} could not be run ({e})", fix)
+    if out.returncode != 0:
+        last = (out.stderr.strip().splitlines() or ["no output"])[-1]
+        return Check("vllm", False, f"{python} cannot import vllm ({last})", fix)
+    return Check("vllm", True, f"vLLM {out.stdout.strip()} imports with {python}")
