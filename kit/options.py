@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from functools import cached_property
 from pathlib import Path
 
-from kit.errors import BadInput
+from kit.errors import BadInput, BadRecord
 from kit.runtimes import REGISTRY
 from kit.workload import scenarios
 from kit.workload.options import MAX_TIMEOUT_S, PROTOCOLS, ArmOptions
@@ -153,11 +153,24 @@ class RunOptions:
         if manifest.get("schema", 1) < 2:
             stored.update(_legacy(manifest))
         known = {f.name: f for f in fields(cls)}
+        wrong = [k for k, v in stored.items() if k in known and not _fits(v, known[k].type)]
+        if wrong:
+            raise BadRecord(f"manifest.json: its options do not read back ({wrong[0]!r} is a "
+                            f"{type(stored[wrong[0]]).__name__})", "the run's manifest is damaged; restore it from its bundle")
         values = {k: tuple(v) if known[k].type is tuple else v for k, v in stored.items() if k in known}
         return cls(**values)
 
     def with_(self, **changes):
         return replace(self, **changes)
+
+
+def _fits(value, kind):
+    """A manifest's option value has its field's type (JSON: a list for a tuple, an int for a float)."""
+    if kind is tuple:
+        return isinstance(value, list)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
 
 
 def _legacy(manifest):
