@@ -185,7 +185,8 @@ def test_a_run_on_the_test_double_says_so_in_every_header(tmp_path):
 @pytest.mark.e2e
 def test_make_demo_runs_table_1_on_the_double_and_marks_everything(tmp_path):
     started = time.monotonic()
-    r = subprocess.run(["make", "demo", f"DEMO={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(["make", "demo", f"DEMO={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                       env=top_level_make())
     assert r.returncode == 0, r.stdout + r.stderr
     seconds = time.monotonic() - started
     print(f"make demo took {seconds:.1f} s")                              # reported, never a pass/fail
@@ -196,6 +197,11 @@ def test_make_demo_runs_table_1_on_the_double_and_marks_everything(tmp_path):
     assert "test double (no GPU, no vLLM)" in (run_dir / "tables" / "table1.md").read_text()
 
 
+def top_level_make():
+    """The environment of a make typed at a prompt, also when these tests run under `make test`."""
+    return {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
+
+
 # -- 7 + 2. Ctrl-C of a run started with make; the printed `make resume` finishes it ------------------------
 @pytest.mark.e2e
 def test_ctrl_c_of_make_table1_says_sigint_once_per_job_and_the_printed_make_resume_finishes(tmp_path):
@@ -203,7 +209,7 @@ def test_ctrl_c_of_make_table1_says_sigint_once_per_job_and_the_printed_make_res
     args = f"--server-cmd '{double}' --model-a double-a --model-b double-b"
     proc = subprocess.Popen(["make", "table1", "RUNTIME=local", f"RESULTS={tmp_path}", f"ARGS={args}"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                            env=dict(top_level_make(), PYTHONUNBUFFERED="1"))
     seen = []
     for line in proc.stdout:
         seen.append(line)
@@ -218,7 +224,7 @@ def test_ctrl_c_of_make_table1_says_sigint_once_per_job_and_the_printed_make_res
     assert "signal 15" not in out + err and "Traceback" not in out + err
     printed = re.search(r"`(make resume [^`]+)`", err).group(1)
     assert printed.startswith("make resume RUN=") and f"RESULTS={tmp_path}" in printed
-    r = subprocess.run(printed, shell=True, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(printed, shell=True, cwd=ROOT, capture_output=True, text=True, timeout=300, env=top_level_make())
     assert r.returncode == 0, r.stdout + r.stderr
     (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     assert json.loads((run_dir / "manifest.json").read_text())["complete"] is True
