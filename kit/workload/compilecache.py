@@ -62,6 +62,14 @@ class ColdCaches:
             except BlockingIOError:
                 continue                       # a living workload's
             except FileNotFoundError:          # being made right now, or left half-made long ago
-                if time.time() - path.stat().st_mtime < 60:
+                if _age(path) < 60:
                     continue
             shutil.rmtree(path, ignore_errors=True)
+
+
+def _age(path):
+    """Seconds since the folder changed; 0 if it is gone (another workload's sweep removed it meanwhile)."""
+    try:
+        return time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
