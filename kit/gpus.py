@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from kit.errors import BadInput
 
-FREE_FRACTION = 0.6    # two servers at --gpu-memory-utilization 0.3 each
+FREE_FRACTION = 0.6    # the study's sleep arms: two servers at --gpu-memory-utilization 0.3 each
 
 
 @dataclass(frozen=True)
@@ -97,8 +97,8 @@ def busy_reason(gpu, fraction=FREE_FRACTION):
     except Exception as e:  # noqa: BLE001 - a GPU NVML cannot read is not usable
         return f"NVML cannot read GPU {gpu.id} ({e})"
     if mem is not None and mem.free < fraction * mem.total:
-        return (f"GPU {gpu.id} has {mem.free / 2**30:.1f} of {mem.total / 2**30:.1f} GiB free; an arm needs "
-                f"{fraction:.0%} (two servers at --gpu-memory-utilization 0.3)")
+        return (f"GPU {gpu.id} has {mem.free / 2**30:.1f} of {mem.total / 2**30:.1f} GiB free; this run's "
+                f"servers need {fraction:.0%} free (their --gpu-memory-utilization, all at once)")
     return None
 
 

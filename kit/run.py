@@ -314,8 +314,9 @@ def execute(works, tasks, lanes, say, tty=None):
                     scheduler.retire_all(error.message)
                 raise error from None
 
+        share = max((scenarios.ALL_ARMS[t.unit.arm].gpu_share() for t in tasks), default=gpus.FREE_FRACTION)
         scheduler = Scheduler(lanes, run_task, events=on_event(progress),
-                              is_busy=lambda lane: lane.gpu and gpus.busy_reason(lane.gpu))
+                              is_busy=lambda lane: lane.gpu and gpus.busy_reason(lane.gpu, share))
         try:
             statuses = scheduler.run(tasks)
         except KeyboardInterrupt as e:

@@ -276,3 +276,22 @@ def test_an_interrupted_sweep_resumes_with_its_own_models_and_fit(sweep_run, tmp
     after = json.loads((copy / "manifest.json").read_text())
     assert after["complete"] is True and after["sweep"] == manifest["sweep"]       # the fit is not redone
     assert (copy / "guide-phi-3-mini-l2" / "r1" / "events.jsonl").exists() and not list(copy.glob("guide-qwen3-32b-*"))
+
+
+class _Mem:
+    def __init__(self, free_gib, total_gib=80.0):
+        self.free, self.total = free_gib * 2**30, total_gib * 2**30
+
+
+@pytest.mark.parametrize("arm, share", [("sweep-l1", 0.9), ("sweep-l2", 0.9), ("l1", 0.6), ("nosleep", 0.3)])
+def test_each_arm_needs_the_gpu_share_its_servers_hold_at_once(arm, share):
+    assert scenarios.ALL_ARMS[arm].gpu_share() == pytest.approx(share)
+
+
+def test_a_gpu_free_enough_for_the_study_is_busy_for_a_sweep(monkeypatch):
+    from kit import gpus
+    monkeypatch.setattr(gpus, "_memory", lambda gpu: _Mem(free_gib=56.0))   # 70 % free
+    gpu = gpus.Gpu(id="0", index=0)
+    assert gpus.busy_reason(gpu, scenarios.ALL_ARMS["l1"].gpu_share()) is None
+    reason = gpus.busy_reason(gpu, scenarios.ALL_ARMS["sweep-l1"].gpu_share())
+    assert reason and "56.0 of 80.0 GiB free" in reason and "90%" in reason

@@ -50,6 +50,14 @@ class Arm:
             args += ["--quantization", self.quantization]
         return args
 
+    def gpu_share(self):
+        """The share of a GPU's memory that must be free to start this arm: vLLM refuses a server when less
+        than its --gpu-memory-utilization is free. A sleep arm holds models A and B at once; a no-sleep arm
+        (restart per switch) and a sweep arm hold one server at a time."""
+        args = self.server_args()
+        one = float(args[args.index("--gpu-memory-utilization") + 1])
+        return one if self.sweep or self.sleep_level is None else 2 * one
+
     def compile_key(self):
         """Arms with equal keys start the same server configuration, so they share compiled graphs: the
         server arguments, all of which may enter vLLM's compile-cache key (docs/vllm-versions.md)."""
