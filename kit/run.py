@@ -104,7 +104,8 @@ def last_error(out):
 def sweep_record(options, describe=model_info):
     """The manifest's "sweep" part (kit/sweep.py): each model's fit to the run's GPUs, decided before any start."""
     cls = runtime_class(options)
-    return sweep.record(options, describe, cls.host_gpus(options), cls.hub_dir(options))
+    chosen = cls.host_gpus(options) if cls.uses_host_gpus else None
+    return sweep.record(options, describe, chosen, cls.hub_dir(options))
 
 
 def new_manifest(run_id, options, units, command):

@@ -177,11 +177,13 @@ def verdict(est, gpu_gib):
 
 def gpu_memory(options, chosen):
     """(GiB, where the number comes from) of the GPU the sweep's servers get: --gpu-memory-gib, else the
-    smallest of the run's GPUs (chosen: [kit.gpus.Gpu]) by NVML; (None, why not) without either."""
+    smallest of the run's GPUs (chosen: [kit.gpus.Gpu], None where the runtime places the jobs) by NVML;
+    (None, why not) without either."""
     if options.gpu_memory_gib:
         return float(options.gpu_memory_gib), "--gpu-memory-gib"
-    if options.runtime == "slurm":
-        return None, "not read: Slurm places the jobs (give --gpu-memory-gib to skip models that do not fit)"
+    if chosen is None:
+        return None, (f"not read: the {options.runtime} runtime places the jobs (give --gpu-memory-gib to skip "
+                      "models that do not fit)")
     found = [(gpus.total_mib(g), g.id) for g in chosen]
     found = [(mib, gid) for mib, gid in found if mib]
     if not found:

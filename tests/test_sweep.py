@@ -295,3 +295,10 @@ def test_a_gpu_free_enough_for_the_study_is_busy_for_a_sweep(monkeypatch):
     assert gpus.busy_reason(gpu, scenarios.ALL_ARMS["l1"].gpu_share()) is None
     reason = gpus.busy_reason(gpu, scenarios.ALL_ARMS["sweep-l1"].gpu_share())
     assert reason and "56.0 of 80.0 GiB free" in reason and "90%" in reason
+
+
+def test_the_fit_is_not_read_where_the_runtime_places_the_jobs():
+    opts = RunOptions(runtime="slurm", sweep_models=("Qwen/Qwen3-0.6B",), sweep_levels=(1,))
+    assert sweep.gpu_memory(opts, None) == (None, "not read: the slurm runtime places the jobs (give "
+                                            "--gpu-memory-gib to skip models that do not fit)")
+    assert sweep.gpu_memory(RunOptions(**{**vars(opts), "gpu_memory_gib": 40.0}), None) == (40.0, "--gpu-memory-gib")
