@@ -74,6 +74,7 @@ class Manifest:
         if version < 2:
             stored.update(_legacy_options(data))
         options = _options(stored, where)
+        # kit 0.1.0 recorded no units: its units were its arms
         units = data["units"] if "units" in data else list(options.arms) or scenarios.arms_for(options.tables)
         return cls(options=options, units=list(units), schema=version,
                    **{k: data[k] for k in _TYPED - {"options", "units", "schema"} if k in data},
@@ -97,8 +98,8 @@ def _options(stored, where):
 
 
 def _legacy_options(data):
-    """What kit 0.1.0 kept outside its flat options: the models, the runtime (and docker's image, GPUs and
-    cache), and no cache policy (its caches were per start: cold)."""
+    """The options kit 0.1.0 kept outside its flat "options": the models, the runtime (docker's image, GPUs
+    and Hugging Face cache); and it had no cache policy (its caches were per start: cold)."""
     runtime, models, default = data.get("runtime") or {}, data.get("models") or {}, arm_defaults()
     out = {"model_a": models.get("A", {}).get("name", default["model_a"]),
            "model_b": models.get("B", {}).get("name", default["model_b"]), "runtime": runtime.get("name", "docker")}
