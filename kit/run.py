@@ -65,8 +65,8 @@ class AlreadyComplete(Exception):
 
 
 def open_resume(results_dir, run_id, given, command, held=None):
-    """(RunDir, manifest (kit.manifest.Manifest), options) of an interrupted run; `given` holds the options typed on the command
-    line, which must agree with the run's (a resumed run keeps its options). held: an ExitStack that takes
+    """(RunDir, kit.manifest.Manifest, options) of an interrupted run; `given` holds the options typed on the
+    command line, which must agree with the run's (a resumed run keeps its options). held: an ExitStack that takes
     the run's lock (kit.runlock) before its manifest is read, and AlreadyComplete for a complete run; None
     for a look only (--dry-run)."""
     run_dir = layout.RunDir(layout.results_root(results_dir) / layout.check_run_id(run_id))
