@@ -9,10 +9,9 @@ import os
 import shlex
 from pathlib import Path
 
-from kit import layout, plan
+from kit import layout, manifest, plan
 from kit.errors import BadInput, BadRecord, NotFound
 from kit.options import RunOptions
-from kit.run import new_manifest
 from kit.workload import events as ev
 from kit.workload import scenarios
 from kit.workload.steps import base_arm, unit_name
@@ -21,7 +20,8 @@ LANE = "compose"
 
 
 def adopt(path, tables=(), model_a=None, model_b=None, command=None):
-    """Write the status.json files and manifest.json of the run folder `path`; returns the manifest."""
+    """Write the status.json files and manifest.json of the run folder `path`; returns the manifest
+    (kit.manifest.Manifest)."""
     run_dir = layout.RunDir(Path(path).resolve())
     if not run_dir.path.is_dir():
         raise NotFound(f"{path} is not a folder", "give the folder compose wrote, e.g. results/compose")
@@ -51,29 +51,29 @@ def adopt(path, tables=(), model_a=None, model_b=None, command=None):
     if blocked:
         raise BadInput(f"{blocked} is not writable (a container wrote it as root?)",
                        f"make it yours (sudo chown -R $(id -u) {shlex.quote(str(path))}) and adopt again")
-    manifest = new_manifest(run_dir.run_id, options, plan.units(options), command or ["kit", "adopt", str(path)])
+    record = manifest.new(run_dir.run_id, options, plan.units(options), command or ["kit", "adopt", str(path)])
     statuses = [(folder, *status_of(unit, k, events, (folder / layout.EVENTS).stat().st_mtime))
                 for unit, k, folder, events, _ in repeats]
     envs = [env for *_, env in repeats if env]
     h2d = next((e["h2d_gbps"] for e in envs if e.get("h2d_gbps") is not None), None)
-    manifest.update(environment=envs[0] if envs else None, h2d={LANE: h2d} if h2d else {}, complete=True,
-                    ended=manifest["created"], adopted=True, adopted_at=manifest["created"],
-                    jobs=[dict(status, unit=status["arm"], lane=LANE, gpu=None, started=started)
-                          for _, status, started in statuses])
+    record.update(environment=envs[0] if envs else None, h2d={LANE: h2d} if h2d else {}, complete=True,
+                  ended=record.created, adopted=True, adopted_at=record.created,
+                  jobs=[dict(status, unit=status["arm"], lane=LANE, gpu=None, started=started)
+                        for _, status, started in statuses])
     for folder, status, _ in statuses:
         layout.write_json(folder / layout.STATUS, status)
-    run_dir.write_manifest(manifest)
-    return manifest
+    manifest.write(run_dir, record)
+    return record
 
 
-def summary(path, manifest):
+def summary(path, record):
     """What was adopted, and the commands that read it now."""
-    rid, jobs = manifest["run_id"], manifest["jobs"]
+    rid, jobs = record.run_id, record.jobs
     parent = Path(path).resolve().parent
     rel = os.path.relpath(parent)
     parent = rel if not rel.startswith("..") else str(parent)
     where = "" if parent == layout.default_results_dir() else f" --results-dir {shlex.quote(parent)}"
-    return (f"adopted {path} as run {rid}: tables {', '.join(map(str, manifest['options']['tables']))}; "
+    return (f"adopted {path} as run {rid}: tables {', '.join(map(str, record.options.tables))}; "
             f"{len(jobs)} repeat(s), {sum(not j['ok'] for j in jobs)} failed\n"
             f"next: kit table {rid}{where}; kit plot {rid}{where}; kit bundle {rid}{where}")
 

@@ -14,9 +14,8 @@ import re
 import sys
 from pathlib import Path, PurePosixPath
 
-from kit import layout, results
+from kit import layout, manifest, results, runs
 from kit.errors import BadInput, BadRecord, KitError, NotFound
-from kit.options import RunOptions
 from kit.results import archive
 from kit.results.load import mixed_workloads
 from kit.workload import events
@@ -26,9 +25,6 @@ SUMS = "SHA256SUMS"
 SUMS_LIMIT = 4 * 2**20        # one line per file: about 40,000 files
 SERVER_LOG_LIMIT = 16 * 2**20  # a real server's log of three starts is a few hundred KiB
 MAX_PROBLEMS = 20             # verify names this many problems, then counts the rest
-MANIFEST_KEYS = {"run_id": str, "kit_version": str, "git_commit": (str, type(None)), "command": list,
-                 "created": str, "ended": (str, type(None)), "complete": bool, "runtime": dict,
-                 "options": dict, "models": dict, "server_args": dict, "environment": (dict, type(None))}
 
 
 # ---------------------------------------------------------------- making a bundle
@@ -47,14 +43,14 @@ def run_files(run_dir, figures=True):
     return sorted(out)
 
 
-def bundle_contents(run_dir, manifest, incomplete, figures=True):
+def bundle_contents(run_dir, manifest_data, incomplete, figures=True):
     """{relative path: bytes} of everything that goes in, redacted, with SHA256SUMS."""
     secrets = secret_values()
     contents, redacted = {}, {}
     for rel in run_files(run_dir, figures):
         data = (Path(run_dir) / rel).read_bytes()
         if rel == layout.MANIFEST and incomplete:
-            data = (json.dumps(dict(manifest, bundled_incomplete=True), indent=1, sort_keys=True) + "\n").encode()
+            data = (json.dumps(dict(manifest_data, bundled_incomplete=True), indent=1, sort_keys=True) + "\n").encode()
         data, hits = redact(data, secrets)
         if hits:
             redacted[rel] = sorted(set(hits))
@@ -77,14 +73,14 @@ def make_bundle(run_dir, allow_incomplete=False, render=None, figures=True):
     render(run) is called first to write the run's tables and figures (they are never bundled stale).
     figures=False leaves figures/ out (`kit plot` redraws them from the events)."""
     run_dir = layout.RunDir(Path(run_dir).resolve())
-    manifest = run_dir.read_manifest()
-    incomplete = manifest.get("complete") is not True
+    data = manifest.read_dict(run_dir)
+    incomplete = data.get("complete") is not True
     if incomplete and not allow_incomplete:
         raise BadInput(f"run {run_dir.run_id} is incomplete (manifest says complete: false)",
                        "finish it with `kit run --resume`, or bundle it anyway with --allow-incomplete")
     if render is not None:
         render(results.load_run(run_dir.path))
-    contents = bundle_contents(run_dir.path, manifest, incomplete, figures)
+    contents = bundle_contents(run_dir.path, data, incomplete, figures)
     path = run_dir.path.parent / f"{run_dir.run_id}.tar.gz"
     problems = archive.write_targz(path, run_dir.run_id, contents, check=verify_bundle)
     if problems:
@@ -144,31 +140,22 @@ def check_sums(unpacked):
 
 
 def check_manifest(unpacked):
+    """(the manifest as a dict or None, [problem]): kit/manifest.py's checks, and that it is this bundle's."""
     if layout.MANIFEST not in unpacked.sha256:
         return None, ["manifest.json missing"]
     try:
         text = layout.read_text(unpacked.root / layout.MANIFEST, "manifest", where=layout.MANIFEST)
-        manifest = layout.parse_manifest(text, layout.MANIFEST)
+        data = manifest.parse(text, layout.MANIFEST)
     except BadRecord as e:
         return None, [e.line()]
-    problems = [f"manifest.json: missing key {k!r}" for k in MANIFEST_KEYS if k not in manifest]
-    problems += [f"manifest.json: {k!r} has the wrong type ({type(manifest[k]).__name__})"
-                 for k, types in MANIFEST_KEYS.items() if k in manifest and not isinstance(manifest[k], types)]
-    if problems:
+    data, problems = manifest.problems(data)
+    if data is None:
         return None, problems
-    try:
-        RunOptions.from_manifest(manifest).check(here=False)
-    except (TypeError, ValueError, KitError) as e:
-        problems.append(f"manifest.json: options do not read back ({getattr(e, 'message', e)})")
-    problems += [f"manifest.json: models lacks {m!r}" for m in ("A", "B") if "sweep" not in manifest   # a sweep's: per unit
-                 and (not isinstance(manifest["models"].get(m), dict) or "name" not in manifest["models"][m])]
-    if "name" not in manifest["runtime"]:
-        problems.append("manifest.json: runtime lacks 'name'")
-    if manifest["run_id"] != unpacked.top:
-        problems.append(f"manifest.json: run_id {manifest['run_id']!r} differs from the bundle folder {unpacked.top!r}")
-    if not manifest["complete"] and manifest.get("bundled_incomplete") is not True:
+    if data["run_id"] != unpacked.top:
+        problems.append(f"manifest.json: run_id {data['run_id']!r} differs from the bundle folder {unpacked.top!r}")
+    if not data["complete"] and data.get("bundled_incomplete") is not True:
         problems.append("manifest.json: run is incomplete but not marked bundled_incomplete")
-    return manifest, problems
+    return data, problems
 
 
 def check_events(unpacked, run_id):
@@ -194,12 +181,12 @@ def check_events(unpacked, run_id):
     return problems
 
 
-def check_tables(unpacked, manifest):
+def check_tables(unpacked, data):
     """Re-render every table (and the load breakdown) from the bundled events (a run's tables are never read
     back) and compare byte for byte."""
     table_file = re.compile(r"tables/(?:table(\d+)|loads)\.(md|json)")
     bundled = {r for r in unpacked.sha256 if table_file.fullmatch(r)}
-    numbers = sorted({int(n) for n in (manifest.get("options") or {}).get("tables") or []}
+    numbers = sorted({int(n) for n in (data.get("options") or {}).get("tables") or []}
                      | {int(table_file.fullmatch(r).group(1)) for r in bundled if table_file.fullmatch(r).group(1)})
     if not numbers:
         return []
@@ -219,9 +206,9 @@ def check_tables(unpacked, manifest):
     return problems
 
 
-def check_guide(unpacked, manifest):
+def check_guide(unpacked, data):
     """A sweep run's guide, re-rendered from the bundled events, must equal the bundled one byte for byte."""
-    if "sweep" not in manifest:
+    if "sweep" not in data:
         return []
     try:
         fresh = results.guide.texts(results.load_run(unpacked.root))
@@ -243,12 +230,12 @@ def check(unpacked):
         return list(unpacked.problems)
     problems = check_sums(unpacked)
     problems += [f"possible secret (hf_ token) in {rel}" for rel in sorted(unpacked.matched)]
-    manifest, manifest_problems = check_manifest(unpacked)
+    data, manifest_problems = check_manifest(unpacked)
     problems += manifest_problems
-    event_problems = check_events(unpacked, manifest["run_id"] if manifest else None)
+    event_problems = check_events(unpacked, data["run_id"] if data else None)
     problems += event_problems
-    if manifest is not None and not event_problems:     # else re-rendering fails on the same file
-        problems += check_tables(unpacked, manifest) + check_guide(unpacked, manifest)
+    if data is not None and not event_problems:     # else re-rendering fails on the same file
+        problems += check_tables(unpacked, data) + check_guide(unpacked, data)
     return problems
 
 
@@ -289,6 +276,6 @@ def load_any(source, results_dir=None, say=None):
     if path.is_dir() and (path / layout.MANIFEST).exists():
         return results.load_run(path)
     if results_dir is not None and layout.RUN_ID.fullmatch(str(source)):
-        return results.load_run(layout.pick_run(results_dir, str(source), say).path)
+        return results.load_run(runs.pick_run(results_dir, str(source), say).path)
     raise NotFound(f"{source!r} is neither a run id in {results_dir}, a run folder nor a bundle",
                    "list the runs with `kit ls`")

@@ -237,7 +237,8 @@ def note(line):
 
 
 def pick(results_dir, run_id):
-    return layout.pick_run(results_dir, run_id, say=note)
+    from kit import runs
+    return runs.pick_run(results_dir, run_id, say=note)
 
 
 def load(results_dir, run_id):

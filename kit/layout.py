@@ -19,8 +19,7 @@ from pathlib import Path
 from kit.errors import BadInput, BadRecord, DiskFull, NotFound
 from kit.workload import events, jsonfile
 
-MANIFEST = "manifest.json"
-MANIFEST_SCHEMA = 2       # 1: no "schema" key (kit 0.1.0); 2: typed options, jobs, schema key
+MANIFEST = "manifest.json"  # read and written by kit/manifest.py
 EVENTS, STATUS, ENV, WORKLOAD_LOG = "events.jsonl", "status.json", "env.json", "workload.log"
 TABLES, FIGURES = "tables", "figures"
 LOCK = ".lock"            # kit.runlock: which `kit run` owns the run now; not part of the run's record
@@ -87,13 +86,6 @@ class RunDir:
     def exists(self):
         return self.manifest_path.is_file()
 
-    def read_manifest(self):
-        """The manifest as a dict; NotFound when missing, BadRecord when unreadable or from a newer kit."""
-        return parse_manifest(read_text(self.manifest_path, "manifest"), self.manifest_path)
-
-    def write_manifest(self, manifest):
-        write_json(self.manifest_path, dict(manifest, schema=MANIFEST_SCHEMA))
-
 
 def size_limit(name):
     """The size limit of a run's file by its name (manifest.json, events.jsonl, or a small JSON file)."""
@@ -119,37 +111,6 @@ def load_json(text, where):
         return jsonfile.load_json(text, where)
     except jsonfile.RecordError as e:
         raise BadRecord(str(e)) from None
-
-
-def parse_manifest(text, where):
-    try:
-        manifest = jsonfile.load_json(text, where)
-    except jsonfile.RecordError as e:
-        raise BadRecord(str(e), "the run's manifest is damaged; restore it from its bundle") from None
-    if not isinstance(manifest, dict):
-        raise BadRecord(f"{where}: not a JSON object")
-    version = manifest.get("schema", 1)
-    if not isinstance(version, int) or version > MANIFEST_SCHEMA:
-        raise BadRecord(f"{where}: manifest schema {version!r} is newer than this kit reads ({MANIFEST_SCHEMA})",
-                        "upgrade sleepkit to read this run")
-    check_manifest_shape(manifest, where)
-    return manifest
-
-
-# the type of each key a reader uses, where the manifest has it (kit 0.1.0's lack some)
-MANIFEST_SHAPE = {"run_id": str, "created": (str, type(None)), "ended": (str, type(None)), "complete": bool,
-                  "runtime": dict, "options": dict, "models": dict, "units": list, "server_args": dict,
-                  "environment": (dict, type(None)), "h2d": dict, "jobs": list, "resumes": list, "command": list}
-
-
-def check_manifest_shape(manifest, where):
-    """BadRecord naming the first key of the wrong type (an option's type: RunOptions.from_manifest)."""
-    for key, types in MANIFEST_SHAPE.items():
-        if key in manifest and not isinstance(manifest[key], types):
-            raise BadRecord(f"{where}: {key!r} has the wrong type ({type(manifest[key]).__name__})",
-                            "the run's manifest is damaged; restore it from its bundle")
-    if not all(isinstance(j, dict) for j in manifest.get("jobs") or []):
-        raise BadRecord(f"{where}: a job record is not a JSON object", "restore the manifest from its bundle")
 
 
 def now(timestamp=None):
@@ -212,47 +173,3 @@ def results_root(results_dir):
         raise NotFound(f"results dir {results_dir} is not a readable folder",
                        "pass --results-dir DIR or set KIT_RESULTS_DIR")
     return root
-
-
-def list_runs(results_dir):
-    """[(RunDir, manifest or the BadRecord that reading it raised)] of every run in a results dir."""
-    found = []
-    for p in sorted(results_root(results_dir).iterdir()):
-        run = RunDir(p)
-        if p.name == REFERENCE or not run.exists():
-            continue
-        try:
-            found.append((run, run.read_manifest()))
-        except BadRecord as e:
-            found.append((run, e))
-    return found
-
-
-def pick_run(results_dir, run_id=None, say=None):
-    """The named run (a run id, or a run folder's path), or the latest readable one (damaged runs are passed
-    over, not fatal). A run id not in results_dir, or the latest run when results_dir has none, is looked
-    for in its reference/ folder (the committed reference runs); say(line) is told which run was picked then."""
-    if run_id and ("/" in run_id or os.sep in run_id):
-        run = RunDir(run_id)
-        if not run.exists():
-            raise NotFound(f"{run_id!r} is not a run id nor a run folder (no {MANIFEST} there)",
-                           "list the runs with `kit ls`")
-        return run
-    if run_id:
-        for fallback, root in enumerate((results_root(results_dir), Path(results_dir) / REFERENCE)):
-            run = RunDir(root / check_run_id(run_id))
-            if run.exists():
-                if fallback and say:
-                    say(f"{run_id}: not in {results_dir}, using the reference run {run.path}")
-                return run
-        raise NotFound(f"no run {run_id!r} in {results_dir} (nor in {Path(results_dir) / REFERENCE})",
-                       "list the runs with `kit ls`")
-    good = [(m.get("created") or "", run.run_id, run) for run, m in list_runs(results_dir) if isinstance(m, dict)]
-    reference = Path(results_dir) / REFERENCE
-    if not good and reference.is_dir():
-        good = [(m.get("created") or "", run.run_id, run) for run, m in list_runs(reference) if isinstance(m, dict)]
-        if good and say:
-            say(f"no runs in {results_dir}: using the latest reference run, {max(good)[2].path}")
-    if not good:
-        raise NotFound(f"no runs in {results_dir}", "start one with `kit run 1`")
-    return max(good)[2]

@@ -1,5 +1,5 @@
 """The options of a run: one frozen dataclass, built once from the command line, checked once,
-written to the manifest and read back whole by `kit run --resume`.
+written to the manifest and read back whole by `kit run --resume` (kit/manifest.py).
 
 Each field's metadata carries its help text (the CLI's options are made from it, kit/cli.py) and its
 manifest key is the field name (docs/results-layout.md lists them; a test keeps the two in step).
@@ -147,18 +147,15 @@ class RunOptions:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
-    def from_manifest(cls, manifest):
-        """The options a manifest recorded (schema 2), or what a schema-1 manifest (kit 0.1.0) held."""
-        stored = dict(manifest.get("options") or {})
-        if manifest.get("schema", 1) < 2:
-            stored.update(_legacy(manifest))
+    def from_stored(cls, stored):
+        """The options a manifest's "options" object holds (kit/manifest.py migrates kit 0.1.0's first);
+        BadRecord naming the first of the wrong type. Keys this kit does not know are left out."""
         known = {f.name: f for f in fields(cls)}
         wrong = [k for k, v in stored.items() if k in known and not _fits(v, known[k].type)]
         if wrong:
-            raise BadRecord(f"manifest.json: its options do not read back ({wrong[0]!r} is a "
-                            f"{type(stored[wrong[0]]).__name__})", "the run's manifest is damaged; restore it from its bundle")
-        values = {k: tuple(v) if known[k].type is tuple else v for k, v in stored.items() if k in known}
-        return cls(**values)
+            raise BadRecord(f"its options do not read back ({wrong[0]!r} is a {type(stored[wrong[0]]).__name__})",
+                            "the run's manifest is damaged; restore it from its bundle")
+        return cls(**{k: tuple(v) if known[k].type is tuple else v for k, v in stored.items() if k in known})
 
     def with_(self, **changes):
         return replace(self, **changes)
@@ -171,20 +168,6 @@ def _fits(value, kind):
     if kind is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     return isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
-
-
-def _legacy(manifest):
-    runtime = manifest.get("runtime") or {}
-    out = {"model_a": (manifest.get("models") or {}).get("A", {}).get("name", _ARM["model_a"]),
-           "model_b": (manifest.get("models") or {}).get("B", {}).get("name", _ARM["model_b"]),
-           "runtime": runtime.get("name", "docker")}
-    if runtime.get("name") == "docker":
-        gpus = runtime.get("gpus", "all")
-        out.update(image=(runtime.get("image") or {}).get("tag") or "",
-                   gpus=",".join(gpus) if isinstance(gpus, list) else gpus, hf_cache=runtime.get("hf_cache", ""))
-    if (manifest.get("options") or {}).get("cache") not in CACHES:
-        out["cache"] = "cold"
-    return out
 
 
 def field_meta(name):

@@ -6,14 +6,10 @@
     execute   the jobs on the lanes (kit/schedule.py), progress live (kit/progress.py)
     teardown  the manifest stamped complete or interrupted, the tables written
 """
-import hashlib
-import json
-import os
 import shlex
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -22,17 +18,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from kit import __version__, doctor, gpus, hints, layout, plan, results, runlock, sweep
+from kit import doctor, gpus, hints, layout, manifest, plan, results, runlock, sweep
 from kit.errors import BadInput, DiskFull, KitError, NotFound
-from kit.options import ADOPTED, RunOptions, flag
+from kit.options import ADOPTED, flag
 from kit.progress import Progress
 from kit.runtimes import ArmJob, get_runtime, runtime_class
 from kit.schedule import Scheduler
 from kit.workload import events, scenarios
 from kit.workload.runner import PRIMING
-
-KIT_ROOT = Path(__file__).resolve().parents[1]
-
 
 class Interrupted(KitError):
     exit_code = 130
@@ -52,40 +45,6 @@ def server_commands(options, unit):
             + arm.server_args() for m, name in models.items()}
 
 
-def git_commit():
-    """The kit's commit; SLEEPKIT_GIT_COMMIT names it for a copy without .git (e.g. carried offline)."""
-    if os.environ.get("SLEEPKIT_GIT_COMMIT"):
-        return os.environ["SLEEPKIT_GIT_COMMIT"]
-    try:
-        head = subprocess.run(["git", "-C", str(KIT_ROOT), "rev-parse", "HEAD"], capture_output=True,
-                              text=True, timeout=10)
-        dirty = subprocess.run(["git", "-C", str(KIT_ROOT), "status", "--porcelain", "--", "kit"],
-                               capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if head.returncode != 0:
-        return None
-    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-
-
-def model_info(name):
-    """Name, local path and a content checksum (a twin's own digest when it has one)."""
-    path = Path(name).expanduser()
-    if not path.is_dir():
-        return {"name": name, "path": None, "sha256": None}
-    twin = path / "sleepkit-twin.json"
-    if twin.exists():
-        info = json.loads(twin.read_text())
-        return {"name": name, "path": str(path.resolve()), "sha256": info.get("digest"), "twin": info.get("name")}
-    digest = hashlib.sha256()
-    for f in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(str(f.relative_to(path)).encode())
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    return {"name": name, "path": str(path.resolve()), "sha256": digest.hexdigest()}
-
-
 def tail(path, lines=15):
     try:
         return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
@@ -101,44 +60,20 @@ def last_error(out):
 
 
 # -- standup -----------------------------------------------------------------------------------------
-def sweep_record(options, describe=model_info):
-    """The manifest's "sweep" part (kit/sweep.py): each model's fit to the run's GPUs, decided before any start."""
-    cls = runtime_class(options)
-    chosen = cls.host_gpus(options) if cls.uses_host_gpus else None
-    return sweep.record(options, describe, chosen, cls.hub_dir(options))
-
-
-def new_manifest(run_id, options, units, command):
-    """A sweep's models are in its "sweep" part (kit/sweep.py), one per unit, and units that do not fit the
-    GPU are left out of its units (the part says why); "models" holds a study run's models A and B."""
-    part = sweep_record(options) if options.sweep_models else None
-    units = [u for u in units if u.name not in sweep.skipped_units(part)]
-    manifest = {"run_id": run_id, "kit_version": __version__, "git_commit": git_commit(), "command": command,
-                "created": layout.now(), "ended": None, "complete": False, "runtime": {"name": options.runtime},
-                "options": options.to_manifest(), "units": [u.name for u in units],
-                "models": {} if part else {"A": model_info(options.model_a), "B": model_info(options.model_b)},
-                "server_args": {u.name: scenarios.ALL_ARMS[u.arm].server_args() for u in units},
-                "server_env": scenarios.SERVER_ENV, "stand_in": doctor.stand_in(options), "environment": None,
-                "h2d": {}, "jobs": [], "resumes": []}
-    if part:
-        manifest["sweep"] = part
-    return manifest
-
-
 class AlreadyComplete(Exception):
     """A resume of a run that is complete: nothing to do, nothing written."""
 
 
 def open_resume(results_dir, run_id, given, command, held=None):
-    """(RunDir, manifest, options) of an interrupted run; `given` holds the options typed on the command
-    line, which must agree with the run's (a resumed run keeps its options). held: an ExitStack that takes
+    """(RunDir, kit.manifest.Manifest, options) of an interrupted run; `given` holds the options typed on the
+    command line, which must agree with the run's (a resumed run keeps its options). held: an ExitStack that takes
     the run's lock (kit.runlock) before its manifest is read, and AlreadyComplete for a complete run; None
     for a look only (--dry-run)."""
     run_dir = layout.RunDir(layout.results_root(results_dir) / layout.check_run_id(run_id))
     if not run_dir.exists():
         raise NotFound(f"cannot resume {run_id!r}: no such run in {results_dir}", "list the runs with `kit ls`")
-    manifest = run_dir.read_manifest()
-    options = RunOptions.from_manifest(manifest)
+    record = manifest.read(run_dir)
+    options = record.options
     if options.runtime in ADOPTED:
         raise BadInput(f"{run_id} was adopted from docker compose; kit run cannot resume it",
                        "run the missing arms with `docker compose run`, then adopt a new folder")
@@ -147,29 +82,25 @@ def open_resume(results_dir, run_id, given, command, held=None):
             raise BadInput(f"--{flag(name)} {value!r} conflicts with the run's {getattr(options, name)!r}",
                            "a resumed run keeps its options: leave it out, or start a new run")
     if held is not None:
-        if manifest.get("complete") is True:      # checked before the lock too: a complete run is not touched
+        if record.complete is True:      # checked before the lock too: a complete run is not touched
             raise AlreadyComplete(run_id)
         held.enter_context(runlock.hold(run_dir.path))
-        manifest = run_dir.read_manifest()        # as the run's last owner left it
-        if manifest.get("complete") is True:
+        record = manifest.read(run_dir)  # as the run's last owner left it
+        if record.complete is True:
             raise AlreadyComplete(run_id)
-    if manifest.get("schema", 1) < 2:   # kit 0.1.0's manifest: written back as schema 2, options and all
-        manifest.update(options=options.to_manifest(), units=[u.name for u in plan.units(options)])
-        for key, empty in (("jobs", []), ("h2d", {}), ("resumes", [])):
-            manifest.setdefault(key, empty)
-    manifest["resumes"].append({"at": layout.now(), "command": command})
-    return run_dir, manifest, options
+    record.resumes.append({"at": layout.now(), "command": command})
+    return run_dir, record, record.options
 
 
 # -- execute -----------------------------------------------------------------------------------------
 class Execution:
     """One run's side of the execution: runs its jobs on lanes and keeps its manifest."""
 
-    def __init__(self, run_dir, manifest, options, runtime, label=""):
-        self.run_dir, self.manifest, self.options, self.runtime = run_dir, manifest, options, runtime
+    def __init__(self, run_dir, record, runtime, label=""):
+        self.run_dir, self.manifest, self.options, self.runtime = run_dir, record, record.options, runtime
         self.label = label          # names the run in a group's progress lines ("" for a single run)
         self.lock = threading.Lock()
-        self.measured = set(manifest.get("h2d") or {})
+        self.measured = set(record.h2d)
         # (lane, prime_key) primed by this process: a resume primes again, since it may run on another host,
         # or after the cache was cleared, and a measured load must never meet an empty cache
         self.primed = set()
@@ -190,11 +121,11 @@ class Execution:
             self.measured.add(lane.label)
         key = prime_key(lane.label, job.unit)
         prime = self.options.cache == "warm" and (key not in self.primed or not self.runtime.lanes_keep_gpu)
-        argv = self.options.arm_options(job.unit.arm, job.unit.script, job.repeat, self.manifest["run_id"],
+        argv = self.options.arm_options(job.unit.arm, job.unit.script, job.repeat, self.manifest.run_id,
                                         measure, prime, job.unit.model,
                                         job.unit.name if job.unit.model else "").to_argv()
-        models = [sweep.unit_model(self.manifest, job.unit.name)] if job.unit.model else self.manifest["models"].values()
-        arm_job = ArmJob(self.manifest["run_id"], job.unit.name, job.repeat, argv, gpu=lane.gpu,
+        models = [sweep.unit_model(self.manifest.sweep, job.unit.name)] if job.unit.model else self.manifest.models.values()
+        arm_job = ArmJob(self.manifest.run_id, job.unit.name, job.repeat, argv, gpu=lane.gpu,
                          model_paths=[m["path"] for m in models if m and m["path"]])
         started, t0 = layout.now(), time.monotonic()
         code = self.runtime.run_arm(arm_job, out, lambda line: self.progress.line(task, lane, line))
@@ -215,21 +146,21 @@ class Execution:
         env = layout.read_json(out / layout.ENV)
         with self.lock:
             m = self.manifest
-            if env and m["environment"] is None:
-                m["environment"] = env
+            if env and m.environment is None:
+                m.environment = env
             if env and env.get("h2d_gbps") is not None:
-                m["h2d"][lane.label] = env["h2d_gbps"]
-            m["jobs"] = [j for j in m["jobs"] if (j["unit"], j["repeat"]) != (record["unit"], record["repeat"])]
-            m["jobs"].append(record)
-            self.run_dir.write_manifest(m)
+                m.h2d[lane.label] = env["h2d_gbps"]
+            m.jobs = [j for j in m.jobs if (j["unit"], j["repeat"]) != (record["unit"], record["repeat"])]
+            m.jobs.append(record)
+            manifest.write(self.run_dir, m)
 
     def stamp(self, **fields):
         with self.lock:
-            self.manifest.update(fields)
-            self.run_dir.write_manifest(self.manifest)
+            self.manifest.update(**fields)
+            manifest.write(self.run_dir, self.manifest)
 
     def resume_hint(self):
-        return hints.resume_command(self.manifest["run_id"], self.run_dir.path.parent)
+        return hints.resume_command(self.manifest.run_id, self.run_dir.path.parent)
 
 
 @dataclass(frozen=True)
@@ -275,9 +206,9 @@ def job_done(run_dir, job):
     return bool(status and status.get("ok") is True)
 
 
-def previous_seconds(manifest):
+def previous_seconds(record):
     """{unit: seconds of its last successful repeat} from the manifest (ETAs of later repeats)."""
-    return {j["unit"]: j["seconds"] for j in manifest.get("jobs") or [] if j.get("ok")}
+    return {j["unit"]: j["seconds"] for j in record.jobs if j.get("ok")}
 
 
 def on_event(progress):
@@ -338,7 +269,7 @@ def stop(works, scheduler, say, received="SIGINT"):
         say(f"{received} received: stopping every job of the run ...")
         scheduler.stop()
         for work in works:
-            work.runtime.stop_run(work.manifest["run_id"])
+            work.runtime.stop_run(work.manifest.run_id)
         scheduler.join(timeout=180)
         for work in works:
             work.stamp()
@@ -391,17 +322,17 @@ def create(options, results_dir, run_id, runtime, command, held, group=None, par
     """The manifest of a new run in its folder (claimed by claim()), owned by this process (held: an
     ExitStack). A manifest that cannot be written (a full disk) leaves no folder behind."""
     run_dir = layout.RunDir(Path(results_dir) / run_id)
-    manifest = new_manifest(run_id, options, plan.units(options), command)
+    record = manifest.new(run_id, options, plan.units(options), command)
     if group:
-        manifest["group"] = group
-    manifest["runtime"] = runtime.describe()
+        record.rest["group"] = group
+    record.runtime = runtime.describe()
     try:
         held.enter_context(runlock.hold(run_dir.path))
-        run_dir.write_manifest(manifest)
+        manifest.write(run_dir, record)
     except OSError as e:
         shutil.rmtree(run_dir.path, ignore_errors=True)
         raise layout.disk_full(e, f"cannot start run {run_id}") from None
-    return Execution(run_dir, manifest, options, runtime, label=part)
+    return Execution(run_dir, record, runtime, label=part)
 
 
 def run(options, results_dir, run_id=None, resume=None, given=None, command=None, say=print, tty=None,
@@ -412,14 +343,14 @@ def run(options, results_dir, run_id=None, resume=None, given=None, command=None
     with ExitStack() as held:      # the locks of the runs (kit.runlock), released when the run ends
         if resume:
             try:
-                run_dir, manifest, options = open_resume(results_dir, resume, given or {}, command, held)
+                run_dir, record, options = open_resume(results_dir, resume, given or {}, command, held)
             except AlreadyComplete:
                 say(f"run {resume} is complete: nothing to resume, nothing changed (its tables: `kit table {resume}`)")
                 return []
             runtime = ready_runtime(options.check(), results_dir, build_line)
-            manifest["runtime"] = manifest["resumes"][-1]["runtime"] = runtime.describe()
-            run_dir.write_manifest(manifest)
-            return finish([Execution(run_dir, manifest, options, runtime)], say, tty)
+            record.runtime = record.resumes[-1]["runtime"] = runtime.describe()
+            manifest.write(run_dir, record)
+            return finish([Execution(run_dir, record, runtime)], say, tty)
         options.check()
         parts = runtime_class(options).split(options)
         names = (lambda b: [f"{b}-{p}" for p, _ in parts]) if len(parts) > 1 else (lambda b: [b])
@@ -447,15 +378,15 @@ def run(options, results_dir, run_id=None, resume=None, given=None, command=None
 
 
 def finish(works, say, tty):
-    jobs = {id(w): [j for j in plan.jobs(w.options) if j.unit.name in w.manifest["units"]] for w in works}
+    jobs = {id(w): [j for j in plan.jobs(w.options) if j.unit.name in w.manifest.units] for w in works}
     tasks = sorted((t for w in works for t in w.tasks(jobs[id(w)])), key=lambda t: -(expected(t)[0] or 0))
     for w in works:
-        w.runtime.plan_order([(w.manifest["run_id"], t.unit.name, t.job.repeat) for t in tasks if t.work is w])
+        w.runtime.plan_order([(w.manifest.run_id, t.unit.name, t.job.repeat) for t in tasks if t.work is w])
     options = works[0].options
     lanes = runtime_class(options).lanes(options, len(tasks))
-    if works[0].manifest.get("stand_in"):
-        say(f"{works[0].manifest['stand_in']}: shows how the kit works; not a result")
-    say(f"run {', '.join(w.manifest['run_id'] for w in works)}: {what_run(options)}; {len(tasks)} of "
+    if works[0].manifest.stand_in:
+        say(f"{works[0].manifest.stand_in}: shows how the kit works; not a result")
+    say(f"run {', '.join(w.manifest.run_id for w in works)}: {what_run(options)}; {len(tasks)} of "
         f"{sum(map(len, jobs.values()))} jobs "
         f"to run ({', '.join(t.key for t in tasks) or 'none'}); runtime {options.runtime} on "
         f"{', '.join(lane.label for lane in lanes[:8])}{' ...' if len(lanes) > 8 else ''}; "
@@ -469,13 +400,13 @@ def finish(works, say, tty):
     for w in works:
         mine = [s for t, s in statuses.items() if t.work is w]
         left = [t.job for t in not_run if t.work is w]
-        w.manifest.pop("interrupted", None)
+        w.manifest.rest.pop("interrupted", None)
         try:
             w.stamp(complete=not left, ended=layout.now())
             loaded = results.load_run(w.run_dir.path)
             results.write_tables(loaded, w.options.table_numbers())
         except OSError as e:
-            error = layout.disk_full(e, f"run {w.manifest['run_id']} cannot be finished")
+            error = layout.disk_full(e, f"run {w.manifest.run_id} cannot be finished")
             if error is not e:
                 error.hint = f"free space there, then `{w.resume_hint()}`"
             raise error from None
@@ -484,7 +415,7 @@ def finish(works, say, tty):
     full = next((s for s in statuses.values() if isinstance(s, DiskFull)), None)
     if full:
         for w in works:     # a job whose files could not be written (a Slurm job submitted, its record not)
-            w.runtime.stop_run(w.manifest["run_id"])
+            w.runtime.stop_run(w.manifest.run_id)
         raise DiskFull(full.message, f"{full.hint}, then " + " and ".join(f"`{w.resume_hint()}`" for w in works))
     return outcomes
 
@@ -537,7 +468,7 @@ def dry_run(options, results_dir, resume=None, given=None):
         todo = plan.jobs(opts)
         lines += ([f"{cls.part_name} {p}: a run of its own (<run-id>-{p})"] if len(parts) > 1 else [])
         if opts.sweep_models:       # the fit, as the run would decide it (without hashing the models)
-            part = sweep_record(opts, lambda name: {})
+            part = manifest.sweep_record(opts, lambda name: {})
             lines += sweep.plan_lines(part)
             todo = [j for j in todo if j.unit.name not in sweep.skipped_units(part)]
         lines += describe_plan(opts, todo, cls.lanes(opts, len(todo)), runtime_for_dry_run(opts), results_dir)

@@ -1,13 +1,14 @@
-"""Finding runs: `kit ls` (one line per run) and `kit show RUN` (one run's summary and files).
-Both fit WIDTH columns unless asked for everything (wide=True)."""
+"""Finding runs: the runs of a results dir (list_runs), the one a command names (pick_run), `kit ls` (one line
+per run) and `kit show RUN` (one run's summary and files). Both fit WIDTH columns unless asked for everything
+(wide=True)."""
+import os
 import textwrap
 from pathlib import Path
 
 from tabulate import tabulate
 
-from kit import layout
-from kit.errors import BadRecord, KitError
-from kit.options import RunOptions
+from kit import layout, manifest
+from kit.errors import BadRecord, KitError, NotFound
 from kit.results.load import Run
 from kit.workload import scenarios
 
@@ -15,18 +16,62 @@ WIDTH = 80
 NARROW_DROPS = ("runtime", "created")       # what the narrow listing leaves out first when it must
 
 
-def _state(manifest):
-    jobs = manifest.get("jobs") or []
+def list_runs(results_dir):
+    """[(RunDir, manifest or the BadRecord that reading it raised)] of every run in a results dir."""
+    found = []
+    for p in sorted(layout.results_root(results_dir).iterdir()):
+        run = layout.RunDir(p)
+        if p.name == layout.REFERENCE or not run.exists():
+            continue
+        try:
+            found.append((run, manifest.read_dict(run)))
+        except BadRecord as e:
+            found.append((run, e))
+    return found
+
+
+def pick_run(results_dir, run_id=None, say=None):
+    """The named run (a run id, or a run folder's path), or the latest readable one (damaged runs are passed
+    over, not fatal). A run id not in results_dir, or the latest run when results_dir has none, is looked
+    for in its reference/ folder (the committed reference runs); say(line) is told which run was picked then."""
+    if run_id and ("/" in run_id or os.sep in run_id):
+        run = layout.RunDir(run_id)
+        if not run.exists():
+            raise NotFound(f"{run_id!r} is not a run id nor a run folder (no {layout.MANIFEST} there)",
+                           "list the runs with `kit ls`")
+        return run
+    if run_id:
+        for fallback, root in enumerate((layout.results_root(results_dir), Path(results_dir) / layout.REFERENCE)):
+            run = layout.RunDir(root / layout.check_run_id(run_id))
+            if run.exists():
+                if fallback and say:
+                    say(f"{run_id}: not in {results_dir}, using the reference run {run.path}")
+                return run
+        raise NotFound(f"no run {run_id!r} in {results_dir} (nor in {Path(results_dir) / layout.REFERENCE})",
+                       "list the runs with `kit ls`")
+    good = [(m.get("created") or "", run.run_id, run) for run, m in list_runs(results_dir) if isinstance(m, dict)]
+    reference = Path(results_dir) / layout.REFERENCE
+    if not good and reference.is_dir():
+        good = [(m.get("created") or "", run.run_id, run) for run, m in list_runs(reference) if isinstance(m, dict)]
+        if good and say:
+            say(f"no runs in {results_dir}: using the latest reference run, {max(good)[2].path}")
+    if not good:
+        raise NotFound(f"no runs in {results_dir}", "start one with `kit run 1`")
+    return max(good)[2]
+
+
+def _state(m):
+    jobs = m.get("jobs") or []
     failed = sum(1 for j in jobs if not j.get("ok"))
-    if manifest.get("complete") is not True:
-        return "incomplete" + (" (interrupted)" if manifest.get("interrupted") else "")
+    if m.get("complete") is not True:
+        return "incomplete" + (" (interrupted)" if m.get("interrupted") else "")
     return f"complete, {failed} failed job(s)" if failed else "complete"
 
 
-def _gpu(manifest):
-    if manifest.get("stand_in"):
-        return manifest["stand_in"]
-    env = manifest.get("environment") or {}
+def _gpu(m):
+    if m.get("stand_in"):
+        return m["stand_in"]
+    env = m.get("environment") or {}
     names = sorted({g.get("name") for g in env.get("gpus") or [] if isinstance(g, dict) and g.get("name")})
     return ", ".join(names) or "-"
 
@@ -39,11 +84,11 @@ def _short_gpu(name):
     return " ".join(words[:3]) if words[0] in ("GeForce", "RTX", "Tesla", "Quadro") else words[0]
 
 
-def tables_with_data(run_dir, manifest):
+def tables_with_data(run_dir, data):
     """The run's tables (table order) with at least one arm on disk: a table whose two arms are both
     'not run' is left out."""
     try:
-        run = Run(run_dir.path, manifest, RunOptions.from_manifest(manifest))
+        run = Run(run_dir.path, data, manifest.Manifest.from_dict(data).options)
     except (KitError, TypeError, ValueError):
         return []
     present = set(run_dir.units_on_disk())
@@ -64,15 +109,14 @@ def table_list(numbers):
 def listing(results_dir):
     """[{run, created, tables, GPU, runtime, state}] of every run, oldest first; damaged runs say so."""
     rows = []
-    for run, manifest in layout.list_runs(results_dir):
-        if isinstance(manifest, BadRecord):
+    for run, m in list_runs(results_dir):
+        if isinstance(m, BadRecord):
             rows.append(dict(run=run.run_id, created="?", tables="?", GPU="?", runtime="?",
-                             state=f"damaged: {manifest.message}"))
+                             state=f"damaged: {m.message}"))
             continue
-        rows.append(dict(run=run.run_id, created=(manifest.get("created") or "?").replace("T", " ").rstrip("Z"),
-                         tables=table_list(tables_with_data(run, manifest)) or ("guide" if manifest.get("sweep") else "-"),
-                         GPU=_gpu(manifest),
-                         runtime=(manifest.get("runtime") or {}).get("name", "?"), state=_state(manifest)))
+        rows.append(dict(run=run.run_id, created=(m.get("created") or "?").replace("T", " ").rstrip("Z"),
+                         tables=table_list(tables_with_data(run, m)) or ("guide" if m.get("sweep") else "-"),
+                         GPU=_gpu(m), runtime=(m.get("runtime") or {}).get("name", "?"), state=_state(m)))
     return sorted(rows, key=lambda r: (r["created"], r["run"]))
 
 
@@ -108,7 +152,7 @@ def _clock(stamp):
 
 def show_text(run_dir, wide=False, width=WIDTH):
     """One run: what ran, where, how it ended, where its files are; wrapped to width unless wide."""
-    m = run_dir.read_manifest()
+    m = manifest.read_dict(run_dir)
     options = m.get("options") or {}
     runtime = m.get("runtime") or {}
     env = m.get("environment") or {}

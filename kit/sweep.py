@@ -217,9 +217,9 @@ def skipped_units(part):
     return {u for m in (part or {}).get("models", []) if m.get("skipped") for u in m["units"].values()}
 
 
-def unit_model(manifest, unit):
-    """The sweep's model entry of a unit, or None (not a sweep unit)."""
-    return next((m for m in (manifest.get("sweep") or {}).get("models", []) if unit in m["units"].values()), None)
+def unit_model(part, unit):
+    """The model entry of a unit in a manifest's "sweep" part (or None), or None (not a sweep unit)."""
+    return next((m for m in (part or {}).get("models", []) if unit in m["units"].values()), None)
 
 
 def plan_lines(part):

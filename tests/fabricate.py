@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 from kit import __version__, layout
+from kit.manifest import SCHEMA
 from kit.options import RunOptions
 from kit.plan import units
 from kit.workload import scenarios
@@ -170,5 +171,5 @@ def fabricate_run(results_dir, tables=(1,), repeat=1, run_id=None, complete=True
                 "server_args": {u.name: scenarios.ARMS[u.arm].server_args() for u in units(opts)},
                 "server_env": dict(scenarios.SERVER_ENV), "environment": ENV, "h2d": {"gpu 0": ENV["h2d_gbps"]},
                 "jobs": jobs, "resumes": []}
-    layout.RunDir(run_dir).write_manifest(manifest)
+    layout.write_json(layout.RunDir(run_dir).manifest_path, dict(manifest, schema=SCHEMA))
     return run_dir

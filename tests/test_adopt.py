@@ -7,6 +7,7 @@ import pytest
 from fabricate import write_repeat
 from kit import layout, results
 from kit.cli import main
+from kit.manifest import SCHEMA
 from kit.workload import scenarios
 
 START = "=== sleepkit: starting server {m}: python3 -m vllm.entrypoints.openai.api_server --model {name} " \
@@ -42,7 +43,7 @@ def test_compose_results_become_a_run_the_kit_reads(tmp_path, capsys):
     assert "adopted" in out and "tables 1, 4, 5" in out and f"kit table compose --results-dir {res}" in out
 
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert manifest["schema"] == layout.MANIFEST_SCHEMA and manifest["adopted"] is True and manifest["adopted_at"]
+    assert manifest["schema"] == SCHEMA and manifest["adopted"] is True and manifest["adopted_at"]
     assert manifest["runtime"] == {"name": "compose"} and manifest["complete"] is True
     assert manifest["options"]["runtime"] == "compose" and manifest["options"]["tables"] == [1, 4, 5]
     assert manifest["models"]["A"]["name"] == scenarios.MODEL_A and manifest["models"]["B"]["name"] == scenarios.MODEL_B

@@ -11,6 +11,7 @@ import pytest
 
 from conftest import DOUBLE, MODEL_A, MODEL_B, ROOT, double_config, kit, leftover_servers, only_run, run_args
 from kit import layout, plan
+from kit.manifest import Manifest
 from kit.options import RunOptions
 from kit.run import Execution, Task
 from kit.runtimes import Lane, Runtime
@@ -112,9 +113,9 @@ def test_a_lane_primes_each_server_configuration_once(tmp_path, keeps_gpu, cache
     options = RunOptions(tables=(1, 2, 3, 4, 5), runtime="local", cache=cache)
     run_dir = layout.RunDir(tmp_path / "run")
     run_dir.path.mkdir()
-    manifest = {"run_id": "run", "models": {}, "h2d": {}, "jobs": [], "environment": None}
+    record = Manifest(options, run_id="run")
     runtime = RecordingRuntime(keeps_gpu)
-    work = Execution(run_dir, manifest, options, runtime)
+    work = Execution(run_dir, record, runtime)
     work.progress = type("P", (), {"line": lambda *a: None})()
     jobs = {j.unit.name: j for j in plan.jobs(options)}
     order = [("gpu 0", "nosleep"), ("gpu 1", "nosleep"), ("gpu 0", "l1-fp8"), ("gpu 0", "l2"),
@@ -122,12 +123,12 @@ def test_a_lane_primes_each_server_configuration_once(tmp_path, keeps_gpu, cache
     for lane, unit in order:
         job = plan.Job(jobs[unit].unit, 2 if (lane, unit) == ("gpu 1", "nosleep") else 1)
         Task(work, job).run(Lane(lane))
-    got = {lane: [j["unit"] for j in manifest["jobs"] if j["lane"] == lane and j["priming"]] for lane in primed}
+    got = {lane: [j["unit"] for j in record.jobs if j["lane"] == lane and j["priming"]] for lane in primed}
     assert got == primed
-    assert all(j["priming"] is None or j["priming"]["ok"] for j in manifest["jobs"])
+    assert all(j["priming"] is None or j["priming"]["ok"] for j in record.jobs)
     assert all(("--cold-cache" in argv) == (cache == "cold") for _, _, argv in runtime.argvs)
     # a resume primes again: it may run on another host, whose cache is empty
-    assert Execution(run_dir, manifest, options, runtime).primed == set()
+    assert Execution(run_dir, record, runtime).primed == set()
 
 
 @pytest.mark.e2e

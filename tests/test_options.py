@@ -5,7 +5,6 @@ import json
 import pytest
 
 from conftest import ROOT
-from kit import layout
 from kit.errors import BadInput
 from kit.options import RunOptions, parse_gpus
 from kit.workload.options import ArmOptions
@@ -31,8 +30,7 @@ def test_workload_bad_usage_exits_2(argv, capsys):
 def test_run_options_round_trip_through_the_manifest():
     opts = RunOptions(tables=(1, 4), repeat=3, runtime="local", cache="shared", gpus="0,1", fixed_output=True,
                       server_cmd="python3 x.py", ready_timeout=60.0, image="img:1", hf_cache="/hf")
-    manifest = {"schema": layout.MANIFEST_SCHEMA, "options": json.loads(json.dumps(opts.to_manifest()))}
-    assert RunOptions.from_manifest(manifest) == opts
+    assert RunOptions.from_stored(json.loads(json.dumps(opts.to_manifest()))) == opts
 
 
 def test_docs_list_every_option():

@@ -33,7 +33,7 @@ def five(tmp_path_factory):
                             arm_opts={"l1-fp8": {"fail_at": 5}})
     manifest = json.loads(layout.RunDir(run_dir).manifest_path.read_text())
     manifest["models"]["A"]["twin"] = "qwen3-0.6b"
-    layout.RunDir(run_dir).write_manifest(manifest)
+    layout.write_json(layout.RunDir(run_dir).manifest_path, manifest)
     run = results.load_run(run_dir)
     results.write_tables(run, ALL)
     return run, plot.plot_run(run, ALL)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from fabricate import ENV, GPU_ASLEEP, GPU_SERVER, RSS_SERVER, WEIGHTS_MIB, fabricate_run
-from kit import bundle, layout, results
+from kit import bundle, manifest, results
 from kit.errors import BadRecord, NotFound
 from kit.results import compare as comparing
 from kit.results import published, render
@@ -335,8 +335,8 @@ def test_newer_schemas_are_refused_by_name(tmp_path):
     with pytest.raises(BadRecord, match=rf"events.jsonl:1: events schema {events.SCHEMA + 1} is newer"):
         results.load_run(run_dir)
     m = json.loads((run_dir / "manifest.json").read_text())
-    assert m["schema"] == layout.MANIFEST_SCHEMA
-    (run_dir / "manifest.json").write_text(json.dumps(dict(m, schema=layout.MANIFEST_SCHEMA + 1)))
+    assert m["schema"] == manifest.SCHEMA
+    (run_dir / "manifest.json").write_text(json.dumps(dict(m, schema=manifest.SCHEMA + 1)))
     with pytest.raises(BadRecord, match="manifest schema 3 is newer than this kit reads"):
         results.load_run(run_dir)
 

@@ -5,7 +5,7 @@ Unreadable files raise kit.errors.BadRecord naming the file (and line, for event
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kit import layout
+from kit import layout, manifest
 from kit.errors import BadRecord
 from kit.options import RunOptions
 from kit.results.loads import backfill
@@ -31,7 +31,7 @@ class Repeat:
 @dataclass
 class Run:
     source: Path                 # the run directory or the bundle it was read from
-    manifest: dict
+    manifest: dict               # as the file holds it (kit/manifest.py checked it; kit 0.1.0's: schema 1)
     options: RunOptions
     units: dict = field(default_factory=dict)     # unit -> [Repeat], by repeat index
 
@@ -66,27 +66,16 @@ class Run:
         return (self.manifest.get("environment") or {}).get("h2d_gbps")
 
 
-def planned_units(manifest, options):
-    if manifest.get("units"):
-        return list(manifest["units"])
-    return list(options.arms) or scenarios.arms_for(options.tables)     # schema 1
-
-
 def load_run(run_dir):
     run_dir = layout.RunDir(run_dir)
-    manifest = run_dir.read_manifest()
-    try:
-        options = RunOptions.from_manifest(manifest)
-    except (TypeError, ValueError) as e:
-        raise BadRecord(f"{run_dir.manifest_path}: options do not read back ({e})") from None
-    run = Run(run_dir.path, manifest, options)
-    planned = planned_units(manifest, options)
-    complete = manifest.get("complete") is True
-    for unit in dict.fromkeys([*planned, *run_dir.units_on_disk()]):
+    data = manifest.read_dict(run_dir)
+    record = manifest.Manifest.from_dict(data, run_dir.manifest_path)
+    run = Run(run_dir.path, data, record.options)
+    for unit in dict.fromkeys([*record.units, *run_dir.units_on_disk()]):
         found = run_dir.repeat_dirs(unit)
         reps = [_load_repeat(found[k], k) for k in sorted(found)]
-        reps += [Repeat(k, [], None, {}, f"no results (r{k} missing)", pending=not complete)
-                 for k in range(1, options.repeat + 1) if k not in found]
+        reps += [Repeat(k, [], None, {}, f"no results (r{k} missing)", pending=record.complete is not True)
+                 for k in range(1, record.options.repeat + 1) if k not in found]
         run.units[unit] = sorted(reps, key=lambda r: r.repeat)
     return run
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from kit import __version__, bundle, layout
+from kit import __version__, bundle, layout, runs
 from kit.errors import BadInput, KitError, NotFound
 from kit.bundle import load_any
 from kit.results import json_file, load_run, published
@@ -75,7 +75,7 @@ def collect(sources, results_dir):
         return out
     root = layout.results_root(results_dir)
     out = [_entry(run.path, lambda p=run.path: load_run(p), _bundle_beside(run.path))
-           for run, _ in layout.list_runs(results_dir)]
+           for run, _ in runs.list_runs(results_dir)]
     folders = {e.source.name for e in out}
     for path in sorted(root.glob("*.tar.gz")):
         if path.name.removesuffix(".tar.gz") not in folders:
