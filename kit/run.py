@@ -23,8 +23,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from kit import __version__, doctor, gpus, hints, layout, plan, results, runlock, sweep
-from kit.errors import BadInput, DiskFull, KitError, NotFound
-from kit.options import ADOPTED, RunOptions, flag
+from kit.errors import BadInput, DiskFull, Interrupted, NotFound
+from kit.options import ADOPTED, RunOptions, field_meta, flag
 from kit.progress import Progress
 from kit.runtimes import ArmJob, get_runtime, runtime_class
 from kit.schedule import Scheduler
@@ -32,10 +32,6 @@ from kit.workload import events, scenarios
 from kit.workload.runner import PRIMING
 
 KIT_ROOT = Path(__file__).resolve().parents[1]
-
-
-class Interrupted(KitError):
-    exit_code = 130
 
 
 def new_run_id(tables):
@@ -130,7 +126,8 @@ class AlreadyComplete(Exception):
 
 def open_resume(results_dir, run_id, given, command, held=None):
     """(RunDir, manifest, options) of an interrupted run; `given` holds the options typed on the command
-    line, which must agree with the run's (a resumed run keeps its options). held: an ExitStack that takes
+    line (or set in the environment), which must agree with the run's (a resumed run keeps its options) but
+    for those marked resume in kit.options, which it takes and records. held: an ExitStack that takes
     the run's lock (kit.runlock) before its manifest is read, and AlreadyComplete for a complete run; None
     for a look only (--dry-run)."""
     run_dir = layout.RunDir(layout.results_root(results_dir) / layout.check_run_id(run_id))
@@ -141,10 +138,12 @@ def open_resume(results_dir, run_id, given, command, held=None):
     if options.runtime in ADOPTED:
         raise BadInput(f"{run_id} was adopted from docker compose; kit run cannot resume it",
                        "run the missing arms with `docker compose run`, then adopt a new folder")
-    for name, value in given.items():
-        if getattr(options, name) != value:
+    changed = {name: value for name, value in given.items() if getattr(options, name) != value}
+    for name, value in changed.items():
+        if not field_meta(name).get("resume"):
             raise BadInput(f"--{flag(name)} {value!r} conflicts with the run's {getattr(options, name)!r}",
                            "a resumed run keeps its options: leave it out, or start a new run")
+    options = options.with_(**changed)      # how its jobs are scheduled (a longer time limit after a TIMEOUT)
     if held is not None:
         if manifest.get("complete") is True:      # checked before the lock too: a complete run is not touched
             raise AlreadyComplete(run_id)
@@ -152,6 +151,7 @@ def open_resume(results_dir, run_id, given, command, held=None):
         manifest = run_dir.read_manifest()        # as the run's last owner left it
         if manifest.get("complete") is True:
             raise AlreadyComplete(run_id)
+    manifest.setdefault("options", {}).update(changed)
     if manifest.get("schema", 1) < 2:   # kit 0.1.0's manifest: written back as schema 2, options and all
         manifest.update(options=options.to_manifest(), units=[u.name for u in plan.units(options)])
         for key, empty in (("jobs", []), ("h2d", {}), ("resumes", [])):
