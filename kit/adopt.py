@@ -9,7 +9,7 @@ import os
 import shlex
 from pathlib import Path
 
-from kit import layout, manifest, plan
+from kit import hints, layout, manifest, plan
 from kit.errors import BadInput, BadRecord, NotFound
 from kit.options import RunOptions
 from kit.workload import events as ev
@@ -72,7 +72,7 @@ def summary(path, record):
     parent = Path(path).resolve().parent
     rel = os.path.relpath(parent)
     parent = rel if not rel.startswith("..") else str(parent)
-    where = "" if parent == layout.default_results_dir() else f" --results-dir {shlex.quote(parent)}"
+    where = hints.results_flag(parent)
     return (f"adopted {path} as run {rid}: tables {', '.join(map(str, record.options.tables))}; "
             f"{len(jobs)} repeat(s), {sum(not j['ok'] for j in jobs)} failed\n"
             f"next: kit table {rid}{where}; kit plot {rid}{where}; kit bundle {rid}{where}")

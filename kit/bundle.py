@@ -88,6 +88,22 @@ def make_bundle(run_dir, allow_incomplete=False, render=None, figures=True):
     return path
 
 
+def bundle_run(run_dir, allow_incomplete=False, figures=True):
+    """`kit bundle`: the run's tables (and, with figures, any missing figure) written fresh, then make_bundle."""
+    return make_bundle(run_dir, allow_incomplete, render=lambda run: render_outputs(run, figures), figures=figures)
+
+
+def render_outputs(run, figures=True):
+    """Tables always: a bundle never holds stale ones. Figures (when asked for) when any is missing."""
+    results.write_tables(run)
+    if not figures:
+        return
+    from kit import plot        # matplotlib, only to draw
+    folder = layout.RunDir(run.source).figures_dir
+    if any(not (folder / name).is_file() for name in plot.expected_figures(run, run.tables)):
+        plot.plot_run(run, run.tables)
+
+
 # ---------------------------------------------------------------- verifying a bundle
 
 def server_log(rel):

@@ -1,11 +1,11 @@
 """kit: run the vLLM Sleep Mode study's five tables and keep the results.
 
-A thin layer over the library: options come from kit.options.RunOptions, errors are kit.errors.KitError
-and become one line on stderr with their exit status in main(), the only place that translates them.
+Only click: the command line and the KIT_* environment variables (click's envvar=) are parsed here, once,
+into kit.options.RunOptions and arguments of the library; errors are kit.errors.KitError and become one
+line on stderr with their exit status in main(), the only place that translates them.
 """
 import json
 import re
-import sys
 import tempfile
 from dataclasses import fields
 from pathlib import Path
@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from kit import __version__, hints, layout
-from kit.errors import BadInput, KitError, NotFound, RunFailed
+from kit.errors import BadInput, KitError, NotFound
 from kit.options import RunOptions, flag
 from kit.twins import TWINS
 from kit.workload import scenarios
@@ -24,8 +24,8 @@ FORMATS = ("terminal", "github", "plain", "json")
 
 # -- shared option groups -----------------------------------------------------------------------------
 def results_option(f):
-    return click.option("--results-dir", default=layout.default_results_dir, show_default="results, or $KIT_RESULTS_DIR",
-                        type=click.Path(file_okay=False), help="Where runs are kept.")(f)
+    return click.option("--results-dir", default=layout.RESULTS, envvar="KIT_RESULTS_DIR", show_envvar=True,
+                        show_default=True, type=click.Path(file_okay=False), help="Where runs are kept.")(f)
 
 
 def format_option(f):
@@ -54,6 +54,8 @@ def option_fields(*names):
                           else {int: int, float: float}.get(kind, str))
                 if f.default == "":
                     kw["show_default"] = False
+            if "envvar" in f.metadata:
+                kw.update(envvar=f.metadata["envvar"], show_envvar=True)
             func = click.option("--" + flag(name), name, **kw)(func)
         return func
     return decorate
@@ -128,6 +130,7 @@ def run(ctx, tables, all_tables, arms, results_dir, run_id, resume_id, dry_run, 
     everything and prints the --resume command.
     """
     from kit import run as runner
+    from kit.outcomes import report
     given = explicit(ctx, RUN_FIELDS)
     if resume_id:
         if tables or all_tables or arms or run_id:
@@ -148,7 +151,7 @@ def run(ctx, tables, all_tables, arms, results_dir, run_id, resume_id, dry_run, 
         return
     outcomes = runner.run(options, results_dir, run_id=run_id, resume=resume_id, given=given, say=click.echo)
     if outcomes:            # none: a resume of a complete run, which said so
-        show_outcomes(outcomes)
+        report(outcomes, say=click.echo)
 
 
 @cli.command()
@@ -172,6 +175,7 @@ def sweep(ctx, models, levels, gpu_memory_gib, results_dir, run_id, resume_id, d
     """
     from kit import run as runner
     from kit import sweep as sweeping
+    from kit.outcomes import report
     given = explicit(ctx, SWEEP_FIELDS)
     if resume_id:
         if models or run_id:
@@ -186,48 +190,7 @@ def sweep(ctx, models, levels, gpu_memory_gib, results_dir, run_id, resume_id, d
         for line in runner.dry_run(options, results_dir, resume_id, given):
             click.echo(line)
         return
-    show_outcomes(runner.run(options, results_dir, run_id=run_id, resume=resume_id, given=given, say=click.echo))
-
-
-def show_guide(run):
-    from kit.results import guide, render
-    click.echo(guide.text(guide.build_guide(run), width=render.terminal_width()))
-    kit, flag = hints.kit_command(), hints.results_flag(Path(run.source).parent)
-    click.echo(f"guide: {layout.RunDir(run.source).tables_dir}/guide.md and .json\n"
-               f"figure: `{kit} plot {run.run_id}{flag}`\narchive: `{kit} bundle {run.run_id}{flag}`")
-
-
-def show_outcomes(outcomes):
-    """The tables of each run (a group of runs: side by side), where they are, what next; and how it ended."""
-    from kit import results
-    from kit.results import compare as comparing
-    from kit.results import guide, render, summary
-    runs = [o.run for o in outcomes]
-    numbers = runs[0].options.table_numbers()
-    for run in runs if guide.is_sweep(runs[0]) else ():
-        show_guide(run)
-    if len(runs) == 1 and numbers:
-        built = [results.build_table(runs[0], n) for n in numbers]
-        click.echo(render.text(built, width=render.terminal_width()))
-        click.echo(summary.text(built, render.terminal_width()))
-    for other in runs[1:]:
-        for n in numbers:
-            cmp = comparing.compare(results.build_table(runs[0], n), results.build_table(other, n), n)
-            click.echo(comparing.compare_text(cmp))
-    kit = hints.kit_command()
-    for run in runs if numbers else ():
-        flag = hints.results_flag(Path(run.source).parent)
-        click.echo(f"tables: {layout.RunDir(run.source).tables_dir}/table<N>.md and .json\n"
-                   f"figures: `{kit} plot {run.run_id}{flag}`\narchive: `{kit} bundle {run.run_id}{flag}`")
-    not_run = [o for o in outcomes if o.not_run]
-    if not_run:
-        reasons = "; ".join(f"{lane.label}: {why}" for lane, why in not_run[0].retired.items())
-        raise RunFailed(f"{sum(len(o.not_run) for o in not_run)} job(s) not run: no usable GPU left ({reasons})",
-                        "finish with " + " and ".join(f"`{o.work.resume_hint()}`" for o in not_run) + " when a GPU is free")
-    failed = [o for o in outcomes if o.failed]
-    if failed:
-        raise RunFailed(f"{sum(o.failed for o in failed)} job(s) failed (see the FAILED lines above)",
-                        "rerun them with " + " and ".join(f"`{o.work.resume_hint()}`" for o in failed))
+    report(runner.run(options, results_dir, run_id=run_id, resume=resume_id, given=given, say=click.echo), say=click.echo)
 
 
 # -- reading runs -------------------------------------------------------------------------------------
@@ -324,28 +287,11 @@ def bundle(args, results_dir, allow_incomplete, no_figures):
         for problem in problems:
             click.echo(f"{args[1]}: {problem}")
         click.echo(f"{args[1]}: {'FAILED' if problems else 'ok'}")
-        sys.exit(1 if problems else 0)
+        return 1 if problems else 0
     if len(args) > 1:
         raise BadInput("kit bundle takes at most one RUN_ID")
     run_dir = pick(results_dir, args[0] if args else None)
-    render = render_tables if no_figures else render_outputs
-    click.echo(str(bundles.make_bundle(run_dir.path, allow_incomplete=allow_incomplete, render=render,
-                                       figures=not no_figures)))
-
-
-def render_tables(run):
-    """Tables always: a bundle never holds stale ones."""
-    from kit import results
-    results.write_tables(run)
-
-
-def render_outputs(run):
-    """Tables always; figures when any is missing."""
-    from kit import plot as plots
-    render_tables(run)
-    figures = layout.RunDir(run.source).figures_dir
-    if any(not (figures / name).is_file() for name in plots.expected_figures(run, run.tables)):
-        plots.plot_run(run, run.tables)
+    click.echo(str(bundles.bundle_run(run_dir.path, allow_incomplete=allow_incomplete, figures=not no_figures)))
 
 
 @cli.command()
@@ -450,7 +396,7 @@ def doctor(results_dir, **values):
     found = checks.run_checks(options, results_dir, get_runtime(options, on_build_line=click.echo))
     for check in found:
         click.echo(check.line())
-    sys.exit(1 if any(c.ok is False for c in found) else 0)
+    return 1 if any(c.ok is False for c in found) else 0
 
 
 @cli.command()
@@ -502,20 +448,16 @@ def twin(name, out, seed, tiny, device):
     from kit import twins
     if Path(out).exists() and any(Path(out).iterdir()):
         raise BadInput(f"{out} is not empty", "remove it or give another --out")
-    try:
-        info = twins.make_twin(name, out, seed=seed, tiny=tiny, progress=click.echo, device=device)
-    except (twins.TwinDependencyError, twins.TwinDeviceError) as e:
-        raise BadInput(str(e)) from None
+    info = twins.make_twin(name, out, seed=seed, tiny=tiny, progress=click.echo, device=device)
     (Path(out) / "sleepkit-twin.json").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
     click.echo(f"{out}: {info['params']:,} parameters, digest {info['digest']}")
 
 
 def main(argv=None):
-    """The one edge where errors become one line and an exit status."""
+    """The one edge where errors become one line and an exit status: a command's return value (the verdict of
+    `kit doctor` and `kit bundle verify`), a KitError's, click's for bad usage, 130 for Ctrl-C."""
     try:
         return cli.main(args=argv, prog_name="kit", standalone_mode=False) or 0
-    except click.exceptions.Exit as e:
-        return e.exit_code
     except click.UsageError as e:
         cmd = e.ctx.command_path if e.ctx else "kit"
         click.echo(f"{cmd}: error: {e.format_message()} (see `{cmd} --help`)", err=True)
@@ -536,7 +478,3 @@ def main(argv=None):
     except click.ClickException as e:
         e.show()
         return e.exit_code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,9 +7,16 @@ the one exception is the pre-flight's checklist (Checklist.lines()), a line per 
       BadRecord         a run's files or a bundle that cannot be read (not JSON, wrong schema, truncated)
       NotReady          a pre-flight check failed: this host cannot run what was asked (yet)
         Checklist       several pre-flight checks failed: one line each, root cause first
-      EngineError       the container engine failed (unreachable, build failed)     exit 1
+        TwinDependencyError  model twins need torch, transformers, ... (pip install '.[twins]')
+      EngineError       the container engine or scheduler failed                      exit 1
+        ImageError      building, pulling or reading the kit's image failed
+        SlurmError      a Slurm client command failed (sbatch, squeue, scancel, ...)
       RunFailed         some arms failed; the run itself completed                    exit 1
       DiskFull          no space left where the kit writes (results, bundle)          exit 1
+      Interrupted       Ctrl-C or SIGTERM stopped the run; it can be resumed          exit 130
+
+A command whose output is itself the verdict (`kit doctor`, `kit bundle verify`) returns its exit status
+instead of raising: its lines are already printed.
 """
 
 
@@ -60,8 +67,20 @@ class Checklist(NotReady):
             [self.hint] if self.hint else [])
 
 
+class TwinDependencyError(NotReady):
+    pass
+
+
 class EngineError(KitError):
     exit_code = 1
+
+
+class ImageError(EngineError):
+    pass
+
+
+class SlurmError(EngineError):
+    pass
 
 
 class RunFailed(KitError):
@@ -70,3 +89,7 @@ class RunFailed(KitError):
 
 class DiskFull(KitError):
     exit_code = 1
+
+
+class Interrupted(KitError):
+    exit_code = 130

@@ -38,8 +38,10 @@ def spelled(text, env=None):
     return text if kit == "kit" else re.sub(r"`kit ", lambda _: f"`{kit} ", text)
 
 
-def results_flag(results_dir):
-    return "" if str(results_dir) == layout.default_results_dir() else f" --results-dir {shlex.quote(str(results_dir))}"
+def results_flag(results_dir, env=None):
+    """` --results-dir DIR`, unless DIR is where `kit` typed in this shell looks (KIT_RESULTS_DIR, else results)."""
+    default = (os.environ if env is None else env).get("KIT_RESULTS_DIR") or layout.RESULTS
+    return "" if str(results_dir) == default else f" --results-dir {shlex.quote(str(results_dir))}"
 
 
 def resume_command(run_id, results_dir, env=None):

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 from kit import __version__
-from kit.errors import BadInput, EngineError, NotReady
+from kit.errors import BadInput, ImageError, NotReady
 
 ROOT = Path(__file__).resolve().parents[1]      # the repository root: the build context
 DOCKERFILE = "docker/Dockerfile"
@@ -18,10 +18,6 @@ DEFAULT_VLLM_IMAGE = "vllm/vllm-openai:v0.11.0"
 LATEST = "sleepkit:latest"     # compose.yaml's default image: the last build on DEFAULT_VLLM_IMAGE
 BASE_LABEL = "org.opencontainers.image.base.name"
 VERSION_PROBE = "import importlib.metadata as m; print(m.version('vllm'))"
-
-
-class ImageError(EngineError):
-    """A build or pull failed; the message says what to do."""
 
 
 def connect(timeout=120):

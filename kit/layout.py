@@ -26,6 +26,7 @@ LOCK = ".lock"            # kit.runlock: which `kit run` owns the run now; not p
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 MAX_RUN_ID = 100          # a folder name, a bundle name (+ .tar.gz) and Slurm/Docker job names stay short
 REFERENCE = "reference"   # results/reference/ holds committed reference runs, not a run itself
+RESULTS = "results"       # --results-dir when neither it nor KIT_RESULTS_DIR is given (kit.cli)
 # The largest file of each kind a reader takes (bytes); anything larger is damage, refused before reading.
 MiB = jsonfile.MiB
 SIZE_LIMITS = {MANIFEST: 16 * MiB,     # 10,000 jobs' records are about 5 MiB
@@ -35,10 +36,6 @@ SMALL_JSON_LIMIT = 1 * MiB             # status.json, env.json, slurm.json: a fe
 
 def server_log(model):
     return f"server-{model}.log"
-
-
-def default_results_dir():
-    return os.environ.get("KIT_RESULTS_DIR") or "results"
 
 
 def check_run_id(run_id):

@@ -1,8 +1,10 @@
 """The options of a run: one frozen dataclass, built once from the command line, checked once,
 written to the manifest and read back whole by `kit run --resume` (kit/manifest.py).
 
-Each field's metadata carries its help text (the CLI's options are made from it, kit/cli.py) and its
-manifest key is the field name (docs/results-layout.md lists them; a test keeps the two in step).
+Each field's metadata carries its help text (the CLI's options are made from it, kit/cli.py), the environment
+variable the CLI reads it from when it is not typed (envvar), and whether `kit run --resume` may change it
+(resume: how a job is scheduled, not what it measures); its manifest key is the field name
+(docs/results-layout.md lists them; a test keeps the two in step).
 Defaults the workload shares (server command, timeouts, models, protocol) come from kit.workload.options.
 """
 import math
@@ -59,11 +61,13 @@ class RunOptions:
     image: str = _o("", "docker: use this existing kit image, skip the build")
     vllm_image: str = _o("", "docker: build the kit image on this vLLM image (default: the study's v0.11.0)")
     hf_cache: str = _o("~/.cache/huggingface", "docker: the host's Hugging Face cache to mount")
-    slurm_partition: str = _o("", "slurm: partition(s), comma-separated (default: KIT_SLURM_PARTITION or the "
-                                  "cluster's default)")
-    slurm_account: str = _o("", "slurm: account (default: KIT_SLURM_ACCOUNT)")
-    slurm_time: str = _o("", "slurm: time limit per arm job, e.g. 1:00:00 (default: KIT_SLURM_TIME)")
-    slurm_args: str = _o("", "slurm: more sbatch options, e.g. '--constraint=h100' (default: KIT_SLURM_ARGS)")
+    slurm_partition: str = _o("", "slurm: partition(s), comma-separated (default: the cluster's)",
+                              envvar="KIT_SLURM_PARTITION")
+    slurm_account: str = _o("", "slurm: account (a resume may change it)", envvar="KIT_SLURM_ACCOUNT", resume=True)
+    slurm_time: str = _o("", "slurm: time limit per arm job, e.g. 1:00:00 (a resume may change it)",
+                         envvar="KIT_SLURM_TIME", resume=True)
+    slurm_args: str = _o("", "slurm: more sbatch options, e.g. '--constraint=h100' (a resume may change them)",
+                         envvar="KIT_SLURM_ARGS", resume=True)
     slurm_python: str = _o("python3", "slurm: the Python on the nodes that runs the workload (direct mode; it needs "
                                       "psutil and vLLM)")
     sweep_models: tuple = _o((), "kit sweep: the models, one unit (a server of its own) per model and level")

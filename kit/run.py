@@ -19,16 +19,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from kit import doctor, gpus, hints, layout, manifest, plan, results, runlock, sweep
-from kit.errors import BadInput, DiskFull, KitError, NotFound
-from kit.options import ADOPTED, flag
+from kit.errors import BadInput, DiskFull, Interrupted, NotFound
+from kit.options import ADOPTED, field_meta, flag
 from kit.progress import Progress
 from kit.runtimes import ArmJob, get_runtime, runtime_class
 from kit.schedule import Scheduler
 from kit.workload import events, scenarios
 from kit.workload.runner import PRIMING
 
-class Interrupted(KitError):
-    exit_code = 130
 
 
 def new_run_id(tables):
@@ -65,8 +63,9 @@ class AlreadyComplete(Exception):
 
 
 def open_resume(results_dir, run_id, given, command, held=None):
-    """(RunDir, kit.manifest.Manifest, options) of an interrupted run; `given` holds the options typed on the
-    command line, which must agree with the run's (a resumed run keeps its options). held: an ExitStack that takes
+    """(RunDir, kit.manifest.Manifest, options) of an interrupted run; `given` holds the options typed on the command
+    line (or set in the environment), which must agree with the run's (a resumed run keeps its options) but
+    for those marked resume in kit.options, which it takes and records. held: an ExitStack that takes
     the run's lock (kit.runlock) before its manifest is read, and AlreadyComplete for a complete run; None
     for a look only (--dry-run)."""
     run_dir = layout.RunDir(layout.results_root(results_dir) / layout.check_run_id(run_id))
@@ -77,8 +76,9 @@ def open_resume(results_dir, run_id, given, command, held=None):
     if options.runtime in ADOPTED:
         raise BadInput(f"{run_id} was adopted from docker compose; kit run cannot resume it",
                        "run the missing arms with `docker compose run`, then adopt a new folder")
-    for name, value in given.items():
-        if getattr(options, name) != value:
+    changed = {name: value for name, value in given.items() if getattr(options, name) != value}
+    for name, value in changed.items():
+        if not field_meta(name).get("resume"):
             raise BadInput(f"--{flag(name)} {value!r} conflicts with the run's {getattr(options, name)!r}",
                            "a resumed run keeps its options: leave it out, or start a new run")
     if held is not None:
@@ -88,6 +88,7 @@ def open_resume(results_dir, run_id, given, command, held=None):
         record = manifest.read(run_dir)  # as the run's last owner left it
         if record.complete is True:
             raise AlreadyComplete(run_id)
+    record.options = record.options.with_(**changed)      # how its jobs are scheduled (a longer time limit after a TIMEOUT)
     record.resumes.append({"at": layout.now(), "command": command})
     return run_dir, record, record.options
 

@@ -31,15 +31,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from collections.abc import Callable
 
+from kit.errors import BadInput, TwinDependencyError
+
 INSTALL_HINT = "pip install '.[twins]' (or .venv/bin/pip install -e '.[twins]')"
-
-
-class TwinDependencyError(RuntimeError):
-    """torch, transformers, tokenizers or safetensors is not installed."""
-
-
-class TwinDeviceError(ValueError):
-    """The device asked for cannot make the weights."""
 
 
 @dataclass(frozen=True)
@@ -727,9 +721,9 @@ def _device(d: SimpleNamespace, twin: Twin, device: str | None) -> str:
     """Where the weights are made: a CUDA GPU if there is one, unless the twin's bits are CPU-only."""
     cuda = d.torch.cuda.is_available()
     if device not in (None, "cpu", "cuda"):
-        raise TwinDeviceError(f"device {device!r}: choose cpu or cuda")
+        raise BadInput(f"device {device!r}: choose cpu or cuda")
     if device == "cuda" and not cuda:
-        raise TwinDeviceError("device cuda: this torch sees no CUDA GPU")
+        raise BadInput("device cuda: this torch sees no CUDA GPU")
     if twin.bits == "mt19937":
         return "cpu"
     return device or ("cuda" if cuda else "cpu")

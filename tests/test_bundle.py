@@ -11,7 +11,7 @@ import pytest
 
 from fabricate import fabricate_run
 from kit import bundle, plot, results
-from kit.cli import render_outputs
+from kit.bundle import render_outputs
 from kit.errors import BadInput, BadRecord
 from kit.results import archive
 

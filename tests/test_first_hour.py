@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, double_config, server_cmd
 from fabricate import fabricate_run
 from kit import doctor, hints, plot, progress, runs
 from kit.checks import Check
@@ -49,6 +49,16 @@ def test_preflight_lists_every_failed_check_root_cause_first_then_kit_doctor(cap
     assert lines[3] == "  extra: an added check failed -> fix it"
     assert re.fullmatch(r"  run `.* doctor --runtime local` for the details", lines[4]) and len(lines) == 5
     assert not results.exists()
+
+
+def test_kit_doctor_prints_every_check_and_its_verdict_is_the_exit_status(capsys, tmp_path, monkeypatch):
+    """Through main(), the one edge: no SystemExit, nothing on stderr; 1 when a check failed, else 0."""
+    monkeypatch.setattr(doctor.host_gpus, "nvml_gpus", lambda: None)          # no NVIDIA driver here
+    args = ("doctor", "--runtime", "local", "--results-dir", tmp_path)
+    code, out, err = run_main(capsys, *args, "--server-cmd", server_cmd(double_config()))
+    assert (code, err) == (0, "") and "FAIL" not in out and "results dir" in out
+    code, out, err = run_main(capsys, *args, "--server-cmd", VLLM)
+    assert (code, err) == (1, "") and "FAIL  gpus: NVML does not start" in out and "results dir" in out
 
 
 def test_other_errors_stay_one_line_and_a_checklist_joins_into_one_for_records():

@@ -14,14 +14,18 @@ import socket
 import subprocess
 import sys
 import threading
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 from conftest import MODEL_A, MODEL_B, double_config, leftover_servers, server_cmd
+from fabricate import fabricate_run
 from slurm_fixtures import CDI_KIND, DOUBLE_IN_IMAGE, jobs_of, squeue, wait_for
+from kit.cli import main
 from kit.errors import BadInput
 from kit.options import RunOptions
+from kit.run import open_resume
 from kit.runtimes import ArmJob
 from kit.runtimes.slurm import SlurmRuntime
 from kit.runtimes.slurm.client import slurm_options
@@ -247,14 +251,50 @@ def test_doctor_checks_pass_on_the_cluster_and_name_a_bad_partition(slurm_cluste
 
 # -- pure parts --------------------------------------------------------------------------------------
 
-def test_options_come_from_the_command_line_then_env_then_config():
-    env = {"KIT_SLURM_PARTITION": "envp", "KIT_SLURM_TIME": "2:00:00", "KIT_SLURM_ARGS": "--mem=8G --constraint='a|b'"}
-    got = slurm_options({"partition": "clip", "account": ""}, env, {"account": "cfga", "time_limit": "9"})
-    assert got == {"partition": "clip", "account": "cfga", "time_limit": "2:00:00",
-                   "extra": ["--mem=8G", "--constraint=a|b"]}
-    assert slurm_options({}, {}, None) == {"partition": None, "account": None, "time_limit": None, "extra": []}
+def test_options_come_from_the_command_line_then_config():
+    got = slurm_options({"partition": "clip", "account": "", "extra": "--mem=8G --constraint='a|b'"},
+                        {"account": "cfga", "time_limit": "9"})
+    assert got == {"partition": "clip", "account": "cfga", "time_limit": "9", "extra": ["--mem=8G", "--constraint=a|b"]}
+    assert slurm_options({}, None) == {"partition": None, "account": None, "time_limit": None, "extra": []}
     with pytest.raises(BadInput, match="must not set --output"):
         slurm_options({"extra": "--output=/tmp/x"}, {})
+
+
+def test_the_kit_slurm_variables_are_options_typed_by_the_environment(tmp_path, monkeypatch, capsys):
+    """KIT_SLURM_* are read where the command line is (click), so the manifest records them; a flag wins."""
+    monkeypatch.setenv("KIT_SLURM_PARTITION", "envp")
+    monkeypatch.setenv("KIT_SLURM_TIME", "2:00:00")
+    monkeypatch.setenv("KIT_SLURM_ARGS", "--mem=8G")
+    argv = ["run", "1", "--dry-run", *map(str, slurm_run_args(tmp_path / "results", "slurm-env", "--slurm-time", "1:00:00"))]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "#SBATCH --partition=envp" in out and "#SBATCH --mem=8G" in out
+    assert "#SBATCH --time=1:00:00" in out and "--time=2:00:00" not in out
+
+
+def interrupted_slurm_run(results):
+    """A fabricated Slurm run on partition gpu with a 1 h limit, its l1 job not done."""
+    run_dir = fabricate_run(results, (1,), run_id="cut", complete=False, arm_opts={"l1": {"skip": True}})
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    manifest["options"].update(runtime="slurm", slurm_partition="gpu", slurm_time="1:00:00")
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    return run_dir
+
+
+def test_a_resume_may_change_how_jobs_are_scheduled_not_where(tmp_path, monkeypatch, capsys):
+    """After a TIMEOUT the hint says: raise --slurm-time (or KIT_SLURM_TIME) and resume; the partition stays."""
+    interrupted_slurm_run(tmp_path)
+    resume = ["run", "--resume", "cut", "--results-dir", str(tmp_path), "--dry-run"]
+    assert main(resume + ["--slurm-time", "3:00:00"]) == 0
+    out = capsys.readouterr().out
+    assert "#SBATCH --time=3:00:00" in out and "#SBATCH --partition=gpu" in out
+    monkeypatch.setenv("KIT_SLURM_TIME", "4:00:00")
+    assert main(resume) == 0 and "#SBATCH --time=4:00:00" in capsys.readouterr().out
+    assert main(resume + ["--slurm-partition", "other"]) == 2
+    assert "--slurm-partition 'other' conflicts with the run's 'gpu'" in capsys.readouterr().err
+    with ExitStack() as held:
+        _, manifest, options = open_resume(tmp_path, "cut", {"slurm_time": "4:00:00"}, ["kit"], held)
+    assert options.slurm_time == manifest["options"]["slurm_time"] == "4:00:00"     # recorded when written
 
 
 def test_dry_run_script_carries_the_options_and_no_secret(monkeypatch, tmp_path):

@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from kit import twins
+from kit.errors import BadInput
 
 needs_torch = pytest.mark.twins
 
@@ -227,10 +228,10 @@ def test_cuda_makes_the_bytes_the_cpu_makes(deps, monkeypatch, tmp_path):
 
 @needs_torch
 def test_a_device_that_cannot_make_the_weights_is_refused(deps, tmp_path):
-    with pytest.raises(twins.TwinDeviceError, match="choose cpu or cuda"):
+    with pytest.raises(BadInput, match="choose cpu or cuda"):
         twins.make_twin("qwen3-1.7b", tmp_path / "x", tiny=True, progress=None, device="tpu")
     if not deps.torch.cuda.is_available():
-        with pytest.raises(twins.TwinDeviceError, match="no CUDA GPU"):
+        with pytest.raises(BadInput, match="no CUDA GPU"):
             twins.make_twin("qwen3-1.7b", tmp_path / "x", tiny=True, progress=None, device="cuda")
     assert not list(tmp_path.iterdir())
 

@@ -1,12 +1,11 @@
 """The Slurm client commands (sbatch, squeue, scancel, scontrol, sinfo, sacct), the kit's sbatch options, and
 what the commands answer, parsed."""
-import os
 import re
 import shlex
 import subprocess
 import time
 
-from kit.errors import BadInput
+from kit.errors import BadInput, SlurmError
 
 ENDED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "OUT_OF_MEMORY",
          "BOOT_FAIL", "DEADLINE", "REVOKED", "SPECIAL_EXIT"}
@@ -19,19 +18,11 @@ NAMES = re.compile(r"[A-Za-z0-9_.-]+(,[A-Za-z0-9_.-]+)*")      # a partition (li
 TIME = re.compile(r"(\d+-\d+|\d+)(:\d+){0,2}|-1|INFINITE|UNLIMITED", re.I)
 
 
-class SlurmError(RuntimeError):
-    """A Slurm command failed; the message says what to do."""
-
-
-def option(key, cli, env=os.environ, config=None):
-    """One of OPTIONS: the command line's value, else its KIT_SLURM_* variable's, else the config file's; or None."""
-    return next((v for v in (cli.get(key), env.get(OPTIONS[key]), (config or {}).get(key))
-                 if v not in (None, "", [], ())), None)
-
-
-def slurm_options(cli=None, env=os.environ, config=None):
-    """partition, account, time_limit, extra (sbatch args): command line > KIT_SLURM_* > config file."""
-    out = {key: option(key, cli or {}, env, config) for key in OPTIONS}
+def slurm_options(cli=None, config=None):
+    """partition, account, time_limit, extra (sbatch args): the command line's (kit.cli reads KIT_SLURM_* into
+    it), else the config file's."""
+    given = [cli or {}, config or {}]
+    out = {key: next((d[key] for d in given if d.get(key) not in (None, "", [], ())), None) for key in OPTIONS}
     extra = out["extra"] or []
     out["extra"] = shlex.split(extra) if isinstance(extra, str) else [str(a) for a in extra]
     taken = [a for a in out["extra"] if a.split("=", 1)[0] in RESERVED]

@@ -1,6 +1,5 @@
 """SlurmRuntime: submits each arm job's batch script (script.py), follows it (follow.py), cancels a run's jobs."""
 import json
-import os
 import shutil
 import subprocess
 import threading
@@ -12,7 +11,7 @@ from kit.runtimes.base import Runtime, job_name
 from kit.runtimes.common import KIT_ROOT, LABEL_RUN
 from kit.runtimes.slurm import probe
 from kit.runtimes.slurm.client import (SlurmError, cancel, cluster_name, default_partition, first_line, job_details,
-                                       option, quiet, run_jobs, slurm, slurm_options)
+                                       quiet, run_jobs, slurm, slurm_options)
 from kit.runtimes.slurm.follow import JobStates, LogTail, SubmitOrder, exit_status, failure_line, follow
 from kit.runtimes.slurm.script import batch_script
 
@@ -55,21 +54,20 @@ class SlurmRuntime(Runtime):
         self.stopping = set()   # run ids stop_run was called for: no more submissions
 
     @classmethod
-    def from_options(cls, options, on_build_line=print, env=os.environ, config=None, **more):
+    def from_options(cls, options, on_build_line=print, config=None, **more):
         """The runtime for kit.options.RunOptions (slurm_* fields), KIT_SLURM_* and a config file's values."""
         cli = {"partition": options.slurm_partition, "account": options.slurm_account,
                "time_limit": options.slurm_time, "extra": options.slurm_args}
         container = None if options.slurm_container in (None, "", "none") else options.slurm_container
         access = options.gpu_access if options.gpu_access in GPU_ACCESS else "auto"
-        return cls(**slurm_options(cli, env, config), container=container, image=options.image or None,
+        return cls(**slurm_options(cli, config), container=container, image=options.image or None,
                    cache=options.cache, hf_cache=options.hf_cache, gpu_access=access, python=options.slurm_python,
                    **more)
 
     @classmethod
-    def split(cls, options, env=os.environ):
+    def split(cls, options):
         """One run per partition of `--slurm-partition a,b` (or KIT_SLURM_PARTITION)."""
-        value = option("partition", {"partition": options.slurm_partition}, env) or ""
-        parts = [p.strip() for p in value.split(",") if p.strip()]
+        parts = [p.strip() for p in options.slurm_partition.split(",") if p.strip()]
         if len(parts) < 2:
             return [("", options)]
         return [(p, options.with_(slurm_partition=p)) for p in parts]
