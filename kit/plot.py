@@ -121,7 +121,7 @@ def bars_spec(run, number, table=None):
     """{"table", "title", "provenance", "arms": [{arm, unit, title, state, note}], "sources": [{key, label}],
     "panels": [{metric, title, unit, groups, bars: [{group, arm, unit, source, median, min, max, n, note}]}]}.
     Every number is a cell of build_table(run, number): source "measured" or a published reference's GPU."""
-    table = table or results.build_table(run, number)
+    table = (table or results.build_table(run, number)).to_json()
     facts = table["run"]
     sources = [{"key": "measured", "label": f"measured: {facts['gpu'] or 'GPU n/a'}, vLLM {facts['vllm'] or 'n/a'}"}]
     sources += [{"key": r["gpu"], "label": f"published: {r['label']} (blog figure {r['figure']})"}
@@ -244,7 +244,7 @@ def timeline_spec(run, number, table=None):
     """{"table", "title", "provenance", "end", "rows": [{label, unit, source, repeat, note, total, segments}],
     "zooms": [{unit, label, switches: {source: [switch]}}]}: the measured arms (one repeat each, see
     pick_repeat) with the table's published series beside them; zooms: the switch rounds, per switch."""
-    table = table or results.build_table(run, number)
+    table = (table or results.build_table(run, number)).to_json()
     refs = published.references(number)
     rows, zooms = [], []
     for s in table["arms"]:
@@ -373,7 +373,7 @@ def memory_spec(run, unit):
     """{"unit", "title", "level", "repeat", "state", "note", "provenance", "first_sleep": {model: RSS MiB
     added}, "points": [{label, kind, model, round, gpu_before, gpu_after, gpu_delta, rss_before, rss_after,
     rss_delta}]}: one repeat of a unit (see pick_repeat), before and after every event."""
-    s = tables.arm_state(run, unit, "")
+    s = tables.arm_state(run, unit, "").to_json()
     rep = pick_repeat(run, unit, s["state"])
     points = []
     for e in (rep.events if rep else []):

@@ -121,7 +121,7 @@ def test_provenance_on_every_figure(five):
         text = "\n".join(texts(fig))
         assert all(w in text for w in want), [w for w in want if w not in text]
         close(fig)
-    fixed = plot.provenance(dict(results.build_table(run, 1)["run"], fixed_output=True))
+    fixed = plot.provenance(dict(results.build_table(run, 1).run, fixed_output=True))
     assert f"output fixed at {scenarios.MAX_TOKENS} tokens" in fixed[0]
 
 

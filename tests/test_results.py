@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,8 @@ from kit import bundle, manifest, results
 from kit.errors import BadRecord, NotFound
 from kit.results import compare as comparing
 from kit.results import published, render
-from kit.results.tables import FIXED_NOTE, FREE_NOTE
+from kit.results.metrics import Cell
+from kit.results.tables import FIXED_NOTE, FREE_NOTE, SkippedCheck
 from kit.workload import events, scenarios
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,69 +41,69 @@ def table_of(run_dir, number):
 
 
 def row(table, metric, model):
-    found = [r for r in table["rows"] if r["metric"] == metric and r["model"] == model]
-    assert len(found) == 1, (metric, model, [(r["metric"], r["model"]) for r in table["rows"]])
+    found = [r for r in table.rows if r.metric == metric and r.model == model]
+    assert len(found) == 1, (metric, model, [(r.metric, r.model) for r in table.rows])
     return found[0]
 
 
 def mem(table, metric, model):
-    return next(r for r in table["memory"] if r["metric"] == metric and r["model"] == model)
+    return next(r for r in table.memory if r.metric == metric and r.model == model)
 
 
-def cell(mn, med, mx, n, **extra):
-    return {"min": mn, "median": med, "max": mx, "n": n, **extra}
+def cell(mn, med, mx, n, cv=None):
+    return Cell(mn, med, mx, n, cv)
 
 
 def no_cv(c):
-    return {k: v for k, v in c.items() if k != "cv"} if c else c
+    return replace(c, cv=None) if c else c
 
 
 # -- values ------------------------------------------------------------------------------------------
 def test_table1_exact_values(tmp_path):
     t = table_of(make_run(tmp_path, (1,)), 1)
-    assert [s["state"] for s in t["arms"]] == ["ok", "ok"]
+    assert [s.state for s in t.arms] == ["ok", "ok"]
     sw = row(t, "switch", "A")
-    assert no_cv(sw["arms"]["l1"]) == cell(0.1, 0.2, 0.3, 3) and no_cv(sw["arms"]["nosleep"]) == cell(30.0, 31.0, 32.0, 3)
-    assert sw["ratio"] == 155.0
-    assert row(t, "load", "A")["arms"]["l1"] == cell(10.0, 10.0, 10.0, 1)
-    assert row(t, "load", "A")["ratio"] == 3.1
-    assert row(t, "warmup", "B")["arms"] == {"l1": cell(2.0, 2.0, 2.0, 1), "nosleep": None}
-    assert no_cv(row(t, "prompt", "B")["arms"]["nosleep"]) == cell(5.0, 5.5, 6.0, 3)
-    assert row(t, "prompt", "B")["ratio"] == round(5.5 / 0.9, 6)
-    assert no_cv(row(t, "ttft", "A")["arms"]["l1"]) == cell(0.04, 0.05, 0.06, 3)
-    assert no_cv(row(t, "sleep", "B")["arms"]["l1"]) == cell(0.4, 0.45, 0.5, 2)   # the last sleep is skipped
-    assert row(t, "sleep_setup", "A")["arms"]["l1"] == cell(0.5, 0.5, 0.5, 1)
-    assert not any(r["metric"].startswith("part:") for r in t["rows"])            # level 1: no part rows
+    assert no_cv(sw.arms["l1"]) == cell(0.1, 0.2, 0.3, 3) and no_cv(sw.arms["nosleep"]) == cell(30.0, 31.0, 32.0, 3)
+    assert sw.ratio == 155.0
+    assert row(t, "load", "A").arms["l1"] == cell(10.0, 10.0, 10.0, 1)
+    assert row(t, "load", "A").ratio == 3.1
+    assert row(t, "warmup", "B").arms == {"l1": cell(2.0, 2.0, 2.0, 1), "nosleep": None}
+    assert no_cv(row(t, "prompt", "B").arms["nosleep"]) == cell(5.0, 5.5, 6.0, 3)
+    assert row(t, "prompt", "B").ratio == round(5.5 / 0.9, 6)
+    assert no_cv(row(t, "ttft", "A").arms["l1"]) == cell(0.04, 0.05, 0.06, 3)
+    assert no_cv(row(t, "sleep", "B").arms["l1"]) == cell(0.4, 0.45, 0.5, 2)   # the last sleep is skipped
+    assert row(t, "sleep_setup", "A").arms["l1"] == cell(0.5, 0.5, 0.5, 1)
+    assert not any(r.metric.startswith("part:") for r in t.rows)            # level 1: no part rows
 
 
 def test_repeats_pool_rounds_and_repeats_with_spread(tmp_path):
     t = table_of(make_run(tmp_path, (1,), repeat=2), 1)      # repeat 2 = durations x 2
-    sw = row(t, "switch", "A")["arms"]["l1"]
+    sw = row(t, "switch", "A").arms["l1"]
     assert no_cv(sw) == cell(0.1, 0.25, 0.6, 6)
     values = [0.1, 0.3, 0.2, 0.2, 0.6, 0.4]
     mean = sum(values) / 6
-    assert sw["cv"] == round((sum((v - mean) ** 2 for v in values) / 5) ** 0.5 / mean, 6)
-    assert row(t, "load", "B")["arms"]["l1"] == cell(20.0, 30.0, 40.0, 2, cv=round(14.142136 / 30, 6))
-    assert no_cv(row(t, "switch", "B")["arms"]["nosleep"]) == cell(50.0, 77.0, 108.0, 6)
-    assert row(t, "switch", "A")["overlap"] is False          # 0.1..0.6 vs 30..64
-    assert row(t, "stop", "A")["overlap"] is True             # 2..4 vs 1..2
+    assert sw.cv == round((sum((v - mean) ** 2 for v in values) / 5) ** 0.5 / mean, 6)
+    assert row(t, "load", "B").arms["l1"] == cell(20.0, 30.0, 40.0, 2, cv=round(14.142136 / 30, 6))
+    assert no_cv(row(t, "switch", "B").arms["nosleep"]) == cell(50.0, 77.0, 108.0, 6)
+    assert row(t, "switch", "A").overlap is False          # 0.1..0.6 vs 30..64
+    assert row(t, "stop", "A").overlap is True             # 2..4 vs 1..2
 
 
 def test_memory_columns(tmp_path):
     t = table_of(make_run(tmp_path, (4,)), 4)
     freed = GPU_SERVER - GPU_ASLEEP
-    assert no_cv(mem(t, "gpu_freed_by_sleep", "A")["arms"]["l1"]) == cell(freed, freed, freed, 4)
-    assert no_cv(mem(t, "gpu_taken_by_wake", "B")["arms"]["l2"]) == cell(freed, freed, freed, 3)
+    assert no_cv(mem(t, "gpu_freed_by_sleep", "A").arms["l1"]) == cell(freed, freed, freed, 4)
+    assert no_cv(mem(t, "gpu_taken_by_wake", "B").arms["l2"]) == cell(freed, freed, freed, 3)
     grew = WEIGHTS_MIB["A"] + 700
-    assert mem(t, "rss_first_sleep", "A")["arms"] == {"l1": cell(grew, grew, grew, 1), "l2": cell(10, 10, 10, 1)}
-    assert mem(t, "rss_peak", "A")["arms"]["l1"] == cell(RSS_SERVER + grew, RSS_SERVER + grew, RSS_SERVER + grew, 1)
+    assert mem(t, "rss_first_sleep", "A").arms == {"l1": cell(grew, grew, grew, 1), "l2": cell(10, 10, 10, 1)}
+    assert mem(t, "rss_peak", "A").arms["l1"] == cell(RSS_SERVER + grew, RSS_SERVER + grew, RSS_SERVER + grew, 1)
     # what the engine backed up (its log line, 2 decimals of GiB), moved back by each level-1 wake
     gb = round(WEIGHTS_MIB["A"] / 1024, 2) * 1024 * 2**20 / 1e9
-    assert no_cv(mem(t, "wake_gbps", "A")["arms"]["l1"]) == cell(round(gb / 0.3, 6), round(gb / 0.2, 6),
+    assert no_cv(mem(t, "wake_gbps", "A").arms["l1"]) == cell(round(gb / 0.3, 6), round(gb / 0.2, 6),
                                                                  round(gb / 0.1, 6), 3)
-    assert mem(t, "wake_gbps", "A")["arms"]["l2"] is None                        # level 2 reloads from disk
-    assert mem(t, "wake_vs_h2d", "A")["arms"]["l1"]["median"] == round(gb / 0.2 / 25.0, 6)
-    assert mem(t, "h2d_gbps", "B")["arms"]["l2"] == cell(25.0, 25.0, 25.0, 1)
+    assert mem(t, "wake_gbps", "A").arms["l2"] is None                        # level 2 reloads from disk
+    assert mem(t, "wake_vs_h2d", "A").arms["l1"].median == round(gb / 0.2 / 25.0, 6)
+    assert mem(t, "h2d_gbps", "B").arms["l2"] == cell(25.0, 25.0, 25.0, 1)
 
 
 def test_h2d_of_each_arm_is_its_own_gpus(tmp_path):
@@ -113,7 +115,7 @@ def test_h2d_of_each_arm_is_its_own_gpus(tmp_path):
     m["jobs"] = [dict(j, lane="gpu 1" if j["unit"] == "l1" else "gpu 0") for j in m["jobs"]]
     (run_dir / "manifest.json").write_text(json.dumps(m))
     t = table_of(run_dir, 1)
-    assert mem(t, "h2d_gbps", "A")["arms"]["l1"] == cell(40.0, 40.0, 40.0, 1)
+    assert mem(t, "h2d_gbps", "A").arms["l1"] == cell(40.0, 40.0, 40.0, 1)
 
 
 def test_h2d_unknown_leaves_the_rows_out(tmp_path):
@@ -123,16 +125,16 @@ def test_h2d_unknown_leaves_the_rows_out(tmp_path):
     m["h2d"], m["environment"] = {}, dict(ENV, h2d_gbps=None)
     (run_dir / "manifest.json").write_text(json.dumps(m))
     t = table_of(run_dir, 1)
-    assert not [r for r in t["memory"] if r["metric"] in ("h2d_gbps", "wake_vs_h2d")]
-    assert mem(t, "wake_gbps", "A")["arms"]["l1"] is not None
+    assert not [r for r in t.memory if r.metric in ("h2d_gbps", "wake_vs_h2d")]
+    assert mem(t, "wake_gbps", "A").arms["l1"] is not None
 
 
 def test_level2_switch_parts(tmp_path):
     t = table_of(make_run(tmp_path, (4,)), 4)
-    assert no_cv(row(t, "switch", "B")["arms"]["l2"]) == cell(1.0, 1.1, 1.2, 3)
-    assert no_cv(row(t, "part:reload_weights", "B")["arms"]["l2"]) == cell(0.6, 0.66, 0.72, 3)
-    assert no_cv(row(t, "part:wake_up", "A")["arms"]["l1"]) == cell(0.1, 0.2, 0.3, 3)
-    parts = [r["metric"] for r in t["rows"] if r["metric"].startswith("part:") and r["model"] == "A"]
+    assert no_cv(row(t, "switch", "B").arms["l2"]) == cell(1.0, 1.1, 1.2, 3)
+    assert no_cv(row(t, "part:reload_weights", "B").arms["l2"]) == cell(0.6, 0.66, 0.72, 3)
+    assert no_cv(row(t, "part:wake_up", "A").arms["l1"]) == cell(0.1, 0.2, 0.3, 3)
+    parts = [r.metric for r in t.rows if r.metric.startswith("part:") and r.model == "A"]
     assert parts == ["part:wake_up", "part:reload_weights", "part:reset_prefix_cache", "part:warmup"]
 
 
@@ -140,64 +142,64 @@ def test_level2_switch_parts(tmp_path):
 def test_rows_present_for_each_table(tmp_path, number):
     t = table_of(make_run(tmp_path, (number,)), number)
     test, control = scenarios.TABLES[number].arms
-    assert [s["arm"] for s in t["arms"]] == [test, control]
+    assert [s.arm for s in t.arms] == [test, control]
     for metric in ("load", "switch", "prompt", "ttft", "stop"):
         for model in "AB":
-            assert any(row(t, metric, model)["arms"].values())
-    assert row(t, "total", None)["ratio"] is not None
+            assert any(row(t, metric, model).arms.values())
+    assert row(t, "total", None).ratio is not None
     text = render.markdown(t)
     assert f"{control}/{test}" in text and "wake / switch" in text
 
 
 def test_nowarm_arm_has_no_warmup_numbers(tmp_path):
     t = table_of(make_run(tmp_path, (3,)), 3)
-    assert row(t, "warmup", "A")["arms"] == {"l1": cell(1.0, 1.0, 1.0, 1), "l1-nowarm": None}
-    assert row(t, "warmup", "A")["published"][0]["arms"]["l1-nowarm"] is None
+    assert row(t, "warmup", "A").arms == {"l1": cell(1.0, 1.0, 1.0, 1), "l1-nowarm": None}
+    assert row(t, "warmup", "A").published[0].arms["l1-nowarm"] is None
 
 
 # -- states and checks ------------------------------------------------------------------------------
 def test_failed_arm_shows_failed_and_no_numbers(tmp_path):
     t = table_of(make_run(tmp_path, (1,), arm_opts={"nosleep": {"status_ok": False}}), 1)
-    ctl = t["arms"][1]
-    assert ctl["state"] == "failed" and ctl["errors"] == ["r1: server A never became ready (exit 1)"]
-    assert all(r["arms"]["nosleep"] is None and r["ratio"] is None for r in t["rows"])
+    ctl = t.arms[1]
+    assert ctl.state == "failed" and ctl.errors == ("r1: server A never became ready (exit 1)",)
+    assert all(r.arms["nosleep"] is None and r.ratio is None for r in t.rows)
     text = render.text([t], "plain")
     assert "FAILED - r1: server A never became ready (exit 1)" in text
     assert "31.000" not in text and "5.500" not in text           # the failed arm's medians are not shown
-    assert row(t, "switch", "A")["arms"]["l1"]["median"] == 0.2    # the other arm keeps its numbers
+    assert row(t, "switch", "A").arms["l1"].median == 0.2    # the other arm keeps its numbers
 
 
 def test_arm_outside_the_run_is_not_run_and_missing_events_fail(tmp_path):
     run_dir = make_run(tmp_path, (1,))
     t4 = table_of(run_dir, 4)                                     # l2 was not part of this run
-    assert t4["arms"][1]["state"] == "not run"
+    assert t4.arms[1].state == "not run"
     assert "not run (not part of this run)" in render.text([t4], width=120)
     assert "FAILED" not in render.text([t4])
     (run_dir / "l1" / "r1" / "events.jsonl").unlink()
     t1 = table_of(run_dir, 1)
-    assert t1["arms"][0]["state"] == "failed" and t1["arms"][0]["errors"] == ["r1: no events.jsonl"]
+    assert t1.arms[0].state == "failed" and t1.arms[0].errors == ("r1: no events.jsonl",)
 
 
 def test_interrupted_run_shows_unfinished_not_failed(tmp_path):
     run_dir = make_run(tmp_path, (1,), complete=False, arm_opts={"nosleep": {"skip": True}})
     t = table_of(run_dir, 1)
-    assert t["arms"][1]["state"] == "unfinished" and t["arms"][1]["errors"] == ["r1: not run yet"]
+    assert t.arms[1].state == "unfinished" and t.arms[1].errors == ("r1: not run yet",)
     text = render.text([t])
     assert "(incomplete)" in text and "UNFINISHED" in text and "pending" in text and "FAILED" not in text
 
 
 def test_failed_event_fails_the_repeat(tmp_path):
     t = table_of(make_run(tmp_path, (1,), arm_opts={"l1": {"fail_at": 7}}), 1)
-    assert t["arms"][0]["state"] == "failed"
-    assert t["arms"][0]["errors"] == ["r1: fabricated failure"]
+    assert t.arms[0].state == "failed"
+    assert t.arms[0].errors == ("r1: fabricated failure",)
 
 
 def test_failed_check_makes_arm_suspect(tmp_path):
     t = table_of(make_run(tmp_path, (4,), arm_opts={"l2": {"failed_check": True}}), 4)
-    l2 = t["arms"][1]
-    assert l2["state"] == "suspect"
-    assert [(c["seq"], c["check"]) for c in l2["failed_checks"]] == [(3, "rss_level2")]   # load, warm-up, sleep
-    assert row(t, "switch", "A")["arms"]["l2"]["median"] is not None     # numbers kept, flagged
+    l2 = t.arms[1]
+    assert l2.state == "suspect"
+    assert [(c.seq, c.check) for c in l2.failed_checks] == [(3, "rss_level2")]   # load, warm-up, sleep
+    assert row(t, "switch", "A").arms["l2"].median is not None     # numbers kept, flagged
     text = render.markdown(t)
     assert "l2 SUSPECT median" in text and "SUSPECT l2 r1 seq 3: sleep A round 0 - check rss_level2 failed" in text
 
@@ -211,10 +213,9 @@ def test_skipped_checks_are_counted_with_their_reason(tmp_path):
             if c["check"] == "gpu_dropped":
                 c.update(ok=None, detail="skipped: no GPU memory reading here")
     path.write_text("".join(json.dumps(e) + "\n" for e in evs))
-    l1 = table_of(run_dir, 1)["arms"][0]
-    assert l1["state"] == "ok" and l1["skipped_checks"] == {"gpu_dropped": {"count": 7,
-                                                                            "reason": "skipped: no GPU memory reading here"}}
-    assert l1["checks_passed"] == 9
+    l1 = table_of(run_dir, 1).arms[0]
+    assert l1.state == "ok" and l1.skipped_checks == {"gpu_dropped": SkippedCheck(7, "skipped: no GPU memory reading here")}
+    assert l1.checks_passed == 9
     assert "9 checks passed, 0 failed, 7 gpu_dropped skipped (no GPU memory reading here)" in render.text(
         [table_of(run_dir, 1)], "plain")
 
@@ -223,23 +224,23 @@ def test_seed_protocol_serves_table5_from_its_own_l2_variant(tmp_path):
     run = results.load_run(fabricate_run(tmp_path, (4, 5), protocol="seed"))
     assert set(run.units) == {"l1", "l2", "nosleep", "l2@online_sleep2_nosleep"}
     t4, t5 = results.build_table(run, 4), results.build_table(run, 5)
-    assert [s["unit"] for s in t4["arms"]] == ["l1", "l2"]
-    assert [s["unit"] for s in t5["arms"]] == ["l2@online_sleep2_nosleep", "nosleep"]
-    assert no_cv(row(t5, "sleep_setup", "A")["arms"]["l2"])["n"] == 2    # A slept twice before round 1
-    assert not [r for r in t5["rows"] if r["metric"] == "sleep_setup" and r["model"] == "B"]   # B never
-    assert no_cv(row(t4, "sleep_setup", "B")["arms"]["l2"])["n"] == 1
+    assert [s.unit for s in t4.arms] == ["l1", "l2"]
+    assert [s.unit for s in t5.arms] == ["l2@online_sleep2_nosleep", "nosleep"]
+    assert no_cv(row(t5, "sleep_setup", "A").arms["l2"]).n == 2    # A slept twice before round 1
+    assert not [r for r in t5.rows if r.metric == "sleep_setup" and r.model == "B"]   # B never
+    assert no_cv(row(t4, "sleep_setup", "B").arms["l2"]).n == 1
 
 
 # -- published, header, notes ------------------------------------------------------------------------
 def test_published_numbers_beside_measured(tmp_path):
     t = table_of(make_run(tmp_path, (1,)), 1)
-    assert [(r["gpu"], r["vllm"], r["figure"]) for r in t["published"]] == [
+    assert [(r.gpu, r.vllm, r.figure) for r in t.published] == [
         ("A100", "0.11.0", "plotly-sleep-levels-comparison"), ("A4000", "0.11.0", "plotly-sleep-mode-a4000")]
-    pub = row(t, "switch", "A")["published"]
-    assert no_cv(pub[0]["arms"]["l1"]) == cell(0.25, 0.25, 0.28, 3)
-    assert no_cv(pub[0]["arms"]["nosleep"]) == cell(37.21, 38.15, 38.53, 3)
-    assert pub[0]["ratio"] == round(38.15 / 0.25, 6)
-    assert row(t, "total", None)["published"][0]["arms"]["nosleep"]["median"] == 318.19
+    pub = row(t, "switch", "A").published
+    assert no_cv(pub[0].arms["l1"]) == cell(0.25, 0.25, 0.28, 3)
+    assert no_cv(pub[0].arms["nosleep"]) == cell(37.21, 38.15, 38.53, 3)
+    assert pub[0].ratio == round(38.15 / 0.25, 6)
+    assert row(t, "total", None).published[0].arms["nosleep"].median == 318.19
     text = render.markdown(t)
     assert "pub[1] l1 (A100, vLLM 0.11.0)" in text and "pub[2] nosleep (A4000, vLLM 0.11.0)" in text
     assert "the post's text prints l1 112.6s, nosleep 357.1s" in text
@@ -251,12 +252,12 @@ def test_header_names_gpu_versions_models_and_notes(tmp_path):
     m["models"]["A"]["twin"] = "qwen3-0.6b"
     (run_dir / "manifest.json").write_text(json.dumps(m))
     t = table_of(run_dir, 2)
-    assert t["run"]["gpu"] == "NVIDIA H100 80GB HBM3" and t["run"]["vllm"] == "0.11.0"
+    assert t.run["gpu"] == "NVIDIA H100 80GB HBM3" and t.run["vllm"] == "0.11.0"
     text = render.text([t], "plain")
     assert "GPU: NVIDIA H100 80GB HBM3 | vLLM 0.11.0 | torch 2.8.0 | CUDA 12.8 | driver 570.00" in text
     assert "A = Qwen/Qwen3-0.6B (twin: qwen3-0.6b)" in text
     assert FIXED_NOTE in text
-    assert FREE_NOTE in table_of(make_run(tmp_path / "x", (2,)), 2)["notes"]
+    assert FREE_NOTE in table_of(make_run(tmp_path / "x", (2,)), 2).notes
 
 
 # -- rendering ---------------------------------------------------------------------------------------
@@ -279,7 +280,7 @@ def test_json_of_several_tables_is_one_document(tmp_path):
     tables = [results.build_table(run, n) for n in (1, 4)]
     doc = json.loads(render.text(tables, "json"))
     assert doc["schema"] == 1 and [t["table"] for t in doc["tables"]] == [1, 4]
-    assert doc["tables"] == json.loads(json.dumps(tables))
+    assert doc["tables"] == [t.to_json() for t in tables]
 
 
 def test_render_is_deterministic(tmp_path):
@@ -347,7 +348,7 @@ def test_schema_1_records_still_read(tmp_path):
     run = results.load_run(ref)
     assert run.options.runtime == "local" and run.options.cache == "shared" and run.options.fixed_output
     assert set(run.units) == {"l1", "nosleep", "l1-fp8", "l1-nowarm", "l2"}
-    assert results.build_table(run, 1)["arms"][0]["checks_passed"] == 16
+    assert results.build_table(run, 1).arms[0].checks_passed == 16
 
 
 def test_most_jobs_at_once_comes_from_the_start_and_end_stamps():
@@ -363,11 +364,11 @@ def test_a_run_whose_jobs_moved_to_another_gpu_says_so(tmp_path):
     """A resume on another machine: each arm's ratio then also holds the two GPUs' difference."""
     run_dir = fabricate_run(tmp_path, (1,))
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert "different GPUs" not in " ".join(results.build_table(results.load_run(run_dir), 1)["notes"])
+    assert "different GPUs" not in " ".join(results.build_table(results.load_run(run_dir), 1).notes)
     for j, (host, uuid) in zip(manifest["jobs"], [("vm-a", "GPU-aaaa"), ("vm-b", "GPU-bbbb")]):
         j.update(host=host, gpu={"id": "0", "index": 0, "uuid": uuid, "name": "NVIDIA H100 80GB HBM3"})
     (run_dir / "manifest.json").write_text(json.dumps(manifest))
-    notes = " ".join(results.build_table(results.load_run(run_dir), 1)["notes"])
+    notes = " ".join(results.build_table(results.load_run(run_dir), 1).notes)
     assert "the run's jobs ran on 2 different GPUs" in notes
 
 
@@ -379,22 +380,22 @@ def test_compare_two_runs(tmp_path):
                                                                   "nosleep": {"scale": 0.5, "env": env_b}}))
     b.manifest["environment"] = env_b
     cmp = comparing.compare(results.build_table(a, 1), results.build_table(b, 1), 1)
-    sw = next(r for r in cmp["rows"] if r["metric"] == "switch" and r["model"] == "A")
-    assert (no_cv(sw["arms"]["l1"]["a"]), no_cv(sw["arms"]["l1"]["b"]), sw["arms"]["l1"]["ratio"]) == (
+    sw = next(r for r in cmp.rows if r.metric == "switch" and r.model == "A")
+    assert (no_cv(sw.arms["l1"].a), no_cv(sw.arms["l1"].b), sw.arms["l1"].ratio) == (
         cell(0.1, 0.2, 0.3, 3), cell(0.2, 0.4, 0.6, 3), 2.0)
-    assert sw["arms"]["nosleep"]["ratio"] == 0.5
-    assert cmp["manifest_diff"] == {"gpu": {"a": "NVIDIA H100 80GB HBM3", "b": "NVIDIA A100-SXM4-80GB"}}
+    assert sw.arms["nosleep"].ratio == 0.5
+    assert cmp.manifest_diff == {"gpu": {"a": "NVIDIA H100 80GB HBM3", "b": "NVIDIA A100-SXM4-80GB"}}
     text = comparing.compare_text(cmp, "github")
     assert "NVIDIA A100-SXM4-80GB" in text and "l1 b" in text
-    assert json.loads(comparing.compare_text(cmp, "json")) == json.loads(json.dumps(cmp))
+    assert json.loads(comparing.compare_text(cmp, "json")) == cmp.to_json()
 
 
 def test_compare_says_which_ratios_have_ranges_apart(tmp_path):
     a = results.load_run(make_run(tmp_path / "a", (1,)))
     b = results.load_run(make_run(tmp_path / "b", (1,), arm_opts={"l1": {"scale": 10.0}}))
     cmp = comparing.compare(results.build_table(a, 1), results.build_table(b, 1), 1)
-    sw = next(r for r in cmp["rows"] if r["metric"] == "switch" and r["model"] == "A")
-    assert (sw["arms"]["l1"]["overlap"], sw["arms"]["nosleep"]["overlap"]) == (False, True)  # 0.1..0.3 vs 1..3
+    sw = next(r for r in cmp.rows if r.metric == "switch" and r.model == "A")
+    assert (sw.arms["l1"].overlap, sw.arms["nosleep"].overlap) == (False, True)  # 0.1..0.3 vs 1..3
     line = next(x for x in comparing.compare_text(cmp, width=None).splitlines() if x.startswith("wake / switch   A"))
     assert "10.00 apart" in line and line.endswith(" 1.00?"), line      # ? : the restarts' cache state is unknown
     assert "- apart: a's and b's min..max ranges do not overlap" in comparing.compare_text(cmp)
@@ -412,11 +413,11 @@ def test_compare_diffs_per_arm_facts_over_the_arms_both_ran():
 def test_compare_with_published_lists_output_and_cache(tmp_path):
     run = results.load_run(make_run(tmp_path, (5,), fixed_output=True))
     cmp = comparing.compare(results.build_table(run, 5), comparing.published_table(5), 5, against_published=True)
-    total = next(r for r in cmp["rows"] if r["metric"] == "total")
-    assert total["arms"]["nosleep"]["b"]["median"] == 318.19
-    assert set(cmp["manifest_diff"]) == {"gpu", "protocol", "fixed_output", "cache"}
-    assert cmp["manifest_diff"]["fixed_output"] == {"a": True, "b": False}
-    assert comparing.published_table(1, "a4000")["run"]["gpu"] == "A4000"
+    total = next(r for r in cmp.rows if r.metric == "total")
+    assert total.arms["nosleep"].b.median == 318.19
+    assert set(cmp.manifest_diff) == {"gpu", "protocol", "fixed_output", "cache"}
+    assert cmp.manifest_diff["fixed_output"] == {"a": True, "b": False}
+    assert comparing.published_table(1, "a4000").run["gpu"] == "A4000"
     assert comparing.published_table(5, "a4000") is None            # the A4000 runs are Table 1's only
     with pytest.raises(Exception, match="published:h100: no such source"):
         comparing.published_table(1, "h100")

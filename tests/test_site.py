@@ -142,7 +142,7 @@ def test_index_has_one_row_per_run_with_its_headline_ratios_and_the_published_ro
     published_rows = doc.findall(".//table[@id='matrix']/tbody[@class='published']/tr")
     assert [text(r.find("th")) for r in published_rows] == ["published A100, vLLM 0.11.0", "published A4000, vLLM 0.11.0"]
     a100 = comparing.published_table(1, "a100")
-    ratio = next(r for r in a100["rows"] if (r["metric"], r["model"]) == ("switch", "A"))["ratio"]
+    ratio = a100.row("switch", "A").ratio
     assert text(published_rows[0].findall("td")[1]).startswith(fmt(ratio, "ratio"))
 
 
@@ -173,16 +173,16 @@ def test_compare_pages_carry_kit_compares_apart_and_overlap_marks(fabricated):
     cmp = comparing.compare(results.build_table(a, 1), results.build_table(b, 1), 1)
     doc = parse(out / "compare" / "run-one--run-two.html")
     trs = doc.findall(".//table[@data-grid='compare']/tbody/tr")
-    assert len(trs) == len(cmp["rows"])
+    assert len(trs) == len(cmp.rows)
     marks = {False: "apart", True: "overlap"}
     seen = set()
-    for tr, row in zip(trs, cmp["rows"]):
+    for tr, row in zip(trs, cmp.rows):
         cells = [text(c) for c in tr][2:]
         for i, arm in enumerate(("l1", "nosleep")):
-            c = row["arms"][arm]
-            if c["ratio"] is not None:
-                assert cells[3 * i + 2] == f"{c['ratio']:.2f}" + (f" {marks[c['overlap']]}" if c["overlap"] is not None else "")
-                seen.add(c["overlap"])
+            c = row.arms[arm]
+            if c.ratio is not None:
+                assert cells[3 * i + 2] == f"{c.ratio:.2f}" + (f" {marks[c.overlap]}" if c.overlap is not None else "")
+                seen.add(c.overlap)
     assert {True, False} <= seen, "the fabricated runs give both marks"
     published_page = parse(out / "compare" / "run-one--published.html")
     assert [text(h) for h in published_page.findall(".//h2")] == ["Against published A100", "Against published A4000"]

@@ -2,12 +2,13 @@
 
     archive   deterministic tar.gz writer, safe streaming reader (knows tars, not runs)
     load      a run directory or bundle -> Run (manifest, options, units, repeats, events)
-    metrics   numbers from events (selection, statistics, memory)
+    records   the base of the typed results: to_json() writes the JSON files, dumps() their text
+    metrics   numbers from events (selection, statistics as Cells, compile-cache counts, memory)
     published the study's published numbers
-    tables    build_table(run, number) -> a JSON-able dict
+    tables    build_table(run, number) -> a Table (arm states, rows of Cells, memory rows, sources, notes)
     loads     the load breakdown (build_loads, its text; backfill gives old runs' loads theirs)
-    render    table dicts -> terminal / Markdown / JSON text
-    compare   two table dicts (or one and the published numbers) side by side
+    render    Tables -> terminal / Markdown / JSON text
+    compare   two Tables (or one and the published numbers) side by side: a Comparison
     guide     a sweep run (kit sweep) -> its guide: per model size and level, and the crossover
 
 kit.plot and kit.bundle sit on top of this package (kit.bundle.load_any reads a run id, folder or bundle).

@@ -1,32 +1,96 @@
 """Two loaded runs (or a run and the published numbers) side by side, one table at a time.
 
-    cmp = compare(table_a, table_b, number)     tables from build_table, or published_table(number, gpu)
-    print(compare_text(cmp))
+    cmp = compare(table_a, table_b, number)     Tables from build_table, or published_table(number, gpu)
+    print(compare_text(cmp))                    cmp: a Comparison; its to_json() is `kit compare --format json`
 """
 import json
+from dataclasses import dataclass
 
 from tabulate import tabulate
 
 from kit.results import metrics, published
+from kit.results.metrics import CacheCounts, Cell
+from kit.results.records import Record, dumps
 from kit.results.render import (FORMATS, NOT_COMPARABLE, TABLEFMT, UNKNOWN_MARK, WIDTH, bullets, fmt_value,
                                 models_line, tab, text_width)
-from kit.results.tables import FACT_KEYS, NO_NUMBERS, SCHEMA, rows as table_rows
+from kit.results.tables import FACT_KEYS, NO_NUMBERS, SCHEMA, ArmState, Table, rows as table_rows
 from kit.workload import scenarios
 
 
+@dataclass(frozen=True)
+class Pair(Record):
+    """One arm's number on side a and on side b: b/a of their medians, whether their ranges overlap, and the
+    compile-cache verdict of the loads behind the two."""
+    a: Cell | None
+    b: Cell | None
+    ratio: float | None
+    overlap: bool | None
+    cache_state: str | None = None
+    reason: str | None = None
+
+    @property
+    def not_comparable(self):
+        return self.cache_state == metrics.MIXED
+
+
+@dataclass(frozen=True)
+class CompareRow(Record):
+    metric: str
+    model: str | None
+    label: str
+    unit: str
+    arms: dict[str, Pair]
+
+
+@dataclass(frozen=True)
+class SideArm(Record):
+    state: str
+    errors: tuple[str, ...]
+    loads: CacheCounts | None
+
+
+@dataclass(frozen=True)
+class Side(Record):
+    """One side of a comparison: its run facts and how each arm ran."""
+    run: dict
+    arms: dict[str, SideArm]
+
+    @classmethod
+    def of(cls, table):
+        return cls(table.run, {s.arm: SideArm(s.state, s.errors, s.loads) for s in table.arms})
+
+
+@dataclass(frozen=True)
+class Comparison(Record):
+    number: int
+    title: str
+    a: Side
+    b: Side
+    rows: tuple[CompareRow, ...]
+    manifest_diff: dict
+    ratio: str = "b/a of the medians"
+    schema: int = SCHEMA
+
+    def to_json(self):
+        out = super().to_json()
+        out["table"] = out.pop("number")
+        return out
+
+
 def published_table(number, gpu=None):
-    """The published numbers of a table in the shape of build_table's dict (rows, run facts, states);
+    """The published numbers of a table as a Table (rows, run facts, states; no memory, sources or notes);
     None when the source has no reference for this table."""
     ref = published.pick(number, gpu)
     if ref is None:
         return None
-    table_arms = list(scenarios.TABLES[number].arms)
+    spec = scenarios.TABLES[number]
+    table_arms = list(spec.arms)
     rows = table_rows(table_arms, {a: published.events(ref, a) for a in table_arms}, [])
     facts = {"run_id": f"published ({ref['label']}, figure {ref['figure']})", "gpu": ref["gpu"],
              "vllm": ref["vllm"], "models": {k: {"name": v, "twin": None} for k, v in sorted(ref["models"].items())},
              **published.FACTS}
-    return {"table": number, "run": facts, "rows": rows,
-            "arms": [{"arm": a, "unit": a, "state": "ok", "errors": []} for a in table_arms]}
+    arms = tuple(ArmState(a, a, "published", scenarios.ARMS[a].title, "ok") for a in table_arms)
+    return Table(number, spec.title, facts, arms, rows, ratio=f"{table_arms[1]}/{table_arms[0]}")
 
 
 def _short(name):
@@ -56,42 +120,33 @@ def manifest_diff(fa, fb, short_models=False):
     return diff
 
 
-def _cache_verdict(ra, rb, arm):
-    """The compile-cache verdict of one arm's number on side a against side b (the loads behind each,
-    from the rows' cache fields; a row without them - an older table dict - says nothing)."""
-    counts = {side: r["cache"][arm] for side, r in (("a", ra), ("b", rb)) if arm in (r.get("cache") or {})}
+def _pair(ra, rb, arm):
+    """One arm's Pair of row ra (side a) and rb (side b), either None where that side lacks the row. The
+    compile-cache verdict sets the loads behind a's number against those behind b's."""
+    ca, cb = ra and ra.arms.get(arm), rb and rb.arms.get(arm)
+    counts = {side: r.cache[arm] for side, r in (("a", ra), ("b", rb)) if r and arm in r.cache}
     state, reason = metrics.cache_verdict(counts)
-    return {"cache_state": state, "reason": reason}
+    ratio = None if state == metrics.MIXED else metrics.ratio(cb, ca)
+    return Pair(ca, cb, ratio, metrics.overlap(ca, cb), state, reason)
 
 
 def compare(ta, tb, number, against_published=False):
     table_arms = list(scenarios.TABLES[number].arms)
-    index_a = {(r["metric"], r["model"]): r for r in ta["rows"]}
-    index_b = {(r["metric"], r["model"]): r for r in tb["rows"]}
-    keys = list(index_a) + [k for k in index_b if k not in index_a]
+    index_a = {(r.metric, r.model): r for r in ta.rows}
+    index_b = {(r.metric, r.model): r for r in tb.rows}
     rows = []
-    for key in keys:
-        ra, rb = index_a.get(key, {}), index_b.get(key, {})
+    for key in list(index_a) + [k for k in index_b if k not in index_a]:
+        ra, rb = index_a.get(key), index_b.get(key)
         some = ra or rb
-        arms = {}
-        for arm in table_arms:
-            ca, cb = ra.get("arms", {}).get(arm), rb.get("arms", {}).get(arm)
-            arms[arm] = {"a": ca, "b": cb, "ratio": metrics.ratio(cb, ca), "overlap": metrics.overlap(ca, cb),
-                         **_cache_verdict(ra, rb, arm)}
-            if arms[arm]["cache_state"] == "mixed":
-                arms[arm]["ratio"] = None
-        rows.append({"metric": key[0], "model": key[1], "label": some["label"], "unit": some["unit"], "arms": arms})
-    side = lambda t: {"run": t["run"], "arms": {s["arm"]: {"state": s["state"], "errors": s["errors"],
-                                                           "loads": s.get("loads")} for s in t["arms"]}}
-    return {"schema": SCHEMA, "table": number, "title": scenarios.TABLES[number].title, "a": side(ta), "b": side(tb),
-            "rows": rows, "manifest_diff": manifest_diff(ta["run"], tb["run"], short_models=against_published),
-            "ratio": "b/a of the medians"}
+        rows.append(CompareRow(key[0], key[1], some.label, some.unit, {arm: _pair(ra, rb, arm) for arm in table_arms}))
+    return Comparison(number, scenarios.TABLES[number].title, Side.of(ta), Side.of(tb), tuple(rows),
+                      manifest_diff(ta.run, tb.run, short_models=against_published))
 
 
 def _side_line(name, side):
-    f = side["run"]
-    states = ", ".join(f"{arm} {s['state'].upper()}" + (f" ({'; '.join(s['errors'])})" if s["errors"] else "")
-                       for arm, s in side["arms"].items())
+    f = side.run
+    states = ", ".join(f"{arm} {s.state.upper()}" + (f" ({'; '.join(s.errors)})" if s.errors else "")
+                       for arm, s in side.arms.items())
     return (f"{name}: {f['run_id']} | GPU: {f.get('gpu') or 'n/a'} | vLLM {f.get('vllm') or 'n/a'} | "
             f"{models_line(f)} | arms: {states}")
 
@@ -99,29 +154,28 @@ def _side_line(name, side):
 def cache_found(side):
     """What one side's load events say of the compile cache, per arm: 'l1 compiled 0 of 2 loads, ...'."""
     said = []
-    for arm, s in side["arms"].items():
-        c = s.get("loads")
-        if c and c["n"]:
-            known = c["n"] - c["unknown"]
-            said.append(f"{arm} {c['n']} loads, cache unknown" if not known else
-                        f"{arm} compiled {c['compiled']} of {known} loads"
-                        + (f" ({c['unknown']} more unknown)" if c["unknown"] else ""))
+    for arm, s in side.arms.items():
+        c = s.loads
+        if c and c.n:
+            known = c.n - c.unknown
+            said.append(f"{arm} {c.n} loads, cache unknown" if not known else
+                        f"{arm} compiled {c.compiled} of {known} loads" + (f" ({c.unknown} more unknown)" if c.unknown else ""))
     return ", ".join(said) or "not stated"
 
 
 def _cell(cell, state, unit):
     if state in NO_NUMBERS:
         return state.upper() if state == "failed" else state
-    return fmt_value(cell["median"], unit) if cell else "-"
+    return fmt_value(cell.median, unit) if cell else "-"
 
 
 def _ratio(c):
-    if c.get("cache_state") == "mixed":
+    if c.not_comparable:
         return NOT_COMPARABLE
-    if c["ratio"] is None:
+    if c.ratio is None:
         return "-"
-    return (fmt_value(c["ratio"], "ratio") + (UNKNOWN_MARK if c.get("cache_state") == "unknown" else "")
-            + (" apart" if c["overlap"] is False else ""))
+    return (fmt_value(c.ratio, "ratio") + (UNKNOWN_MARK if c.cache_state == "unknown" else "")
+            + (" apart" if c.overlap is False else ""))
 
 
 def _grid(cmp, arms, named):
@@ -129,22 +183,21 @@ def _grid(cmp, arms, named):
     headers = ["metric", "model"] + [h for arm in arms for h in ((f"{arm} a", f"{arm} b", "b/a ×") if named
                                                                  else ("a", "b", "b/a ×"))]
     grid = []
-    for row in cmp["rows"]:
-        if all(row["arms"][arm]["a"] is None and row["arms"][arm]["b"] is None for arm in arms):
+    for row in cmp.rows:
+        if all(row.arms[arm].a is None and row.arms[arm].b is None for arm in arms):
             continue                  # a row of the other arm (one grid per arm)
-        label = "- " + row["metric"][5:] if row["metric"].startswith("part:") else row["label"]
-        line = [label, row["model"] or "-"]
+        label = "- " + row.metric[5:] if row.metric.startswith("part:") else row.label
+        line = [label, row.model or "-"]
         for arm in arms:
-            c = row["arms"][arm]
-            line += [_cell(c["a"], cmp["a"]["arms"][arm]["state"], row["unit"]),
-                     _cell(c["b"], cmp["b"]["arms"][arm]["state"], row["unit"]), _ratio(c)]
+            c = row.arms[arm]
+            line += [_cell(c.a, cmp.a.arms[arm].state, row.unit), _cell(c.b, cmp.b.arms[arm].state, row.unit), _ratio(c)]
         grid.append(line)
     return headers, grid
 
 
 def grids(cmp, tablefmt, width=None):
     """Both arms in one grid; where that is wider than `width`, one grid per arm under its name."""
-    arms = list(scenarios.TABLES[cmp["table"]].arms)
+    arms = list(scenarios.TABLES[cmp.number].arms)
     one = tab(*_grid(cmp, arms, True), tablefmt)
     if width is None or text_width(one) <= width:
         return [one]
@@ -152,12 +205,12 @@ def grids(cmp, tablefmt, width=None):
 
 
 def _cache_lines(cmp):
-    lines = [f"compile cache found in the load events: a: {cache_found(cmp['a'])}; b: {cache_found(cmp['b'])}"]
-    for row in cmp["rows"]:
-        for arm, c in row["arms"].items():
-            if c.get("cache_state") == "mixed":
-                lines.append(f"{arm} {row['label']} {row['model'] or ''}".rstrip() + f": {c['reason']}")
-    if any(c.get("cache_state") == "unknown" for row in cmp["rows"] for c in row["arms"].values()):
+    lines = [f"compile cache found in the load events: a: {cache_found(cmp.a)}; b: {cache_found(cmp.b)}"]
+    for row in cmp.rows:
+        for arm, c in row.arms.items():
+            if c.not_comparable:
+                lines.append(f"{arm} {row.label} {row.model or ''}".rstrip() + f": {c.reason}")
+    if any(c.cache_state == "unknown" for row in cmp.rows for c in row.arms.values()):
         lines.append(f"{UNKNOWN_MARK}: the compile-cache state of some loads behind this ratio is unknown, so it may "
                      "set a compiled load against a cached one")
     return lines
@@ -165,7 +218,7 @@ def _cache_lines(cmp):
 
 def _differs(cmp, tablefmt, width):
     diff = [[k, json.dumps(v["a"], sort_keys=True), json.dumps(v["b"], sort_keys=True)]
-            for k, v in cmp["manifest_diff"].items()]
+            for k, v in cmp.manifest_diff.items()]
     if not diff:
         return bullets(["the two sides agree on: " + ", ".join(FACT_KEYS) + " (cache: the --cache option they ran with)"],
                        width)
@@ -179,14 +232,14 @@ def compare_text(cmp, fmt="terminal", width=WIDTH):
     """The terminal view fits `width` columns (the grid split per arm, notes wrapped); other formats keep
     one grid and unwrapped notes."""
     if fmt == "json":
-        return json.dumps(cmp, indent=2, sort_keys=True) + "\n"
+        return dumps(cmp)
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
     tablefmt = TABLEFMT[fmt]
     wrap = width if fmt == "terminal" else None
-    ranged = any(c["overlap"] is not None for row in cmp["rows"] for c in row["arms"].values())
-    head = bullets([f"Table {cmp['table']}: {cmp['title']} - compare, ratio {cmp['ratio']}",
-                    _side_line("a", cmp["a"]), _side_line("b", cmp["b"])], wrap)
+    ranged = any(c.overlap is not None for row in cmp.rows for c in row.arms.values())
+    head = bullets([f"Table {cmp.number}: {cmp.title} - compare, ratio {cmp.ratio}",
+                    _side_line("a", cmp.a), _side_line("b", cmp.b)], wrap)
     parts = [head, *grids(cmp, tablefmt, wrap), bullets(_cache_lines(cmp), wrap), _differs(cmp, tablefmt, wrap)]
     if ranged:
         parts.append(bullets(["apart: a's and b's min..max ranges do not overlap; a ratio without it may be noise"],

@@ -16,6 +16,7 @@ import json
 from tabulate import tabulate
 
 from kit.results import metrics
+from kit.results.records import plain
 from kit.results.render import WIDTH, fmt_value
 from kit.results.tables import NO_NUMBERS, arm_state, gpu_name
 
@@ -46,7 +47,7 @@ def _order(models):
 
 def _median(values):
     cell = metrics.stats(values)
-    return cell["median"] if cell else None
+    return cell.median if cell else None
 
 
 def _cycles(reps):
@@ -79,12 +80,12 @@ def _row(run, model, level, l1_reps):
     if model["skipped"]:
         return row | cells
     s = arm_state(run, unit, "sweep")
-    row.update(state=s["state"], reason=None, errors=s["errors"], failed_checks=len(s["failed_checks"]))
-    if s["state"] in NO_NUMBERS:
+    row.update(state=s.state, reason=None, errors=list(s.errors), failed_checks=len(s.failed_checks))
+    if not s.has_numbers:
         return row | cells
     reps = [r for r in run.units[unit] if r.ok]
     cycles = _cycles(reps)
-    stat = lambda values: metrics.stats([v for v in values if v is not None])
+    stat = lambda values: plain(metrics.stats(values))        # the guide's rows are still plain dicts
     cells.update(sleep=stat(c["sleep"]["duration_s"] for c in cycles if "sleep" in c),
                  wake=stat(c["wake"]["duration_s"] for c in cycles if "wake" in c),
                  switch=stat(c["sleep"]["duration_s"] + c["wake"]["duration_s"] for c in cycles

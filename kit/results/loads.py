@@ -19,6 +19,7 @@ import textwrap
 
 from kit import layout
 from kit.results import metrics, render
+from kit.results.records import plain
 from kit.results.tables import run_facts
 from kit.workload import scenarios, serverlog
 from kit.workload.steps import base_arm
@@ -78,15 +79,20 @@ def _unit_order(unit):
     return (arms.index(arm) if arm in arms else len(arms), unit)
 
 
+def _stats(values):
+    """metrics.stats in its JSON form: this table's rows are still plain dicts (plot.loads_spec reads them)."""
+    return plain(metrics.stats(values))
+
+
 def _row(unit, model, cache, loads):
     split = [parts(e) for e in loads]
     known = [p for p in split if p]
     b = [e.get("breakdown") or {} for e in loads]
     return {"unit": unit, "arm": base_arm(unit), "model": model, "cache": cache, "n": len(loads),
-            "load": metrics.stats([e["duration_s"] for e in loads]),
-            "parts": {name: metrics.stats([p[name] for p in known]) for name, _ in PARTS},
-            "first_log": metrics.stats([x.get("first_log_s") for x in b]),
-            "weights_gib": metrics.stats([x.get("weights_gib") for x in b]),
+            "load": _stats([e["duration_s"] for e in loads]),
+            "parts": {name: _stats([p[name] for p in known]) for name, _ in PARTS},
+            "first_log": _stats([x.get("first_log_s") for x in b]),
+            "weights_gib": _stats([x.get("weights_gib") for x in b]),
             "without_parts": len(split) - len(known),
             "cache_keys": sorted({x["cache_key"] for x in b if x.get("cache_key")})}
 

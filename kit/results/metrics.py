@@ -1,9 +1,13 @@
 """Numbers from events: which events a metric is taken from, their statistics, and the memory metrics.
 
-Pure functions over event dicts (measured ones, or the published series in the same vocabulary).
+Pure functions over event dicts (measured ones, or the published series in the same vocabulary), and the
+two records a table is made of: Cell (one number's statistics) and CacheCounts (the compile cache of loads).
 """
 import re
 import statistics
+from dataclasses import dataclass
+
+from kit.results.records import Record
 
 # (metric, label, unit); switch parts ("part:<name>") are inserted after "switch".
 METRICS = [("load", "load", "s"), ("warmup", "warm-up", "s"), ("switch", "wake / switch", "s"),
@@ -18,37 +22,50 @@ MEMORY = [("gpu_freed_by_sleep", "GPU MiB freed by sleep", "MiB"),
           ("h2d_gbps", "host->GPU GB/s (measured on the arm's GPU)", "GB/s"),
           ("wake_vs_h2d", "wake GB/s / host->GPU GB/s", "ratio")]
 PART_ORDER = ("wake_up", "reload_weights", "reset_prefix_cache", "warmup")
+MIXED = "mixed"      # cache_verdict's state of loads in different compile-cache states: their numbers are not comparable
 
 
 def num(x):
     return round(float(x), 6)
 
 
+@dataclass(frozen=True)
+class Cell(Record):
+    """One number of a table over rounds and repeats: min, median, max, n, and cv (the coefficient of
+    variation) from two values on."""
+    min: float
+    median: float
+    max: float
+    n: int
+    cv: float | None = None
+
+    def to_json(self):
+        out = {"min": self.min, "median": self.median, "max": self.max, "n": self.n}
+        return out | ({"cv": self.cv} if self.cv is not None else {})
+
+
 def stats(values):
-    """{min, median, max, n} (+ cv, the coefficient of variation, from two values on), or None."""
+    """The Cell of these values (None values left out), or None when there are none."""
     values = [v for v in values if v is not None]
     if not values:
         return None
-    out = {"min": num(min(values)), "median": num(statistics.median(values)), "max": num(max(values)),
-           "n": len(values)}
     mean = statistics.fmean(values)
-    if len(values) >= 2 and mean:
-        out["cv"] = num(statistics.stdev(values) / mean)
-    return out
+    cv = num(statistics.stdev(values) / mean) if len(values) >= 2 and mean else None
+    return Cell(num(min(values)), num(statistics.median(values)), num(max(values)), len(values), cv)
 
 
 def ratio(numerator, denominator):
-    if not numerator or not denominator or not denominator["median"]:
+    if not numerator or not denominator or not denominator.median:
         return None
-    return num(numerator["median"] / denominator["median"])
+    return num(numerator.median / denominator.median)
 
 
 def overlap(a, b):
     """Do two cells' min..max ranges overlap? None unless both have two values or more (a single
     value says nothing about spread)."""
-    if not a or not b or a["n"] < 2 or b["n"] < 2:
+    if not a or not b or a.n < 2 or b.n < 2:
         return None
-    return a["min"] <= b["max"] and b["min"] <= a["max"]
+    return a.min <= b.max and b.min <= a.max
 
 
 def select(events, metric):
@@ -81,33 +98,40 @@ def loads_behind(events, metric, model):
     return []
 
 
-def cache_counts(loads):
-    """{n, compiled, cached, unknown} of load events: compiled = the compile cache missed (the server
-    compiled the model), cached = it hit; unknown = the event does not say (no breakdown: events before
+@dataclass(frozen=True)
+class CacheCounts(Record):
+    """What load events say of the compile cache: n loads, of which compiled (the cache missed: the server
+    compiled the model), cached (it hit), unknown (the event does not say: no breakdown, i.e. events before
     schema 3, or a log the parser could not read)."""
+    n: int
+    compiled: int
+    cached: int
+    unknown: int
+
+
+def cache_counts(loads):
     said = [(e.get("breakdown") or {}).get("compile_cache") for e in loads]
-    return {"n": len(said), "compiled": said.count("miss"), "cached": said.count("hit"),
-            "unknown": sum(s not in ("hit", "miss") for s in said)}
+    return CacheCounts(len(said), said.count("miss"), said.count("hit"), sum(s not in ("hit", "miss") for s in said))
 
 
 def cache_verdict(counts):
     """counts: {side: cache_counts} of the loads behind two numbers set side by side (sides without loads
     left out). -> (state, reason): state None (no loads), "hit" / "miss" (every load alike: comparable),
     "mixed" (reason: "not comparable: ..."), or "unknown" (reason: "cache state unknown: ...")."""
-    counts = {side: c for side, c in counts.items() if c["n"]}
+    counts = {side: c for side, c in counts.items() if c.n}
     if not counts:
         return None, None
-    if any(c["compiled"] for c in counts.values()) and any(c["cached"] for c in counts.values()):
-        return "mixed", "not comparable: " + _listing(counts, "compiled")
-    if any(c["unknown"] for c in counts.values()):
-        return "unknown", "cache state unknown for " + _listing({s: c for s, c in counts.items() if c["unknown"]},
+    if any(c.compiled for c in counts.values()) and any(c.cached for c in counts.values()):
+        return MIXED, "not comparable: " + _listing(counts, "compiled")
+    if any(c.unknown for c in counts.values()):
+        return "unknown", "cache state unknown for " + _listing({s: c for s, c in counts.items() if c.unknown},
                                                                 "unknown")
-    return ("miss" if any(c["compiled"] for c in counts.values()) else "hit"), None
+    return ("miss" if any(c.compiled for c in counts.values()) else "hit"), None
 
 
 def _listing(counts, key):
     """'l1-fp8 compiled 2 of 2 loads, l1 0 of 2' (key compiled); 'l1 2 of 2 loads, nosleep 6 of 6' (unknown)."""
-    said = [f"{side} {c[key]} of {c['n']}" for side, c in counts.items()]
+    said = [f"{side} {getattr(c, key)} of {c.n}" for side, c in counts.items()]
     if key == "compiled":
         said[0] = said[0].replace(" ", " compiled ", 1)
     said[0] += " loads"

@@ -3,14 +3,13 @@
     Table 1: a level-1 wake switched 622× (A) / 194× (B) faster than a restart; end to end 3.7× faster
     (published A100: 153× / 71×, 2.9×)
 
-    print(summary.text(tables, width))      tables: build_table dicts
+    print(summary.text(tables, width))      tables: build_table's Tables
 
 A ratio whose loads were not in one compile-cache state is 'not comparable' here as in the table.
 """
 import textwrap
 
 from kit.results.render import WIDTH
-from kit.results.tables import NO_NUMBERS
 
 # table -> (the test arm's switch, the control arm's), as the sentence names them
 SWITCHES = {1: ("a level-1 wake", "a restart"), 2: ("a bf16 level-1 wake", "an fp8 one"),
@@ -40,32 +39,30 @@ def _speeds(ratios, labels, implied=None):
 def _clause(rows, models, words):
     """One metric's clause ('a level-1 wake switched 622× (A) / 194× (B) faster than a restart'), its
     published numbers ('153× / 71×'), whether a load's cache state is unknown, and why it is not comparable."""
-    reasons = list(dict.fromkeys(r["reason"] for r in rows if r.get("cache_state") == "mixed"))
-    if reasons or any(r["ratio"] is None for r in rows):
+    reasons = list(dict.fromkeys(r.reason for r in rows if r.not_comparable))
+    if reasons or any(r.ratio is None for r in rows):
         return None, None, False, reasons
-    ratios = [r["ratio"] for r in rows]
+    ratios = [r.ratio for r in rows]
     said = words.format(_speeds(ratios, models if len(rows) > 1 else [None], None))
-    pubs = [(r["published"] or [{}])[0].get("ratio") for r in rows]
+    pubs = [r.published[0].ratio if r.published else None for r in rows]
     one_way = {"faster" if x >= 1 else "slower" for x in ratios}
     pub = _speeds(pubs, [None] * len(pubs), one_way.pop() if len(one_way) == 1 else "") if all(pubs) else None
-    return said, pub, any(r.get("cache_state") == "unknown" for r in rows), []
+    return said, pub, any(r.cache_state == "unknown" for r in rows), []
 
 
 def sentence(table):
-    n = table["table"]
+    n = table.number
     head = f"Table {n}:"
-    missing = [f"{s['arm']} {s['state'].upper() if s['state'] == 'failed' else s['state']}"
-               for s in table["arms"] if s["state"] in NO_NUMBERS]
+    missing = [f"{s.arm} {s.state.upper() if s.state == 'failed' else s.state}" for s in table.arms if not s.has_numbers]
     if missing:
         return f"{head} no ratios ({', '.join(missing)})"
-    rows = {(r["metric"], r["model"]): r for r in table["rows"]}
     test, control = SWITCHES[n]
     metrics = [("switch", ["A", "B"], f"{test} switched {{}} than {control}", "the switch")]
     metrics += [("prompt", ["A", "B"], "its prompts ran {}", "prompts")] if n in PROMPTS else []
     metrics += [("total", [None], "end to end {}", "end to end")]
     said, pubs, unknown, reasons = [], [], [], []
     for metric, models, words, noun in metrics:
-        found = [rows.get((metric, m)) for m in models]
+        found = [table.row(metric, m) for m in models]
         if not all(found):
             continue
         clause, pub, unsure, why = _clause(found, models, words)
@@ -78,9 +75,9 @@ def sentence(table):
     text = f"{head} " + "; ".join(said + reasons)
     if unknown:
         text += f"; compile cache unknown for {' and '.join(unknown)}"
-    if pubs and table["published"]:
-        text += f" (published {table['published'][0]['gpu']}: {', '.join(pubs)})"
-    if any(s["state"] == "suspect" for s in table["arms"]):
+    if pubs and table.published:
+        text += f" (published {table.published[0].gpu}: {', '.join(pubs)})"
+    if any(s.state == "suspect" for s in table.arms):
         text += " - SUSPECT: a sleep check failed"
     return text
 

@@ -1,5 +1,6 @@
-"""One kit table (1-5) of a run as a JSON-able dict: header facts, the two arms' states, rows of
-metrics per model (min / median / max / n, spread), memory rows, and the published numbers beside.
+"""One kit table (1-5) of a run as a Table record: header facts, the two arms' states, rows of metrics per
+model (cells: min / median / max / n, spread), memory rows, and the published numbers beside. Its to_json()
+is tables/table<N>.json.
 
     table = build_table(load_run(run_dir), 1)
 
@@ -7,10 +8,14 @@ States of an arm: ok; suspect (a sleep check failed); failed (a repeat failed); 
 interrupted run, not run yet); not run (not part of this run).
 
 A row whose numbers rest on loads (a load, a restart, a total) carries the compile-cache state of those
-loads, from the load events: cache {arm: counts}, cache_state hit | miss | mixed | unknown, and reason.
-Where the loads were not all in one state (mixed) the row has no ratio, and reason says why.
+loads, from the load events: cache {arm: CacheCounts}, cache_state hit | miss | mixed | unknown, and reason.
+Where the loads were not all in one state (mixed) the row has no ratio (not_comparable), and reason says why.
 """
+from dataclasses import dataclass, field
+
 from kit.results import metrics, published
+from kit.results.metrics import CacheCounts, Cell
+from kit.results.records import Record
 from kit.workload import scenarios
 from kit.workload.steps import base_arm
 
@@ -23,6 +28,124 @@ NO_NUMBERS = ("failed", "not run", "unfinished")
 CACHE_NOTE = ("a ratio of loads, restarts (the no-sleep switch) or totals is given where every load behind it found "
               "the compiled model in the compile cache, or every one compiled it (the load events say which); "
               "otherwise 'not comparable'. Wakes, sleeps and prompts involve no load")
+
+
+@dataclass(frozen=True)
+class FailedCheck(Record):
+    """A sleep check that failed, and on which event."""
+    repeat: int
+    seq: int
+    kind: str
+    model: str | None
+    round: int
+    check: str
+    detail: str | None
+
+
+@dataclass(frozen=True)
+class SkippedCheck(Record):
+    count: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ArmState(Record):
+    """How one arm of a table ran: state (ok, suspect, failed, unfinished, not run), its repeats, errors and
+    sleep checks, and what its load events say of the compile cache (loads)."""
+    arm: str
+    unit: str
+    role: str
+    title: str
+    state: str
+    repeats: int = 0
+    errors: tuple[str, ...] = ()
+    checks_passed: int = 0
+    failed_checks: tuple[FailedCheck, ...] = ()
+    skipped_checks: dict[str, SkippedCheck] = field(default_factory=dict)
+    loads: CacheCounts | None = None
+
+    @property
+    def has_numbers(self):
+        return self.state not in NO_NUMBERS
+
+
+@dataclass(frozen=True)
+class PublishedCells(Record):
+    """A published source's cells of one row, per arm, and their ratio."""
+    arms: dict[str, Cell | None]
+    ratio: float | None
+
+
+@dataclass(frozen=True)
+class Row(Record):
+    """One metric of one model (model None: both, the total): a cell per arm, the control/test ratio of their
+    medians, whether their ranges overlap, the published sources' cells, and the compile cache behind them."""
+    metric: str
+    label: str
+    unit: str
+    model: str | None
+    arms: dict[str, Cell | None]
+    ratio: float | None
+    overlap: bool | None
+    published: tuple[PublishedCells, ...] = ()
+    cache: dict[str, CacheCounts] = field(default_factory=dict)
+    cache_state: str | None = None
+    reason: str | None = None
+
+    @property
+    def not_comparable(self):
+        """The loads behind the row's numbers were in different compile-cache states: no ratio (reason says why)."""
+        return self.cache_state == metrics.MIXED
+
+
+@dataclass(frozen=True)
+class MemoryRow(Record):
+    metric: str
+    label: str
+    unit: str
+    model: str
+    arms: dict[str, Cell | None]
+
+
+@dataclass(frozen=True)
+class Source(Record):
+    """A published source beside a table: blog figure, GPU, vLLM version, label, the models it ran."""
+    figure: str
+    gpu: str
+    vllm: str
+    label: str
+    models: dict[str, str]
+
+    @classmethod
+    def of(cls, ref):
+        """The source of a published reference (published.references)."""
+        return cls(ref["figure"], ref["gpu"], ref["vllm"], ref["label"], ref["models"])
+
+
+@dataclass(frozen=True)
+class Table(Record):
+    """One kit table of a run (or of a published source: compare.published_table). run: the header facts
+    (run_facts); ratio: "<control>/<test>", the quotient the rows' ratios are."""
+    number: int
+    title: str
+    run: dict
+    arms: tuple[ArmState, ...]
+    rows: tuple[Row, ...]
+    ratio: str = ""
+    script: str | None = None
+    memory: tuple[MemoryRow, ...] = ()
+    published: tuple[Source, ...] = ()
+    notes: tuple[str, ...] = ()
+    schema: int = SCHEMA
+
+    def to_json(self):
+        out = super().to_json()
+        out["table"] = out.pop("number")
+        return out
+
+    def row(self, metric, model):
+        """The row of this metric and model, or None."""
+        return next((r for r in self.rows if (r.metric, r.model) == (metric, model)), None)
 
 
 def env_get(env, key):
@@ -73,7 +196,7 @@ def run_facts(run, arms=None):
 
 
 def _checks(reps):
-    """(passed, failed [{repeat, seq, kind, model, round, check, detail}], skipped {check: reason})."""
+    """(passed, failed [FailedCheck], skipped {check: SkippedCheck}) of the sleep checks of these repeats."""
     passed, failed, skipped = 0, [], {}
     for rep in reps:
         for e in rep.events:
@@ -83,60 +206,62 @@ def _checks(reps):
                 elif c["ok"]:
                     passed += 1
                 else:
-                    failed.append({"repeat": rep.repeat, "seq": e["seq"], "kind": e["kind"], "model": e["model"],
-                                   "round": e["round"], "check": c["check"], "detail": c.get("detail")})
-    return passed, failed, {k: {"count": n, "reason": why} for k, (n, why) in sorted(skipped.items())}
+                    failed.append(FailedCheck(rep.repeat, e["seq"], e["kind"], e["model"], e["round"], c["check"],
+                                              c.get("detail")))
+    return passed, tuple(failed), {k: SkippedCheck(n, why) for k, (n, why) in sorted(skipped.items())}
 
 
 def arm_state(run, unit, role):
     reps = run.units.get(unit)
     arm = base_arm(unit)
     title = scenarios.ARMS[arm].title if arm in scenarios.ARMS else arm
-    state = {"arm": arm, "unit": unit, "role": role, "title": title, "repeats": len(reps or []), "errors": [],
-             "checks_passed": 0, "failed_checks": [], "skipped_checks": {}, "loads": None}
+    state = lambda label, **more: ArmState(arm, unit, role, title, label, repeats=len(reps or []), **more)
     if reps is None:
-        return dict(state, state="not run")
-    errors = [f"r{r.repeat}: {r.error}" for r in reps if not r.ok and not r.pending]
+        return state("not run")
+    errors = tuple(f"r{r.repeat}: {r.error}" for r in reps if not r.ok and not r.pending)
     if not errors and any(r.pending for r in reps):
-        return dict(state, state="unfinished", errors=[f"r{r.repeat}: not run yet" for r in reps if r.pending])
+        return state("unfinished", errors=tuple(f"r{r.repeat}: not run yet" for r in reps if r.pending))
     passed, failed, skipped = _checks([r for r in reps if r.ok])
     label = "failed" if errors else "suspect" if failed else "ok"
     loads = metrics.cache_counts([e for r in reps if r.ok for e in r.events if e["kind"] == "load"])
-    return dict(state, state=label, errors=errors, checks_passed=passed, failed_checks=failed, skipped_checks=skipped,
-                loads=loads)
+    return state(label, errors=errors, checks_passed=passed, failed_checks=failed, skipped_checks=skipped, loads=loads)
 
 
 def rows(table_arms, sources, refs):
-    """sources: arm -> event list (None: no numbers). One row per (metric, model) with any number."""
+    """sources: arm -> event list (None: no numbers). One Row per (metric, model) with any number."""
     lists = [s for s in sources.values() if s] + [r["arms"][a]["events"] for r in refs for a in table_arms]
-    test, control = table_arms
-    rows = []
+    out = []
     for metric, label, unit in metrics.metric_list(lists):
         for model in ([None] if metric == "total" else ["A", "B"]):
-            cells = {a: (metrics.stats(metrics.values(sources[a], metric, model)) if sources[a] is not None else None)
-                     for a in table_arms}
-            row = {"metric": metric, "label": label, "unit": unit, "model": model, "arms": cells,
-                   "ratio": metrics.ratio(cells[control], cells[test]),
-                   "overlap": metrics.overlap(cells[test], cells[control]), "published": [],
-                   **cache_fields(sources, metric, model, (control, test))}
-            if row["cache_state"] == "mixed":
-                row["ratio"] = None
-            for r in refs:
-                pub = {a: metrics.stats(metrics.values(published.events(r, a), metric, model)) for a in table_arms}
-                row["published"].append({"arms": pub, "ratio": metrics.ratio(pub[control], pub[test])})
-            if any(cells.values()) or any(c for p in row["published"] for c in p["arms"].values()):
-                rows.append(row)
-    return rows
+            row = _row(table_arms, sources, refs, (metric, label, unit, model))
+            if any(row.arms.values()) or any(c for p in row.published for c in p.arms.values()):
+                out.append(row)
+    return tuple(out)
+
+
+def _row(table_arms, sources, refs, key):
+    metric, _, _, model = key
+    test, control = table_arms
+    cells = {a: (metrics.stats(metrics.values(sources[a], metric, model)) if sources[a] is not None else None)
+             for a in table_arms}
+    cache, state, reason = cache_fields(sources, metric, model, (control, test))
+    pubs = []
+    for r in refs:
+        pub = {a: metrics.stats(metrics.values(published.events(r, a), metric, model)) for a in table_arms}
+        pubs.append(PublishedCells(pub, metrics.ratio(pub[control], pub[test])))
+    ratio = None if state == metrics.MIXED else metrics.ratio(cells[control], cells[test])
+    return Row(*key, arms=cells, ratio=ratio, overlap=metrics.overlap(cells[test], cells[control]),
+               published=tuple(pubs), cache=cache, cache_state=state, reason=reason)
 
 
 def cache_fields(sources, metric, model, order):
-    """A row's compile-cache fields: cache {arm: counts} of the loads behind each arm's number (arms whose
-    number involves loads), cache_state (metrics.cache_verdict) and reason (why a ratio is missing or marked)."""
+    """A row's compile-cache fields: (cache {arm: CacheCounts} of the loads behind each arm's number (arms whose
+    number involves loads), cache_state (metrics.cache_verdict), reason (why a ratio is missing or marked))."""
     cache = {a: metrics.cache_counts(metrics.loads_behind(sources[a], metric, model))
              for a in order if sources.get(a)}
-    cache = {a: c for a, c in cache.items() if c["n"]}
+    cache = {a: c for a, c in cache.items() if c.n}
     state, reason = metrics.cache_verdict(cache)
-    return {"cache": cache, "cache_state": state, "reason": reason}
+    return cache, state, reason
 
 
 def _memory_rows(run, table_arms, units, usable):
@@ -152,8 +277,8 @@ def _memory_rows(run, table_arms, units, usable):
         for model in ("A", "B"):
             cells = {a: metrics.stats(vals[a, model][key]) if (a, model) in vals else None for a in table_arms}
             if any(cells.values()):
-                rows.append({"metric": key, "label": label, "unit": unit, "model": model, "arms": cells})
-    return rows
+                rows.append(MemoryRow(key, label, unit, model, cells))
+    return tuple(rows)
 
 
 def _notes(facts, table_arms, refs):
@@ -190,14 +315,12 @@ def build_table(run, number):
     spec = scenarios.TABLES[number]
     table_arms = list(spec.arms)
     units = {a: run.unit_for(number, a) for a in table_arms}
-    states = [arm_state(run, units[a], role) for a, role in zip(table_arms, ("test", "control"))]
-    usable = {s["arm"]: None if s["state"] in NO_NUMBERS else [r for r in run.units[s["unit"]] if r.ok]
-              for s in states}
+    states = tuple(arm_state(run, units[a], role) for a, role in zip(table_arms, ("test", "control")))
+    usable = {s.arm: [r for r in run.units[s.unit] if r.ok] if s.has_numbers else None for s in states}
     sources = {a: None if reps is None else [e for r in reps for e in r.events] for a, reps in usable.items()}
     refs = published.references(number)
     facts = run_facts(run, [units[a] for a in table_arms])
-    return {"schema": SCHEMA, "table": number, "title": spec.title, "script": spec.script, "run": facts,
-            "arms": states, "ratio": f"{table_arms[1]}/{table_arms[0]}",
-            "rows": rows(table_arms, sources, refs), "memory": _memory_rows(run, table_arms, units, usable),
-            "published": [{k: r[k] for k in ("figure", "gpu", "vllm", "label", "models")} for r in refs],
-            "notes": _notes(facts, table_arms, refs)}
+    return Table(number, spec.title, facts, states, rows(table_arms, sources, refs), ratio=f"{table_arms[1]}/{table_arms[0]}",
+                 script=spec.script, memory=_memory_rows(run, table_arms, units, usable),
+                 published=tuple(Source.of(r) for r in refs),
+                 notes=tuple(_notes(facts, table_arms, refs)))

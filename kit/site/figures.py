@@ -65,11 +65,11 @@ def run_figures(run, tables):
     """The figures `kit plot` draws for these tables of a run (same stems), each with its alt text."""
     out = []
     for n, table in tables.items():
-        arms = [f"{s['unit']} ({s['state']})" for s in table["arms"]]
-        pubs = ", ".join(r["gpu"] for r in table["published"]) or "none"
+        arms = [f"{s.unit} ({s.state})" for s in table.arms]
+        pubs = ", ".join(r.gpu for r in table.published) or "none"
         bars = plot.bars_spec(run, n, table)
         out.append(Figure(f"table{n}-bars", "bars", bars, f"Table {n} bar chart: median switch, prompt and total "
-                          f"seconds with min..max whiskers of {_who(arms)}, measured on {table['run']['gpu'] or 'n/a'}, "
+                          f"seconds with min..max whiskers of {_who(arms)}, measured on {table.run['gpu'] or 'n/a'}, "
                           f"beside the published numbers ({pubs})"))
         timeline = plot.timeline_spec(run, n, table)
         out.append(Figure(f"table{n}-timeline", "timeline", timeline, f"Table {n} timeline: every event of one "

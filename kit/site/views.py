@@ -1,5 +1,5 @@
-"""What the site's pages show, as plain data, from the read side only: each run's tables (build_table, the
-data `kit table` prints) and their grids (kit.results.render), the compare dicts of kit.results.compare,
+"""What the site's pages show, as plain data, from the read side only: each run's tables (build_table's
+Tables, the data `kit table` prints) and their grids (kit.results.render), the Comparisons of kit.results.compare,
 the published numbers, and the tidy events. No file is read here that kit.results does not read."""
 import hashlib
 import json
@@ -27,7 +27,7 @@ class Entry:
     source: Path                 # the run folder or bundle it came from
     slug: str = ""               # its name in the site (runs/<slug>.html)
     run: object = None
-    tables: dict = field(default_factory=dict)      # number -> build_table dict
+    tables: dict = field(default_factory=dict)      # number -> build_table's Table
     bundle: Path | None = None   # the bundle file to publish beside it
     error: str | None = None
 
@@ -64,24 +64,22 @@ def gpu_type(facts):
 
 # ---------------------------------------------------------------- the matrix (index)
 
-def _headline(rows, by_ratio):
-    """(switch A, switch B, total) ratios of a table's rows, formatted; by_ratio(row) -> the ratio."""
-    pick = {(r["metric"], r["model"]): r for r in rows}
+def _headline(table):
+    """(switch A, switch B, total) ratios of a table's rows, formatted ('n/c': not comparable)."""
     out = []
     for key in (("switch", "A"), ("switch", "B"), ("total", None)):
-        ratio = by_ratio(pick[key]) if key in pick else None
-        blocked = key in pick and (pick[key].get("reason") or "").startswith("not comparable")
-        out.append(render.fmt_value(ratio, "ratio") if ratio is not None else "n/c" if blocked else "-")
+        row = table.row(*key)
+        ratio = row.ratio if row else None
+        out.append(render.fmt_value(ratio, "ratio") if ratio is not None else "n/c" if row and row.not_comparable else "-")
     return out
 
 
 def headline(table):
     """A table's headline for the matrix: its ratios and, when an arm has no numbers, why."""
-    missing = [f"{s['arm']} {s['state']}" for s in table["arms"] if s["state"] != "ok"]
-    if any((r.get("reason") or "").startswith("not comparable") for r in table["rows"]
-           if r["metric"] in ("switch", "total")):
+    missing = [f"{s.arm} {s.state}" for s in table.arms if s.state != "ok"]
+    if any(r.not_comparable for r in table.rows if r.metric in ("switch", "total")):
         missing.append("n/c: not comparable (loads in different compile-cache states)")
-    return {"ratios": _headline(table["rows"], lambda r: r["ratio"]), "note": ", ".join(missing)}
+    return {"ratios": _headline(table), "note": ", ".join(missing)}
 
 
 def published_headlines():
@@ -96,7 +94,7 @@ def published_headlines():
                 continue
             label = label or f"published {published.label(ref)}"
             table = comparing.published_table(n, gpu)
-            cells[n] = {"ratios": _headline(table["rows"], lambda r: r["ratio"]), "note": f"blog figure {ref['figure']}"}
+            cells[n] = {"ratios": _headline(table), "note": f"blog figure {ref['figure']}"}
         out.append({"label": label or f"published {gpu}", "gpu": gpu, "cells": cells})
     return sorted(out, key=lambda r: (r["gpu"] != "a100", r["gpu"]))
 
@@ -105,9 +103,9 @@ def arm_problems(entry):
     """Units whose state is not ok in some table of the run, with the state."""
     seen = {}
     for table in entry.tables.values():
-        for s in table["arms"]:
-            if s["state"] not in ("ok", "not run"):     # not run: not part of this run
-                seen.setdefault(s["unit"], s["state"])
+        for s in table.arms:
+            if s.state not in ("ok", "not run"):     # not run: not part of this run
+                seen.setdefault(s.unit, s.state)
     return [f"{unit} {state}" for unit, state in seen.items()]
 
 
@@ -149,26 +147,26 @@ def loads_view(run):
 def table_view(table):
     """A table as `kit table --wide` shows it, in pieces for HTML: the same grids, lines and notes."""
     main = render.wide_grid(table)
-    memory = render.memory_grid(table, True) if table["memory"] else None
-    return {"number": table["table"], "title": table["title"], "ratio": table["ratio"],
-            "header": [shorten(x) for x in render.header_lines(table["run"])],
-            "states": [{"state": s["state"], "line": shorten(render.state_line(s))} for s in table["arms"]],
-            "main": grid_rows(*main, keys=[(r["metric"], r["model"] or "-") for r in table["rows"]]),
-            "memory": grid_rows(*memory, keys=[(r["metric"], r["model"]) for r in table["memory"]]) if memory else None,
+    memory = render.memory_grid(table, True) if table.memory else None
+    return {"number": table.number, "title": table.title, "ratio": table.ratio,
+            "header": [shorten(x) for x in render.header_lines(table.run)],
+            "states": [{"state": s.state, "line": shorten(render.state_line(s))} for s in table.arms],
+            "main": grid_rows(*main, keys=[(r.metric, r.model or "-") for r in table.rows]),
+            "memory": grid_rows(*memory, keys=[(r.metric, r.model) for r in table.memory]) if memory else None,
             "checks": [shorten(x) for x in render.check_lines(table)],
-            "notes": [shorten(x) for x in table["notes"]]}
+            "notes": [shorten(x) for x in table.notes]}
 
 
 def checks_view(entry):
     """One line per unit: its state and sleep checks, from the tables' arm states."""
     seen = {}
     for table in entry.tables.values():
-        for s in table["arms"]:
-            if s["unit"] not in seen and s["state"] != "not run":
-                seen[s["unit"]] = {"unit": s["unit"], "title": s["title"], "state": s["state"], "repeats": s["repeats"],
-                                   "passed": s["checks_passed"], "failed": len(s["failed_checks"]),
-                                   "skipped": ", ".join(f"{v['count']} {k}" for k, v in s["skipped_checks"].items()),
-                                   "errors": [shorten(e) for e in s["errors"]]}
+        for s in table.arms:
+            if s.unit not in seen and s.state != "not run":
+                seen[s.unit] = {"unit": s.unit, "title": s.title, "state": s.state, "repeats": s.repeats,
+                                "passed": s.checks_passed, "failed": len(s.failed_checks),
+                                "skipped": ", ".join(f"{v.count} {k}" for k, v in s.skipped_checks.items()),
+                                "errors": [shorten(e) for e in s.errors]}
     return list(seen.values())
 
 
@@ -204,27 +202,27 @@ def facts_gpu_access(manifest):
 # ---------------------------------------------------------------- compare pages
 
 def mark(cell):
-    """A compare cell's ratio with kit compare's marks: 'apart' (ranges do not overlap), 'overlap'."""
-    if cell["ratio"] is None:
+    """A compare Pair's ratio with kit compare's marks: 'apart' (ranges do not overlap), 'overlap'."""
+    if cell.ratio is None:
         return "-"
-    return render.fmt_value(cell["ratio"], "ratio") + {False: " apart", True: " overlap", None: ""}[cell["overlap"]]
+    return render.fmt_value(cell.ratio, "ratio") + {False: " apart", True: " overlap", None: ""}[cell.overlap]
 
 
 def compare_view(cmp):
-    arms = list(scenarios.TABLES[cmp["table"]].arms)
+    arms = list(scenarios.TABLES[cmp.number].arms)
     headers = ["metric", "model"] + [h for arm in arms for h in (f"{arm} a", f"{arm} b", "b/a")]
     grid = []
-    for row in cmp["rows"]:
-        line = [row["label"], row["model"] or "-"]
+    for row in cmp.rows:
+        line = [row.label, row.model or "-"]
         for arm in arms:
-            c = row["arms"][arm]
-            line += [comparing._cell(c["a"], cmp["a"]["arms"][arm]["state"], row["unit"]),
-                     comparing._cell(c["b"], cmp["b"]["arms"][arm]["state"], row["unit"]), mark(c)]
+            c = row.arms[arm]
+            line += [comparing._cell(c.a, cmp.a.arms[arm].state, row.unit),
+                     comparing._cell(c.b, cmp.b.arms[arm].state, row.unit), mark(c)]
         grid.append(line)
-    diff = [[k, shorten(repr_json(v["a"]), 400), shorten(repr_json(v["b"]), 400)] for k, v in cmp["manifest_diff"].items()]
-    return {"number": cmp["table"], "title": cmp["title"], "ratio": cmp["ratio"],
-            "sides": [shorten(comparing._side_line(k, cmp[k])) for k in ("a", "b")],
-            "grid": grid_rows(headers, grid, keys=[(r["metric"], r["model"] or "-") for r in cmp["rows"]]),
+    diff = [[k, shorten(repr_json(v["a"]), 400), shorten(repr_json(v["b"]), 400)] for k, v in cmp.manifest_diff.items()]
+    return {"number": cmp.number, "title": cmp.title, "ratio": cmp.ratio,
+            "sides": [shorten(comparing._side_line(k, side)) for k, side in (("a", cmp.a), ("b", cmp.b))],
+            "grid": grid_rows(headers, grid, keys=[(r.metric, r.model or "-") for r in cmp.rows]),
             "diff": diff}
 
 
