@@ -3,8 +3,10 @@ and one for the whole run: the load breakdown (stacked bars, kit.results.loads);
 a sweep run (kit sweep): its guide (switch by model size and level against the bandwidth bound, host RAM held).
 
 Each figure is built in two steps: a *spec* function turns a run (kit.results) into plain data
-(dicts and lists, testable without pixels) and a *draw* function turns the spec into
-figures/<name>.png (200 dpi) and figures/<name>.svg.
+(dicts and lists, testable without pixels) and a *figure* function turns the spec into a matplotlib Figure
+(the object-oriented API: no pyplot, no global backend), saved as figures/<name>.png (200 dpi) and .svg.
+plots(run, numbers) is the one list of a run's figures (name, kind, spec) that `kit plot`, `kit bundle` and
+`kit site` draw.
 
 - Bars are the table's numbers: the median and min..max of kit.results.build_table's cells, so a figure
   and its table never disagree; the table's published references are drawn beside them (hatched).
@@ -13,23 +15,23 @@ figures/<name>.png (200 dpi) and figures/<name>.svg.
 - Memory axes start at zero and each sleep and wake is annotated with its change in MiB/GiB.
 - The files carry no date or software version: re-plotting the same run gives the same bytes.
 """
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+from matplotlib.colors import to_rgb
+from matplotlib.figure import Figure
+from matplotlib.gridspec import GridSpec
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.colors import to_rgb  # noqa: E402
-from matplotlib.gridspec import GridSpec  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-
-from kit import layout, results  # noqa: E402
-from kit.results import guide as guides  # noqa: E402
-from kit.results import loads as load_table  # noqa: E402
-from kit.results import published, render, tables  # noqa: E402
-from kit.workload import scenarios  # noqa: E402
-from kit.workload.steps import base_arm  # noqa: E402
+from kit import layout, results
+from kit.results import guide as guides
+from kit.results import loads as load_table
+from kit.results import published, render, tables
+from kit.workload import scenarios
+from kit.workload.steps import base_arm
 
 DPI = 200
 FORMATS = ("png", "svg")
@@ -187,16 +189,11 @@ def _legend_handles(spec, styles):
     return arms + [blank] * (rows - len(arms)) + sources + [blank] * (rows - len(sources))
 
 
-def draw_bars(spec, stem):
-    """figures/<stem>.png and .svg of bars_figure; returns the paths."""
-    return _save(bars_figure(spec), stem)
-
-
 def bars_figure(spec):
     """One panel per metric (switch, prompt, total), the measured bars beside the published ones."""
     styles = {s["key"]: (None if i == 0 else PUBLISHED_HATCH[(i - 1) % len(PUBLISHED_HATCH)])
               for i, s in enumerate(spec["sources"])}
-    fig = plt.figure(figsize=(15, 7.2))
+    fig = Figure(figsize=(15, 7.2))
     grid = GridSpec(1, 3, figure=fig, width_ratios=[2, 2, 1.2], left=0.05, right=0.99, top=0.78, bottom=0.15,
                     wspace=0.22)
     for i, panel in enumerate(spec["panels"]):
@@ -332,18 +329,13 @@ def _draw_zoom(ax, zoom, sources):
     ax.grid(axis="x", alpha=0.3)
 
 
-def draw_timeline(spec, stem):
-    """figures/<stem>.png and .svg of timeline_figure; returns the paths."""
-    return _save(timeline_figure(spec), stem)
-
-
 def timeline_figure(spec):
     """Every event of one repeat per arm with the published series beside (x ends where the data ends), and
     below, per arm, each switch of rounds 1-3 zoomed (its own x axis, measured above published)."""
     n_rows, n_switch = len(spec["rows"]), max([len(z["switches"]["measured"]) for z in spec["zooms"]] + [6])
     main_h, zoom_h = 0.5 * n_rows + 0.6, 0.42 * n_switch + 0.9
     height = main_h + zoom_h + 2.3
-    fig = plt.figure(figsize=(15, height))
+    fig = Figure(figsize=(15, height))
     top, bottom = 1 - 0.95 / height, 1.0 / height
     grid = GridSpec(2, len(spec["zooms"]), figure=fig, height_ratios=[main_h, zoom_h], left=0.12, right=0.99,
                     top=top, bottom=bottom, hspace=0.9 / ((main_h + zoom_h) / 2), wspace=0.3)   # ~0.9 in apart
@@ -445,16 +437,11 @@ def _memory_summary(spec):
     return f"host RSS added by each server's first sleep (bold): {firsts}  -  {expect}"
 
 
-def draw_memory(spec, stem, limits=None):
-    """figures/<stem>.png and .svg of memory_figure; returns the paths."""
-    return _save(memory_figure(spec, limits), stem)
-
-
 def memory_figure(spec, limits=None):
     """GPU MiB used and each server's host RSS before/after every event, on zero-based axes (limits:
     memory_limits of the run, so all its memory figures share them), each change annotated."""
     limits = limits or {}
-    fig = plt.figure(figsize=(15, 8))
+    fig = Figure(figsize=(15, 8))
     grid = GridSpec(2, 1, figure=fig, left=0.07, right=0.87, top=0.89, bottom=0.2, hspace=0.08)
     ax1, ax2 = fig.add_subplot(grid[0]), fig.add_subplot(grid[1])
     points = spec["points"]
@@ -511,7 +498,7 @@ def loads_spec(run, table=None):
 def loads_figure(spec):
     """Horizontal stacked bars (part medians), the measured load's median as a black tick with min..max."""
     rows = max(len(spec["bars"]), 1)
-    fig = plt.figure(figsize=(15, max(6.0, 2.6 + 0.36 * rows)))
+    fig = Figure(figsize=(15, max(6.0, 2.6 + 0.36 * rows)))
     height = fig.get_figheight()
     ax = fig.add_axes([0.16, 1.1 / height, 0.82, 1 - 2.0 / height])
     for y, bar in enumerate(spec["bars"]):
@@ -544,10 +531,6 @@ def loads_figure(spec):
     return fig
 
 
-def draw_loads(spec, stem):
-    return _save(loads_figure(spec), stem)
-
-
 # ---------------------------------------------------------------- guide (kit sweep)
 
 LEVEL_COLOURS = {1: ARM_COLOURS["l1"], 2: ARM_COLOURS["l2"]}
@@ -572,14 +555,10 @@ def guide_spec(run, guide=None):
             "summary": guides.summary_lines(guide)}
 
 
-def draw_guide(spec, stem):
-    return _save(guide_figure(spec), stem)
-
-
 def guide_figure(spec):
     """Left: each model's switch per level, sleep (light) under wake (dark), whiskers min..max of the switch,
     a black tick at the bandwidth bound. Right: host RAM held while asleep."""
-    fig = plt.figure(figsize=(14, 6.5))
+    fig = Figure(figsize=(14, 6.5))
     grid = GridSpec(1, 2, figure=fig, width_ratios=[2.2, 1], left=0.06, right=0.99, top=0.84, bottom=0.26, wspace=0.18)
     ax, ram = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
     index = {m["slug"]: i for i, m in enumerate(spec["models"])}
@@ -629,17 +608,37 @@ def _frame(fig, title, lines):
              linespacing=1.5)
 
 
-def _save(fig, stem):
+def save(fig, stem, formats=FORMATS):
+    """<stem>.<format> for each format (PNG at DPI, SVG with stable ids); returns the paths. The files are
+    written beside their names and moved into place together, so a full disk leaves no half figure."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.parent / f"{stem.name}.{fmt}" for fmt in FORMATS]
-    try:
-        with matplotlib.rc_context(SVG_RC), layout.replacing(paths[0]) as png, layout.replacing(paths[1]) as svg:
-            fig.savefig(png, format="png", dpi=DPI, metadata=PNG_METADATA)     # a full disk: no half figure
-            fig.savefig(svg, format="svg", metadata=SVG_METADATA)
-    finally:
-        plt.close(fig)
+    paths = [stem.parent / f"{stem.name}.{fmt}" for fmt in formats]
+    with matplotlib.rc_context(SVG_RC), ExitStack() as files:
+        for path, fmt in zip(paths, formats):
+            fig.savefig(files.enter_context(layout.replacing(path)), format=fmt, **SAVE_OPTIONS[fmt])
     return paths
+
+
+SAVE_OPTIONS = {"png": {"dpi": DPI, "metadata": PNG_METADATA}, "svg": {"metadata": SVG_METADATA}}
+
+
+# ---------------------------------------------------------------- the figures of a run
+
+@dataclass(frozen=True)
+class Plot:
+    """One figure of a run: its file name (no extension), what kind it is (a key of BUILDERS) and its spec."""
+    stem: str                   # table1-bars, table1-timeline, memory-<unit>, loads, guide
+    kind: str
+    spec: dict
+    limits: dict | None = None  # memory: the axes every memory figure of the run shares (memory_limits)
+
+    def figure(self):
+        return memory_figure(self.spec, self.limits) if self.kind == "memory" else BUILDERS[self.kind](self.spec)
+
+
+BUILDERS = {"bars": bars_figure, "timeline": timeline_figure, "memory": memory_figure, "loads": loads_figure,
+            "guide": guide_figure}
 
 
 def _numbers(numbers):
@@ -650,30 +649,33 @@ def _units(run, numbers):
     return list(dict.fromkeys(run.unit_for(n, a) for n in _numbers(numbers) for a in scenarios.TABLES[n].arms))
 
 
+def plots(run, numbers, built=None):
+    """Every figure of these tables of a run, in order: table<N>-bars and table<N>-timeline per table,
+    memory-<unit> per unit, loads (the run's load breakdown), guide (a sweep's). built: {number: build_table}
+    already made."""
+    out = []
+    for n in _numbers(numbers):
+        table = (built or {}).get(n) or results.build_table(run, n)
+        out += [Plot(f"table{n}-bars", "bars", bars_spec(run, n, table)),
+                Plot(f"table{n}-timeline", "timeline", timeline_spec(run, n, table))]
+    specs = {unit: memory_spec(run, unit) for unit in dict.fromkeys([*run.units, *_units(run, numbers)])}
+    limits = memory_limits([specs[unit] for unit in run.units])    # the same whichever tables
+    out += [Plot(f"memory-{unit}", "memory", specs[unit], limits) for unit in _units(run, numbers)]
+    out.append(Plot("loads", "loads", loads_spec(run)))
+    if guides.is_sweep(run):
+        out.append(Plot("guide", "guide", guide_spec(run)))
+    return out
+
+
 def figure_stems(run, numbers):
-    """The figures' names (no extension): table<N>-bars, table<N>-timeline per table, memory-<unit> per unit,
-    loads (the run's load breakdown), guide (a sweep's)."""
-    stems = [f"table{n}-{kind}" for n in _numbers(numbers) for kind in ("bars", "timeline")]
-    return (stems + [f"memory-{unit}" for unit in _units(run, numbers)] + ["loads"]
-            + (["guide"] if guides.is_sweep(run) else []))
+    """The figures' names (no extension), in the order of plots."""
+    return [p.stem for p in plots(run, numbers)]
 
 
 def plot_run(run, numbers, out=None):
     """Write every figure of these tables under out (default <run>/figures/), PNG and SVG; return the paths."""
-    figures = Path(out) if out else layout.RunDir(run.source).figures_dir
-    paths = []
-    for n in _numbers(numbers):
-        table = results.build_table(run, n)
-        paths += draw_bars(bars_spec(run, n, table), figures / f"table{n}-bars")
-        paths += draw_timeline(timeline_spec(run, n, table), figures / f"table{n}-timeline")
-    specs = {unit: memory_spec(run, unit) for unit in dict.fromkeys([*run.units, *_units(run, numbers)])}
-    limits = memory_limits([specs[unit] for unit in run.units])    # the same whichever tables
-    for unit in _units(run, numbers):
-        paths += draw_memory(specs[unit], figures / f"memory-{unit}", limits)
-    paths += draw_loads(loads_spec(run), figures / "loads")
-    if guides.is_sweep(run):
-        paths += draw_guide(guide_spec(run), figures / "guide")
-    return paths
+    folder = Path(out) if out else layout.RunDir(run.source).figures_dir
+    return [path for p in plots(run, numbers) for path in save(p.figure(), folder / p.stem)]
 
 
 def expected_figures(run, numbers):

@@ -218,7 +218,7 @@ def _write(site, entries, draw, workers):
     todo = figs.reuse(jobs, site.old)
     with pool(workers) as workers:
         checks = {e.slug: workers.submit(bundle.verify_bundle, e.bundle) for e in loaded if e.bundle}
-        drawing = [workers.submit(figs.draw, f.kind, f.spec, f.limits, dest) for f, dest in todo]
+        drawing = [workers.submit(figs.draw, f.plot, dest) for f, dest in todo]
         if jobs:
             site.say(f"site: {len(jobs)} figure(s): {len(todo)} to draw, {len(jobs) - len(todo)} kept from the last build")
         _write_pages(site, entries, figures, checks)
