@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+from matplotlib.collections import PolyCollection
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.gridspec import GridSpec
@@ -45,6 +46,7 @@ KIND_LETTER = {"load": "L", "warmup": "W", "wake": "w", "prompt": "P", "sleep": 
 MODEL_HATCH = {"A": "", "B": "//", None: ""}
 PUBLISHED_HATCH = ["///", "xxx", "..."]
 STATE_NOTE = {"failed": "FAILED", "not run": "not run", "unfinished": "unfinished (not run yet)", "suspect": "SUSPECT"}
+NAN = float("nan")
 PANELS = [("switch", "Switch, rounds 1-3: wake (sleep) or restart load (no sleep)", ("A", "B")),
           ("prompt", "Prompt, rounds 1-3", ("A", "B")),
           ("total", "Total time of the arm\n(published: no set-up sleeps, no stops)", (None,))]
@@ -146,33 +148,40 @@ def bars_spec(run, number, table=None):
             "repeat": facts.get("repeat"), "arms": arms, "sources": sources, "panels": panels}
 
 
-def _draw_bar(ax, x, width, bar, colour, style):
-    if bar["median"] is None:
-        ax.text(x, 0.02, bar["note"], transform=ax.get_xaxis_transform(), rotation=90, ha="center",
-                va="bottom", fontsize=7, fontweight="bold", color="red" if bar["note"] != "no data" else "grey")
-        return
-    face = colour if style is None else _light(colour)
-    err = [[bar["median"] - bar["min"]], [bar["max"] - bar["median"]]]
-    ax.bar(x, bar["median"], width * 0.92, yerr=err, capsize=2, color=face, hatch=style or "",
-           edgecolor=colour if style else "black", linewidth=0.6, error_kw={"elinewidth": 0.8})
-    ax.annotate(f"{bar['median']:.3g}", (x, bar["max"]), xytext=(0, 2), textcoords="offset points",
-                ha="center", va="bottom", fontsize=6.5, rotation=90)
+def _draw_bars(ax, width, style, placed):
+    """One source's bars of a panel in one call (fewer artists, the same picture): median, whiskers min..max,
+    each labelled with its median. placed: [(x, bar)]."""
+    colours = [_arm_colour(bar["unit"]) for _, bar in placed]
+    ax.bar([x for x, _ in placed], [bar["median"] for _, bar in placed], width * 0.92,
+           yerr=[[bar["median"] - bar["min"] for _, bar in placed], [bar["max"] - bar["median"] for _, bar in placed]],
+           capsize=2, color=colours if style is None else [_light(c) for c in colours], hatch=style or "",
+           edgecolor=colours if style else "black", linewidth=0.6, error_kw={"elinewidth": 0.8})
+    for x, bar in placed:
+        ax.annotate(f"{bar['median']:.3g}", (x, bar["max"]), xytext=(0, 2), textcoords="offset points",
+                    ha="center", va="bottom", fontsize=6.5, rotation=90)
 
 
 def _draw_panel(ax, panel, styles):
     per_group = len(panel["bars"]) // len(panel["groups"])
     width = 0.86 / per_group
+    placed = {}
     for j in range(len(panel["groups"])):
         for k, bar in enumerate(panel["bars"][j * per_group:(j + 1) * per_group]):
             x = j + (k - (per_group - 1) / 2) * width
-            _draw_bar(ax, x, width, bar, _arm_colour(bar["unit"]), styles[bar["source"]])
+            if bar["median"] is not None:
+                placed.setdefault(bar["source"], []).append((x, bar))
+            else:
+                ax.text(x, 0.02, bar["note"], transform=ax.get_xaxis_transform(), rotation=90, ha="center",
+                        va="bottom", fontsize=7, fontweight="bold", color="red" if bar["note"] != "no data" else "grey")
+    for source, bars in placed.items():
+        _draw_bars(ax, width, styles[source], bars)
     ax.set_xticks(range(len(panel["groups"])))
     ax.set_xticklabels(["all" if g is None else f"model {g}" for g in panel["groups"]])
     ax.set_xlim(-0.5, len(panel["groups"]) - 0.5)
     tops = [b["max"] for b in panel["bars"] if b["max"] is not None]
     ax.set_ylim(0, max(tops or [1]) * 1.22)
     ax.set_ylabel("seconds (linear, from 0)")
-    ax.set_title(panel["title"], fontsize=10)
+    ax.set_title(panel["title"], fontsize=10, y=1.0)     # y: no search for a place above ticks
     ax.grid(axis="y", alpha=0.3)
 
 
@@ -266,24 +275,33 @@ def timeline_spec(run, number, table=None):
             "end": round(end, 6), "rows": rows, "zooms": zooms}
 
 
-def _segment_bars(ax, y, segments, height, light, labels_over=None):
-    for s in segments:
-        colour = KIND_COLOURS.get(s["kind"], "grey")
-        x = s.get("offset", s["start"])
-        ax.barh(y, s["duration"], left=x, height=height, color=_light(colour, 0.5) if light else colour,
-                hatch=MODEL_HATCH.get(s["model"], ""), edgecolor="red" if not s["ok"] else "black",
-                linewidth=2 if not s["ok"] else 0.3)
-        if labels_over is not None and s["duration"] >= labels_over:
-            ax.text(x + s["duration"] / 2, y, f"{KIND_LETTER.get(s['kind'], '?')} {s['duration']:.3g}",
-                    ha="center", va="center", fontsize=6.5,
-                    bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 0.8})
+def _segment_bars(ax, rows, labels_over=None):
+    """rows: [(y, height, light, segments)]. The segments as one collection per hatch and edge: the picture of
+    a bar per segment with a few artists, which draw much faster; each segment of labels_over seconds or more
+    labelled with its kind and duration."""
+    groups = {}
+    for y, height, light, segments in rows:
+        for s in segments:
+            colour = KIND_COLOURS.get(s["kind"], "grey")
+            x = s.get("offset", s["start"])
+            x1, y0, y1 = x + s["duration"], y - height / 2, y + height / 2
+            boxes, faces = groups.setdefault((MODEL_HATCH.get(s["model"], ""), s["ok"]), ([], []))
+            boxes.append([(x, y0), (x1, y0), (x1, y1), (x, y1)])
+            faces.append(_light(colour, 0.5) if light else colour)
+            if labels_over is not None and s["duration"] >= labels_over:
+                ax.text(x + s["duration"] / 2, y, f"{KIND_LETTER.get(s['kind'], '?')} {s['duration']:.3g}",
+                        ha="center", va="center", fontsize=6.5,
+                        bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 0.8})
+    for (hatch, ok), (boxes, faces) in groups.items():
+        ax.add_collection(PolyCollection(boxes, facecolors=faces, edgecolors="black" if ok else "red",
+                                         linewidths=0.3 if ok else 2, hatch=hatch or None), autolim=False)
 
 
 def _draw_main(ax, spec):
     end = spec["end"]
+    _segment_bars(ax, [(y, 0.62 if row["source"] == "measured" else 0.45, row["source"] != "measured", row["segments"])
+                       for y, row in enumerate(spec["rows"])], labels_over=end * 0.035)
     for y, row in enumerate(spec["rows"]):
-        light = row["source"] != "measured"
-        _segment_bars(ax, y, row["segments"], 0.62 if not light else 0.45, light, labels_over=end * 0.035)
         if row["note"]:              # in the gap above its row, where no segment is
             ax.text(end * 0.003, y - 0.34, row["note"][:150], color="red", ha="left", va="bottom", fontsize=7.5,
                     fontweight="bold")
@@ -309,12 +327,12 @@ def _draw_zoom(ax, zoom, sources):
     by = {g: {(sw["round"], sw["model"]): sw for sw in zoom["switches"].get(g) or []} for g in sources}
     extra = [g for g in sources[1:] if by[g]]
     keys = list(by["measured"] or (by[extra[0]] if extra else {}))
+    rows = []
     for y, key in enumerate(keys):
         if key in by["measured"]:
-            _segment_bars(ax, y - 0.17, by["measured"][key]["segments"], 0.36, False)
-        for i, g in enumerate(extra):
-            if key in by[g]:
-                _segment_bars(ax, y + 0.12 + 0.2 * i, by[g][key]["segments"], 0.17, True)
+            rows.append((y - 0.17, 0.36, False, by["measured"][key]["segments"]))
+        rows += [(y + 0.12 + 0.2 * i, 0.17, True, by[g][key]["segments"]) for i, g in enumerate(extra) if key in by[g]]
+    _segment_bars(ax, rows)
     ax.set_yticks(range(len(keys)))
     ax.set_yticklabels([_switch_label(key, by["measured"].get(key)) for key in keys], fontsize=7)
     ax.set_ylim(len(keys) - 0.45, -0.5)
@@ -405,15 +423,16 @@ def _memory_series(ax, points, key, per_model, top_limit):
     """Before/after of each event (o before, o after, joined), dotted between events of one series (the GPU;
     for RSS each model's server); the change annotated on sleeps and wakes, and on other events that moved it."""
     last, top, firsts = {}, 0, set()
+    lines, dots = {}, []        # one line per style and colour, its pieces apart (nan): fewer artists, same picture
     for i, p in enumerate(points):
         pairs = [(x, y) for x, y in ((i - 0.3, p[f"{key}_before"]), (i + 0.3, p[f"{key}_after"])) if y is not None]
         if not pairs or (per_model and p["model"] is None):
             continue
         series = p["model"] if per_model else None
-        ax.plot(*zip(*pairs), "--" if series == "B" else "-", marker="o", color=KIND_COLOURS.get(p["kind"], "grey"),
-                markersize=3, linewidth=1.5)
+        lines.setdefault(("--" if series == "B" else "-", KIND_COLOURS.get(p["kind"], "grey")), []).extend(
+            [*pairs, (NAN, NAN)])
         if series in last:
-            ax.plot([last[series][0], pairs[0][0]], [last[series][1], pairs[0][1]], ":", color="grey", linewidth=0.8)
+            dots += [last[series], pairs[0], (NAN, NAN)]
         last[series] = pairs[-1]
         top = max([top] + [y for _, y in pairs])
         delta = p[f"{key}_delta"]
@@ -421,6 +440,10 @@ def _memory_series(ax, points, key, per_model, top_limit):
             first = p["kind"] == "sleep" and (p["model"] not in firsts)
             firsts |= {p["model"]} if p["kind"] == "sleep" else set()
             _annotate(ax, i, max(y for _, y in pairs), delta, p["kind"], first)
+    for (style, colour), xy in lines.items():
+        ax.plot(*zip(*xy), style, marker="o", color=colour, markersize=3, linewidth=1.5)
+    if dots:
+        ax.plot(*zip(*dots), ":", color="grey", linewidth=0.8)
     ax.set_ylim(0, top_limit or max(top, 1) * 1.45)
     if not last:
         ax.text(0.5, 0.4, "not measured" if points else "no events", transform=ax.transAxes, ha="center",
