@@ -1,6 +1,7 @@
 """A run's figures for the site: kit.plot's specs and figures, saved as SVG under the site folder.
 
-Drawing is the slow part of a build (a second or more per figure), so:
+Drawing is the slow part of a build (about a fifth of a second of CPU per figure, most of it matplotlib's
+axes, ticks and text), so:
 - each file is named for what it shows: <stem>-<digest of the spec, kit/plot.py and matplotlib's version>.svg,
   and a rebuild into the same folder copies the files whose name it already has instead of drawing them;
 - the rest are drawn in worker processes (kit.site.build runs them).
