@@ -3,8 +3,10 @@ and one for the whole run: the load breakdown (stacked bars, kit.results.loads);
 a sweep run (kit sweep): its guide (switch by model size and level against the bandwidth bound, host RAM held).
 
 Each figure is built in two steps: a *spec* function turns a run (kit.results) into plain data
-(dicts and lists, testable without pixels) and a *draw* function turns the spec into
-figures/<name>.png (200 dpi) and figures/<name>.svg.
+(dicts and lists, testable without pixels) and a *figure* function turns the spec into a matplotlib Figure
+(the object-oriented API: no pyplot, no global backend), saved as figures/<name>.png (200 dpi) and .svg.
+plots(run, numbers) is the one list of a run's figures (name, kind, spec) that `kit plot`, `kit bundle` and
+`kit site` draw.
 
 - Bars are the table's numbers: the median and min..max of kit.results.build_table's cells, so a figure
   and its table never disagree; the table's published references are drawn beside them (hatched).
@@ -13,29 +15,31 @@ figures/<name>.png (200 dpi) and figures/<name>.svg.
 - Memory axes start at zero and each sleep and wake is annotated with its change in MiB/GiB.
 - The files carry no date or software version: re-plotting the same run gives the same bytes.
 """
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+from matplotlib.collections import PolyCollection
+from matplotlib.colors import to_rgb
+from matplotlib.figure import Figure
+from matplotlib.gridspec import GridSpec
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.colors import to_rgb  # noqa: E402
-from matplotlib.gridspec import GridSpec  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-
-from kit import layout, results  # noqa: E402
-from kit.results import guide as guides  # noqa: E402
-from kit.results import loads as load_table  # noqa: E402
-from kit.results import published, render, tables  # noqa: E402
-from kit.workload import scenarios  # noqa: E402
-from kit.workload.steps import base_arm  # noqa: E402
+from kit import layout, results
+from kit.results import guide as guides
+from kit.results import loads as load_table
+from kit.results import published, render, tables
+from kit.workload import scenarios
+from kit.workload.steps import base_arm
 
 DPI = 200
 FORMATS = ("png", "svg")
 PNG_METADATA = {"Software": None}                  # Agg PNGs carry no date
 SVG_METADATA = {"Date": None, "Creator": None}     # no date, no matplotlib version
-SVG_RC = {"svg.hashsalt": "sleepkit", "svg.fonttype": "path"}
+SVG_RC = {"svg.hashsalt": "sleepkit",            # stable ids
+          "svg.fonttype": "none"}     # text as SVG text: a third less drawing time and size than glyph paths
 ARM_COLOURS = {"l1": "#4c72b0", "nosleep": "#c44e52", "l1-fp8": "#55a868", "l1-nowarm": "#8172b3", "l2": "#dd8452"}
 KIND_COLOURS = {"load": "#4c72b0", "warmup": "#dd8452", "wake": "#55a868", "prompt": "#c44e52",
                 "sleep": "#8172b3", "stop": "#937860"}
@@ -43,6 +47,7 @@ KIND_LETTER = {"load": "L", "warmup": "W", "wake": "w", "prompt": "P", "sleep": 
 MODEL_HATCH = {"A": "", "B": "//", None: ""}
 PUBLISHED_HATCH = ["///", "xxx", "..."]
 STATE_NOTE = {"failed": "FAILED", "not run": "not run", "unfinished": "unfinished (not run yet)", "suspect": "SUSPECT"}
+NAN = float("nan")
 PANELS = [("switch", "Switch, rounds 1-3: wake (sleep) or restart load (no sleep)", ("A", "B")),
           ("prompt", "Prompt, rounds 1-3", ("A", "B")),
           ("total", "Total time of the arm\n(published: no set-up sleeps, no stops)", (None,))]
@@ -144,33 +149,40 @@ def bars_spec(run, number, table=None):
             "repeat": facts.get("repeat"), "arms": arms, "sources": sources, "panels": panels}
 
 
-def _draw_bar(ax, x, width, bar, colour, style):
-    if bar["median"] is None:
-        ax.text(x, 0.02, bar["note"], transform=ax.get_xaxis_transform(), rotation=90, ha="center",
-                va="bottom", fontsize=7, fontweight="bold", color="red" if bar["note"] != "no data" else "grey")
-        return
-    face = colour if style is None else _light(colour)
-    err = [[bar["median"] - bar["min"]], [bar["max"] - bar["median"]]]
-    ax.bar(x, bar["median"], width * 0.92, yerr=err, capsize=2, color=face, hatch=style or "",
-           edgecolor=colour if style else "black", linewidth=0.6, error_kw={"elinewidth": 0.8})
-    ax.annotate(f"{bar['median']:.3g}", (x, bar["max"]), xytext=(0, 2), textcoords="offset points",
-                ha="center", va="bottom", fontsize=6.5, rotation=90)
+def _draw_bars(ax, width, style, placed):
+    """One source's bars of a panel in one call (fewer artists, the same picture): median, whiskers min..max,
+    each labelled with its median. placed: [(x, bar)]."""
+    colours = [_arm_colour(bar["unit"]) for _, bar in placed]
+    ax.bar([x for x, _ in placed], [bar["median"] for _, bar in placed], width * 0.92,
+           yerr=[[bar["median"] - bar["min"] for _, bar in placed], [bar["max"] - bar["median"] for _, bar in placed]],
+           capsize=2, color=colours if style is None else [_light(c) for c in colours], hatch=style or "",
+           edgecolor=colours if style else "black", linewidth=0.6, error_kw={"elinewidth": 0.8})
+    for x, bar in placed:
+        ax.annotate(f"{bar['median']:.3g}", (x, bar["max"]), xytext=(0, 2), textcoords="offset points",
+                    ha="center", va="bottom", fontsize=6.5, rotation=90)
 
 
 def _draw_panel(ax, panel, styles):
     per_group = len(panel["bars"]) // len(panel["groups"])
     width = 0.86 / per_group
+    placed = {}
     for j in range(len(panel["groups"])):
         for k, bar in enumerate(panel["bars"][j * per_group:(j + 1) * per_group]):
             x = j + (k - (per_group - 1) / 2) * width
-            _draw_bar(ax, x, width, bar, _arm_colour(bar["unit"]), styles[bar["source"]])
+            if bar["median"] is not None:
+                placed.setdefault(bar["source"], []).append((x, bar))
+            else:
+                ax.text(x, 0.02, bar["note"], transform=ax.get_xaxis_transform(), rotation=90, ha="center",
+                        va="bottom", fontsize=7, fontweight="bold", color="red" if bar["note"] != "no data" else "grey")
+    for source, bars in placed.items():
+        _draw_bars(ax, width, styles[source], bars)
     ax.set_xticks(range(len(panel["groups"])))
     ax.set_xticklabels(["all" if g is None else f"model {g}" for g in panel["groups"]])
     ax.set_xlim(-0.5, len(panel["groups"]) - 0.5)
     tops = [b["max"] for b in panel["bars"] if b["max"] is not None]
     ax.set_ylim(0, max(tops or [1]) * 1.22)
     ax.set_ylabel("seconds (linear, from 0)")
-    ax.set_title(panel["title"], fontsize=10)
+    ax.set_title(panel["title"], fontsize=10, y=1.0)     # y: no search for a place above ticks
     ax.grid(axis="y", alpha=0.3)
 
 
@@ -187,16 +199,11 @@ def _legend_handles(spec, styles):
     return arms + [blank] * (rows - len(arms)) + sources + [blank] * (rows - len(sources))
 
 
-def draw_bars(spec, stem):
-    """figures/<stem>.png and .svg of bars_figure; returns the paths."""
-    return _save(bars_figure(spec), stem)
-
-
 def bars_figure(spec):
     """One panel per metric (switch, prompt, total), the measured bars beside the published ones."""
     styles = {s["key"]: (None if i == 0 else PUBLISHED_HATCH[(i - 1) % len(PUBLISHED_HATCH)])
               for i, s in enumerate(spec["sources"])}
-    fig = plt.figure(figsize=(15, 7.2))
+    fig = Figure(figsize=(15, 7.2))
     grid = GridSpec(1, 3, figure=fig, width_ratios=[2, 2, 1.2], left=0.05, right=0.99, top=0.78, bottom=0.15,
                     wspace=0.22)
     for i, panel in enumerate(spec["panels"]):
@@ -269,24 +276,33 @@ def timeline_spec(run, number, table=None):
             "end": round(end, 6), "rows": rows, "zooms": zooms}
 
 
-def _segment_bars(ax, y, segments, height, light, labels_over=None):
-    for s in segments:
-        colour = KIND_COLOURS.get(s["kind"], "grey")
-        x = s.get("offset", s["start"])
-        ax.barh(y, s["duration"], left=x, height=height, color=_light(colour, 0.5) if light else colour,
-                hatch=MODEL_HATCH.get(s["model"], ""), edgecolor="red" if not s["ok"] else "black",
-                linewidth=2 if not s["ok"] else 0.3)
-        if labels_over is not None and s["duration"] >= labels_over:
-            ax.text(x + s["duration"] / 2, y, f"{KIND_LETTER.get(s['kind'], '?')} {s['duration']:.3g}",
-                    ha="center", va="center", fontsize=6.5,
-                    bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 0.8})
+def _segment_bars(ax, rows, labels_over=None):
+    """rows: [(y, height, light, segments)]. The segments as one collection per hatch and edge: the picture of
+    a bar per segment with a few artists, which draw much faster; each segment of labels_over seconds or more
+    labelled with its kind and duration."""
+    groups = {}
+    for y, height, light, segments in rows:
+        for s in segments:
+            colour = KIND_COLOURS.get(s["kind"], "grey")
+            x = s.get("offset", s["start"])
+            x1, y0, y1 = x + s["duration"], y - height / 2, y + height / 2
+            boxes, faces = groups.setdefault((MODEL_HATCH.get(s["model"], ""), s["ok"]), ([], []))
+            boxes.append([(x, y0), (x1, y0), (x1, y1), (x, y1)])
+            faces.append(_light(colour, 0.5) if light else colour)
+            if labels_over is not None and s["duration"] >= labels_over:
+                ax.text(x + s["duration"] / 2, y, f"{KIND_LETTER.get(s['kind'], '?')} {s['duration']:.3g}",
+                        ha="center", va="center", fontsize=6.5,
+                        bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 0.8})
+    for (hatch, ok), (boxes, faces) in groups.items():
+        ax.add_collection(PolyCollection(boxes, facecolors=faces, edgecolors="black" if ok else "red",
+                                         linewidths=0.3 if ok else 2, hatch=hatch or None), autolim=False)
 
 
 def _draw_main(ax, spec):
     end = spec["end"]
+    _segment_bars(ax, [(y, 0.62 if row["source"] == "measured" else 0.45, row["source"] != "measured", row["segments"])
+                       for y, row in enumerate(spec["rows"])], labels_over=end * 0.035)
     for y, row in enumerate(spec["rows"]):
-        light = row["source"] != "measured"
-        _segment_bars(ax, y, row["segments"], 0.62 if not light else 0.45, light, labels_over=end * 0.035)
         if row["note"]:              # in the gap above its row, where no segment is
             ax.text(end * 0.003, y - 0.34, row["note"][:150], color="red", ha="left", va="bottom", fontsize=7.5,
                     fontweight="bold")
@@ -312,12 +328,12 @@ def _draw_zoom(ax, zoom, sources):
     by = {g: {(sw["round"], sw["model"]): sw for sw in zoom["switches"].get(g) or []} for g in sources}
     extra = [g for g in sources[1:] if by[g]]
     keys = list(by["measured"] or (by[extra[0]] if extra else {}))
+    rows = []
     for y, key in enumerate(keys):
         if key in by["measured"]:
-            _segment_bars(ax, y - 0.17, by["measured"][key]["segments"], 0.36, False)
-        for i, g in enumerate(extra):
-            if key in by[g]:
-                _segment_bars(ax, y + 0.12 + 0.2 * i, by[g][key]["segments"], 0.17, True)
+            rows.append((y - 0.17, 0.36, False, by["measured"][key]["segments"]))
+        rows += [(y + 0.12 + 0.2 * i, 0.17, True, by[g][key]["segments"]) for i, g in enumerate(extra) if key in by[g]]
+    _segment_bars(ax, rows)
     ax.set_yticks(range(len(keys)))
     ax.set_yticklabels([_switch_label(key, by["measured"].get(key)) for key in keys], fontsize=7)
     ax.set_ylim(len(keys) - 0.45, -0.5)
@@ -326,15 +342,10 @@ def _draw_zoom(ax, zoom, sources):
     order = "measured (thick)" + (f", published {', '.join(extra)}" if extra else "")
     ax.set_xlabel(f"seconds since the switch started  |  top to bottom: {order}", fontsize=7.5)
     ax.set_title(f"{zoom['label']}: each switch, zoomed" + (f"\n{zoom['note'][:80]}" if zoom["note"] else ""),
-                 fontsize=9, color="red" if zoom["note"] else "black")
+                 fontsize=9, color="red" if zoom["note"] else "black", y=1.0)
     if not keys:
         ax.text(0.5, 0.5, "no switch rounds to show", transform=ax.transAxes, ha="center", color="red")
     ax.grid(axis="x", alpha=0.3)
-
-
-def draw_timeline(spec, stem):
-    """figures/<stem>.png and .svg of timeline_figure; returns the paths."""
-    return _save(timeline_figure(spec), stem)
 
 
 def timeline_figure(spec):
@@ -343,7 +354,7 @@ def timeline_figure(spec):
     n_rows, n_switch = len(spec["rows"]), max([len(z["switches"]["measured"]) for z in spec["zooms"]] + [6])
     main_h, zoom_h = 0.5 * n_rows + 0.6, 0.42 * n_switch + 0.9
     height = main_h + zoom_h + 2.3
-    fig = plt.figure(figsize=(15, height))
+    fig = Figure(figsize=(15, height))
     top, bottom = 1 - 0.95 / height, 1.0 / height
     grid = GridSpec(2, len(spec["zooms"]), figure=fig, height_ratios=[main_h, zoom_h], left=0.12, right=0.99,
                     top=top, bottom=bottom, hspace=0.9 / ((main_h + zoom_h) / 2), wspace=0.3)   # ~0.9 in apart
@@ -413,15 +424,16 @@ def _memory_series(ax, points, key, per_model, top_limit):
     """Before/after of each event (o before, o after, joined), dotted between events of one series (the GPU;
     for RSS each model's server); the change annotated on sleeps and wakes, and on other events that moved it."""
     last, top, firsts = {}, 0, set()
+    lines, dots = {}, []        # one line per style and colour, its pieces apart (nan): fewer artists, same picture
     for i, p in enumerate(points):
         pairs = [(x, y) for x, y in ((i - 0.3, p[f"{key}_before"]), (i + 0.3, p[f"{key}_after"])) if y is not None]
         if not pairs or (per_model and p["model"] is None):
             continue
         series = p["model"] if per_model else None
-        ax.plot(*zip(*pairs), "--" if series == "B" else "-", marker="o", color=KIND_COLOURS.get(p["kind"], "grey"),
-                markersize=3, linewidth=1.5)
+        lines.setdefault(("--" if series == "B" else "-", KIND_COLOURS.get(p["kind"], "grey")), []).extend(
+            [*pairs, (NAN, NAN)])
         if series in last:
-            ax.plot([last[series][0], pairs[0][0]], [last[series][1], pairs[0][1]], ":", color="grey", linewidth=0.8)
+            dots += [last[series], pairs[0], (NAN, NAN)]
         last[series] = pairs[-1]
         top = max([top] + [y for _, y in pairs])
         delta = p[f"{key}_delta"]
@@ -429,6 +441,10 @@ def _memory_series(ax, points, key, per_model, top_limit):
             first = p["kind"] == "sleep" and (p["model"] not in firsts)
             firsts |= {p["model"]} if p["kind"] == "sleep" else set()
             _annotate(ax, i, max(y for _, y in pairs), delta, p["kind"], first)
+    for (style, colour), xy in lines.items():
+        ax.plot(*zip(*xy), style, marker="o", color=colour, markersize=3, linewidth=1.5)
+    if dots:
+        ax.plot(*zip(*dots), ":", color="grey", linewidth=0.8)
     ax.set_ylim(0, top_limit or max(top, 1) * 1.45)
     if not last:
         ax.text(0.5, 0.4, "not measured" if points else "no events", transform=ax.transAxes, ha="center",
@@ -445,16 +461,11 @@ def _memory_summary(spec):
     return f"host RSS added by each server's first sleep (bold): {firsts}  -  {expect}"
 
 
-def draw_memory(spec, stem, limits=None):
-    """figures/<stem>.png and .svg of memory_figure; returns the paths."""
-    return _save(memory_figure(spec, limits), stem)
-
-
 def memory_figure(spec, limits=None):
     """GPU MiB used and each server's host RSS before/after every event, on zero-based axes (limits:
     memory_limits of the run, so all its memory figures share them), each change annotated."""
     limits = limits or {}
-    fig = plt.figure(figsize=(15, 8))
+    fig = Figure(figsize=(15, 8))
     grid = GridSpec(2, 1, figure=fig, left=0.07, right=0.87, top=0.89, bottom=0.2, hspace=0.08)
     ax1, ax2 = fig.add_subplot(grid[0]), fig.add_subplot(grid[1])
     points = spec["points"]
@@ -511,7 +522,7 @@ def loads_spec(run, table=None):
 def loads_figure(spec):
     """Horizontal stacked bars (part medians), the measured load's median as a black tick with min..max."""
     rows = max(len(spec["bars"]), 1)
-    fig = plt.figure(figsize=(15, max(6.0, 2.6 + 0.36 * rows)))
+    fig = Figure(figsize=(15, max(6.0, 2.6 + 0.36 * rows)))
     height = fig.get_figheight()
     ax = fig.add_axes([0.16, 1.1 / height, 0.82, 1 - 2.0 / height])
     for y, bar in enumerate(spec["bars"]):
@@ -544,10 +555,6 @@ def loads_figure(spec):
     return fig
 
 
-def draw_loads(spec, stem):
-    return _save(loads_figure(spec), stem)
-
-
 # ---------------------------------------------------------------- guide (kit sweep)
 
 LEVEL_COLOURS = {1: ARM_COLOURS["l1"], 2: ARM_COLOURS["l2"]}
@@ -572,14 +579,10 @@ def guide_spec(run, guide=None):
             "summary": guides.summary_lines(guide)}
 
 
-def draw_guide(spec, stem):
-    return _save(guide_figure(spec), stem)
-
-
 def guide_figure(spec):
     """Left: each model's switch per level, sleep (light) under wake (dark), whiskers min..max of the switch,
     a black tick at the bandwidth bound. Right: host RAM held while asleep."""
-    fig = plt.figure(figsize=(14, 6.5))
+    fig = Figure(figsize=(14, 6.5))
     grid = GridSpec(1, 2, figure=fig, width_ratios=[2.2, 1], left=0.06, right=0.99, top=0.84, bottom=0.26, wspace=0.18)
     ax, ram = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
     index = {m["slug"]: i for i, m in enumerate(spec["models"])}
@@ -609,7 +612,7 @@ def guide_figure(spec):
         a.set_xlim(-0.5, len(labels) - 0.5)
         a.set_ylim(bottom=0)
         a.set_ylabel(unit)
-        a.set_title(title, fontsize=10)
+        a.set_title(title, fontsize=10, y=1.0)
         a.grid(axis="y", alpha=0.3)
     handles = [Patch(facecolor=LEVEL_COLOURS.get(level, "grey"), edgecolor="black", label=f"level {level}")
                for level in spec["levels"]]
@@ -629,17 +632,37 @@ def _frame(fig, title, lines):
              linespacing=1.5)
 
 
-def _save(fig, stem):
+def save(fig, stem, formats=FORMATS):
+    """<stem>.<format> for each format (PNG at DPI, SVG with stable ids); returns the paths. The files are
+    written beside their names and moved into place together, so a full disk leaves no half figure."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.parent / f"{stem.name}.{fmt}" for fmt in FORMATS]
-    try:
-        with matplotlib.rc_context(SVG_RC), layout.replacing(paths[0]) as png, layout.replacing(paths[1]) as svg:
-            fig.savefig(png, format="png", dpi=DPI, metadata=PNG_METADATA)     # a full disk: no half figure
-            fig.savefig(svg, format="svg", metadata=SVG_METADATA)
-    finally:
-        plt.close(fig)
+    paths = [stem.parent / f"{stem.name}.{fmt}" for fmt in formats]
+    with matplotlib.rc_context(SVG_RC), ExitStack() as files:
+        for path, fmt in zip(paths, formats):
+            fig.savefig(files.enter_context(layout.replacing(path)), format=fmt, **SAVE_OPTIONS[fmt])
     return paths
+
+
+SAVE_OPTIONS = {"png": {"dpi": DPI, "metadata": PNG_METADATA}, "svg": {"metadata": SVG_METADATA}}
+
+
+# ---------------------------------------------------------------- the figures of a run
+
+@dataclass(frozen=True)
+class Plot:
+    """One figure of a run: its file name (no extension), what kind it is (a key of BUILDERS) and its spec."""
+    stem: str                   # table1-bars, table1-timeline, memory-<unit>, loads, guide
+    kind: str
+    spec: dict
+    limits: dict | None = None  # memory: the axes every memory figure of the run shares (memory_limits)
+
+    def figure(self):
+        return memory_figure(self.spec, self.limits) if self.kind == "memory" else BUILDERS[self.kind](self.spec)
+
+
+BUILDERS = {"bars": bars_figure, "timeline": timeline_figure, "memory": memory_figure, "loads": loads_figure,
+            "guide": guide_figure}
 
 
 def _numbers(numbers):
@@ -650,30 +673,33 @@ def _units(run, numbers):
     return list(dict.fromkeys(run.unit_for(n, a) for n in _numbers(numbers) for a in scenarios.TABLES[n].arms))
 
 
+def plots(run, numbers, built=None):
+    """Every figure of these tables of a run, in order: table<N>-bars and table<N>-timeline per table,
+    memory-<unit> per unit, loads (the run's load breakdown), guide (a sweep's). built: {number: build_table}
+    already made."""
+    out = []
+    for n in _numbers(numbers):
+        table = (built or {}).get(n) or results.build_table(run, n)
+        out += [Plot(f"table{n}-bars", "bars", bars_spec(run, n, table)),
+                Plot(f"table{n}-timeline", "timeline", timeline_spec(run, n, table))]
+    specs = {unit: memory_spec(run, unit) for unit in dict.fromkeys([*run.units, *_units(run, numbers)])}
+    limits = memory_limits([specs[unit] for unit in run.units])    # the same whichever tables
+    out += [Plot(f"memory-{unit}", "memory", specs[unit], limits) for unit in _units(run, numbers)]
+    out.append(Plot("loads", "loads", loads_spec(run)))
+    if guides.is_sweep(run):
+        out.append(Plot("guide", "guide", guide_spec(run)))
+    return out
+
+
 def figure_stems(run, numbers):
-    """The figures' names (no extension): table<N>-bars, table<N>-timeline per table, memory-<unit> per unit,
-    loads (the run's load breakdown), guide (a sweep's)."""
-    stems = [f"table{n}-{kind}" for n in _numbers(numbers) for kind in ("bars", "timeline")]
-    return (stems + [f"memory-{unit}" for unit in _units(run, numbers)] + ["loads"]
-            + (["guide"] if guides.is_sweep(run) else []))
+    """The figures' names (no extension), in the order of plots."""
+    return [p.stem for p in plots(run, numbers)]
 
 
 def plot_run(run, numbers, out=None):
     """Write every figure of these tables under out (default <run>/figures/), PNG and SVG; return the paths."""
-    figures = Path(out) if out else layout.RunDir(run.source).figures_dir
-    paths = []
-    for n in _numbers(numbers):
-        table = results.build_table(run, n)
-        paths += draw_bars(bars_spec(run, n, table), figures / f"table{n}-bars")
-        paths += draw_timeline(timeline_spec(run, n, table), figures / f"table{n}-timeline")
-    specs = {unit: memory_spec(run, unit) for unit in dict.fromkeys([*run.units, *_units(run, numbers)])}
-    limits = memory_limits([specs[unit] for unit in run.units])    # the same whichever tables
-    for unit in _units(run, numbers):
-        paths += draw_memory(specs[unit], figures / f"memory-{unit}", limits)
-    paths += draw_loads(loads_spec(run), figures / "loads")
-    if guides.is_sweep(run):
-        paths += draw_guide(guide_spec(run), figures / "guide")
-    return paths
+    folder = Path(out) if out else layout.RunDir(run.source).figures_dir
+    return [path for p in plots(run, numbers) for path in save(p.figure(), folder / p.stem)]
 
 
 def expected_figures(run, numbers):

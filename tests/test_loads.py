@@ -208,7 +208,7 @@ def test_the_figure_stacks_the_tables_part_medians(tmp_path):
     for bar, row in zip(spec["bars"], table["rows"]):
         assert [s["seconds"] for s in bar["segments"]] == [row["parts"][p]["median"] for p, _ in loads.PARTS]
         assert bar["load"] == row["load"]
-    paths = plot.draw_loads(spec, tmp_path / "loads")
+    paths = plot.save(plot.loads_figure(spec), tmp_path / "loads")
     assert [p.suffix for p in paths] == [".png", ".svg"] and all(p.stat().st_size > 0 for p in paths)
 
 

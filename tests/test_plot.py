@@ -20,11 +20,6 @@ def texts(fig):
     return [t.get_text() for t in fig.findobj(matplotlib.text.Text) if t.get_text()]
 
 
-def close(fig):
-    import matplotlib.pyplot as plt
-    plt.close(fig)
-
-
 @pytest.fixture(scope="module")
 def five(tmp_path_factory):
     """Tables 1-5, two repeats, l1-fp8 failed (its warm-up B, in every repeat), models A and B twins; every
@@ -107,7 +102,6 @@ def test_published_numbers_beside_the_measured_ones(five):
         assert [s["key"] for s in plot.bars_spec(run, n)["sources"]] == ["measured", "A100"]
     fig = plot.bars_figure(spec)
     assert {"published: A100, vLLM 0.11.0 (blog figure plotly-sleep-levels-comparison)", "38.1"} <= set(texts(fig))
-    close(fig)
 
 
 def test_provenance_on_every_figure(five):
@@ -120,7 +114,6 @@ def test_provenance_on_every_figure(five):
     for fig in figures:
         text = "\n".join(texts(fig))
         assert all(w in text for w in want), [w for w in want if w not in text]
-        close(fig)
     fixed = plot.provenance(dict(results.build_table(run, 1).run, fixed_output=True))
     assert f"output fixed at {scenarios.MAX_TOKENS} tokens" in fixed[0]
 
@@ -149,7 +142,6 @@ def test_timeline_shows_every_event_and_ends_where_the_data_ends(five, number):
             switch_ends = [sw["segments"][-1]["offset"] + sw["segments"][-1]["duration"]
                            for sws in zoom["switches"].values() for sw in sws]
             assert ax.get_xlim() == pytest.approx((0, max(switch_ends)))
-        close(fig)
 
 
 def test_zoom_cuts_rounds_into_switches(five):
@@ -180,8 +172,6 @@ def test_memory_changes_are_shown_at_their_size(five):
         assert gpu.get_ylim() == (0, limits["gpu"]) and rss.get_ylim() == (0, limits["rss"])   # zero-based, shared
     assert "+10 MiB" in texts(figs["l2"]) and "+10 MiB" not in texts(figs["l1"])
     assert {"+1.8 GiB", "+8.4 GiB", "-22.6 GiB"} <= set(texts(figs["l1"]))
-    for fig in figs.values():
-        close(fig)
 
 
 def test_failed_unfinished_and_not_run_arms_are_drawn_as_such(five, tmp_path):
@@ -192,7 +182,6 @@ def test_failed_unfinished_and_not_run_arms_are_drawn_as_such(five, tmp_path):
     fig = plot.bars_figure(bars)
     assert texts(fig).count("FAILED") == len(fp8)
     assert any("l1-fp8" in t and "FAILED: r1: fabricated failure" in t for t in texts(fig))
-    close(fig)
     memory = plot.memory_spec(run, "l1-fp8")
     assert memory["note"].startswith("FAILED") and [p["kind"] for p in memory["points"]][-1] == "warmup"
 
@@ -209,7 +198,6 @@ def test_failed_unfinished_and_not_run_arms_are_drawn_as_such(five, tmp_path):
         assert row["segments"] == [] and row["note"].startswith(word)
         fig = plot.timeline_figure(timeline)
         assert any(t.startswith(word) for t in texts(fig))
-        close(fig)
         assert plot.memory_spec(run2, "l2")["note"].startswith(word)
 
 

@@ -256,6 +256,10 @@ def test_guide_sets_sleep_and_wake_against_the_bandwidth_bound(tmp_path):
     assert bars[1]["bound_s"] == pytest.approx(2 * bound, abs=1e-6) and bars[2]["bound_s"] == pytest.approx(bound, abs=1e-6)
     assert (bars[1]["sleep"], bars[1]["wake"], bars[1]["ram_gib"]) == (2.0, 1.5, 15.0)
     assert plot.figure_stems(run, []) == ["loads", "guide"]
+    from kit.site import figures as site_figures      # the site draws the same figures, the guide among them
+    shown = site_figures.run_figures(run, {})
+    assert [f.stem for f in shown] == ["loads", "guide"] and "level 1 and 2" in shown[1].alt
+    assert b"<svg" in site_figures.draw(shown[1].plot, tmp_path / shown[1].name).read_bytes()[:2000]
 
 
 @pytest.mark.e2e

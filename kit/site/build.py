@@ -218,14 +218,20 @@ def _write(site, entries, draw, workers):
     todo = figs.reuse(jobs, site.old)
     with pool(workers) as workers:
         checks = {e.slug: workers.submit(bundle.verify_bundle, e.bundle) for e in loaded if e.bundle}
-        drawing = [workers.submit(figs.draw, f.kind, f.spec, f.limits, dest) for f, dest in todo]
-        if jobs:
-            site.say(f"site: {len(jobs)} figure(s): {len(todo)} to draw, {len(jobs) - len(todo)} kept from the last build")
-        _write_pages(site, entries, figures, checks)
-        for i, future in enumerate(as_completed(drawing), 1):
-            future.result()
-            if i == len(drawing) or i % max(len(drawing) // 10, 1) == 0:
-                site.say(f"site: figures drawn: {i}/{len(drawing)}")
+        drawing = [workers.submit(figs.draw, f.plot, dest) for f, dest in todo]
+        try:
+            if jobs:
+                site.say(f"site: {len(jobs)} figure(s): {len(todo)} to draw, {len(jobs) - len(todo)} kept from the "
+                         "last build")
+            _write_pages(site, entries, figures, checks)
+            for i, future in enumerate(as_completed(drawing), 1):
+                future.result()
+                if i == len(drawing) or i % max(len(drawing) // 10, 1) == 0:
+                    site.say(f"site: figures drawn: {i}/{len(drawing)}")
+        except BaseException:       # Ctrl-C or a failed figure: the figures not started yet are not drawn
+            for future in [*checks.values(), *drawing]:
+                future.cancel()
+            raise
 
 
 def _write_pages(site, entries, figures, checks):

@@ -1,6 +1,7 @@
 """A run's figures for the site: kit.plot's specs and figures, saved as SVG under the site folder.
 
-Drawing is the slow part of a build (a second or more per figure), so:
+Drawing is the slow part of a build (about a fifth of a second of CPU per figure, most of it matplotlib's
+axes, ticks and text), so:
 - each file is named for what it shows: <stem>-<digest of the spec, kit/plot.py and matplotlib's version>.svg,
   and a rebuild into the same folder copies the files whose name it already has instead of drawing them;
 - the rest are drawn in worker processes (kit.site.build runs them).
@@ -19,23 +20,27 @@ from kit import plot
 from kit.site.views import safe_name
 
 MAX_MARKS = 2000
-FIGURES = {"bars": plot.bars_figure, "timeline": plot.timeline_figure, "memory": plot.memory_figure,
-           "loads": plot.loads_figure}
 
 
 @dataclass
 class Figure:
-    stem: str            # table1-bars, memory-l1, ...
-    kind: str            # a key of FIGURES
-    spec: dict
+    plot: plot.Plot      # what kit plot draws: stem, kind, spec
     alt: str
-    limits: dict | None = None
     skipped: str | None = None      # why it is not drawn
     name: str = ""                  # file name in the run's figures/ folder
 
     def __post_init__(self):
-        digest = hashlib.sha256(json.dumps([self.kind, self.spec, self.limits, _code_id()], sort_keys=True).encode())
-        self.name = f"{safe_name(self.stem)}-{digest.hexdigest()[:12]}.svg"
+        p = self.plot
+        digest = hashlib.sha256(json.dumps([p.kind, p.spec, p.limits, _code_id()], sort_keys=True).encode())
+        self.name = f"{safe_name(p.stem)}-{digest.hexdigest()[:12]}.svg"
+
+    @property
+    def stem(self):
+        return self.plot.stem
+
+    @property
+    def kind(self):
+        return self.plot.kind
 
 
 def _code_id():
@@ -49,11 +54,11 @@ def _code_id():
 _CODE = None
 
 
-def _marks(kind, spec):
-    if kind == "timeline":
-        return sum(len(r["segments"]) for r in spec["rows"])
-    if kind == "memory":
-        return len(spec["points"])
+def _marks(p):
+    if p.kind == "timeline":
+        return sum(len(r["segments"]) for r in p.spec["rows"])
+    if p.kind == "memory":
+        return len(p.spec["points"])
     return 0
 
 
@@ -61,45 +66,42 @@ def _who(spec_arms):
     return " and ".join(spec_arms) or "no arms"
 
 
-def run_figures(run, tables):
-    """The figures `kit plot` draws for these tables of a run (same stems), each with its alt text."""
-    out = []
-    for n, table in tables.items():
-        arms = [f"{s.unit} ({s.state})" for s in table.arms]
+def alt_text(p, tables):
+    """What a figure shows, in words (the img's alt)."""
+    if p.kind in ("bars", "timeline"):
+        table = tables[p.spec["table"]]
+        arms = _who([f"{s.unit} ({s.state})" for s in table.arms])
         pubs = ", ".join(r.gpu for r in table.published) or "none"
-        bars = plot.bars_spec(run, n, table)
-        out.append(Figure(f"table{n}-bars", "bars", bars, f"Table {n} bar chart: median switch, prompt and total "
-                          f"seconds with min..max whiskers of {_who(arms)}, measured on {table.run['gpu'] or 'n/a'}, "
-                          f"beside the published numbers ({pubs})"))
-        timeline = plot.timeline_spec(run, n, table)
-        out.append(Figure(f"table{n}-timeline", "timeline", timeline, f"Table {n} timeline: every event of one "
-                          f"repeat of {_who(arms)} with the published series ({pubs}) beside, and each switch zoomed"))
-    memory_stems = [s for s in plot.figure_stems(run, list(tables)) if s.startswith("memory-")]
-    units = [s.removeprefix("memory-") for s in memory_stems]
-    specs = {unit: plot.memory_spec(run, unit) for unit in dict.fromkeys([*run.units, *units])}
-    limits = plot.memory_limits([specs[u] for u in run.units])
-    for unit in units:
-        spec = specs[unit]
-        out.append(Figure(f"memory-{unit}", "memory", spec, f"Memory of {unit} ({spec['state']}), repeat "
-                          f"r{spec['repeat']}: GPU MiB used and each server's host RSS before and after every event",
-                          limits))
-    loads = plot.loads_spec(run)
-    out.append(Figure("loads", "loads", loads, "Load breakdown: one stacked bar per unit, model and compile-cache "
-                      "state (weights, compile, CUDA graphs, rest of engine init, start-up), the measured load's "
-                      "median with its min..max"))
+        if p.kind == "bars":
+            return (f"Table {p.spec['table']} bar chart: median switch, prompt and total seconds with min..max "
+                    f"whiskers of {arms}, measured on {table.run['gpu'] or 'n/a'}, beside the published numbers "
+                    f"({pubs})")
+        return (f"Table {p.spec['table']} timeline: every event of one repeat of {arms} with the published series "
+                f"({pubs}) beside, and each switch zoomed")
+    if p.kind == "memory":
+        return (f"Memory of {p.spec['unit']} ({p.spec['state']}), repeat r{p.spec['repeat']}: GPU MiB used and each "
+                "server's host RSS before and after every event")
+    if p.kind == "loads":
+        return ("Load breakdown: one stacked bar per unit, model and compile-cache state (weights, compile, CUDA "
+                "graphs, rest of engine init, start-up), the measured load's median with its min..max")
+    return (f"Sleep-level guide: the switch (sleep and wake) of each model size at level "
+            f"{' and '.join(str(x) for x in p.spec['levels'])} against the bandwidth bound, and the host RAM held "
+            "while asleep")
+
+
+def run_figures(run, tables):
+    """The figures `kit plot` draws for these tables of a run (kit.plot.plots), each with its alt text."""
+    out = [Figure(p, alt_text(p, tables)) for p in plot.plots(run, list(tables), tables)]
     for f in out:
-        marks = _marks(f.kind, f.spec)
+        marks = _marks(f.plot)
         if marks > MAX_MARKS:
             f.skipped = f"not drawn: {marks:,} events, more than the {MAX_MARKS:,} a figure can show"
     return out
 
 
-def draw(kind, spec, limits, path):
+def draw(p, path):
     """One figure as SVG (kit.plot's settings: no date, no version, stable ids)."""
-    fig = plot.memory_figure(spec, limits) if kind == "memory" else FIGURES[kind](spec)
-    with matplotlib.rc_context(plot.SVG_RC):
-        fig.savefig(path, format="svg", metadata=plot.SVG_METADATA)
-    plot.plt.close(fig)
+    plot.save(p.figure(), path.with_suffix(""), formats=("svg",))
     return path
 
 
