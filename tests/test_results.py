@@ -445,3 +445,21 @@ def test_published_json_matches_reference():
     out = subprocess.run([sys.executable, str(REPO / "scripts" / "make_published.py"), str(ref), "--check"],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("complete, state", [(False, "unfinished"), (True, "failed")])
+def test_a_repeat_cut_off_without_status_is_pending_in_an_open_run_only(tmp_path, complete, state):
+    run_dir = make_run(tmp_path, (1,), complete=complete)
+    for name in ("status.json", "events.jsonl"):      # what a machine taken back mid-job leaves
+        (run_dir / "l1" / "r1" / name).unlink()
+    arm = table_of(run_dir, 1).arms[0]
+    assert arm.state == state
+    assert arm.errors == (("r1: cut off: the job left no status.json (a resume runs it again)",) if not complete
+                          else ("r1: no events.jsonl",))
+
+
+def test_compare_names_a_different_runtime_and_concurrency_but_not_an_unknown_one():
+    fa = {"gpu": "H100", "runtime": "docker", "at_once": 2}
+    assert comparing.manifest_diff(fa, {**fa, "runtime": "local", "at_once": 1}) == {
+        "runtime": {"a": "docker", "b": "local"}, "at_once": {"a": 2, "b": 1}}
+    assert comparing.manifest_diff(fa, {**fa, "at_once": 0}) == {}      # 0: no job times recorded

@@ -73,14 +73,17 @@ def load_run(run_dir):
     run = Run(run_dir.path, data, record.options)
     for unit in dict.fromkeys([*record.units, *run_dir.units_on_disk()]):
         found = run_dir.repeat_dirs(unit)
-        reps = [_load_repeat(found[k], k) for k in sorted(found)]
-        reps += [Repeat(k, [], None, {}, f"no results (r{k} missing)", pending=record.complete is not True)
+        open_run = record.complete is not True
+        reps = [_load_repeat(found[k], k, open_run) for k in sorted(found)]
+        reps += [Repeat(k, [], None, {}, "not run yet" if open_run else f"no results (r{k} missing)", pending=open_run)
                  for k in range(1, record.options.repeat + 1) if k not in found]
         run.units[unit] = sorted(reps, key=lambda r: r.repeat)
     return run
 
 
-def _load_repeat(folder, k):
+def _load_repeat(folder, k, open_run=False):
+    """open_run: the run is not complete, so a repeat that left no status.json was cut off (the machine went,
+    kill -9) and a resume runs it again: pending, not failed."""
     status = layout.read_json(folder / layout.STATUS)
     path = folder / layout.EVENTS
     try:
@@ -88,7 +91,11 @@ def _load_repeat(folder, k):
     except ev.SchemaError as e:
         raise BadRecord(f"malformed events: {e}", "the run's events.jsonl is damaged") from None
     error = _repeat_error(status, events)
-    return Repeat(k, backfill(events or [], folder), status, layout.read_json(folder / layout.ENV) or {}, error)
+    pending = open_run and status is None and error is not None
+    if pending:
+        error = "cut off: the job left no status.json (a resume runs it again)"
+    return Repeat(k, backfill(events or [], folder), status, layout.read_json(folder / layout.ENV) or {}, error,
+                  pending=pending)
 
 
 def _repeat_error(status, events):

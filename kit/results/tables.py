@@ -22,8 +22,10 @@ from kit.workload.steps import base_arm
 SCHEMA = 1
 FIXED_NOTE = "output length fixed at max_tokens (ignore_eos)"
 FREE_NOTE = "output length not fixed: a prompt stops at EOS or max_tokens (see the output tokens row)"
+# What kit compare sets side by side: a difference in any of these is printed with the ratios (runtime:
+# a container or the host; at_once: jobs that shared the machine, one per GPU).
 FACT_KEYS = ("gpu", "vllm", "torch", "cuda", "driver", "models", "protocol", "fixed_output", "cache",
-             "repeat", "server_args")
+             "repeat", "runtime", "at_once", "server_args")
 NO_NUMBERS = ("failed", "not run", "unfinished")
 CACHE_NOTE = ("a ratio of loads, restarts (the no-sleep switch) or totals is given where every load behind it found "
               "the compiled model in the compile cache, or every one compiled it (the load events say which); "
@@ -220,7 +222,7 @@ def arm_state(run, unit, role):
         return state("not run")
     errors = tuple(f"r{r.repeat}: {r.error}" for r in reps if not r.ok and not r.pending)
     if not errors and any(r.pending for r in reps):
-        return state("unfinished", errors=tuple(f"r{r.repeat}: not run yet" for r in reps if r.pending))
+        return state("unfinished", errors=tuple(f"r{r.repeat}: {r.error}" for r in reps if r.pending))
     passed, failed, skipped = _checks([r for r in reps if r.ok])
     label = "failed" if errors else "suspect" if failed else "ok"
     loads = metrics.cache_counts([e for r in reps if r.ok for e in r.events if e["kind"] == "load"])
