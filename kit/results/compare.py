@@ -114,6 +114,8 @@ def manifest_diff(fa, fb, short_models=False):
         if key not in fa or key not in fb:
             continue
         va, vb = fa[key], fb[key]
+        if key == "at_once" and not (va and vb):     # 0: the run recorded no job times (kit 0.1.0's first runs)
+            continue
         if key == "models" and short_models:
             va, vb = ({k: _short(m["name"]) for k, m in v.items()} for v in (va, vb))
         diff.update(_differences(key, va, vb))
