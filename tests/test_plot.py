@@ -2,8 +2,8 @@
 beside them; every figure carries its provenance, is written as PNG (200 dpi) and SVG, byte for byte the
 same when re-plotted; failed, unfinished and not-run arms are drawn as such; memory changes are shown at
 their size; the timeline ends where its data ends.
-The figures themselves (matplotlib: drawn, written, their texts) are the render tier (marker `render`); the specs
-they are drawn from are unit tests."""
+The tests of what a drawn figure shows, or of its files, are the render tier (marker `render`: matplotlib takes
+seconds); the specs the figures are drawn from are unit tests."""
 import json
 
 import matplotlib.text
