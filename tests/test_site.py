@@ -36,9 +36,10 @@ def parse(path):
     return parse_bytes(Path(path).read_bytes())
 
 
-@functools.cache
+@functools.lru_cache(maxsize=64)
 def parse_bytes(data):
-    """One parse per page content (html5lib is pure Python; the tests read the trees, never change them)."""
+    """One parse per page content (html5lib is pure Python; the tests read the trees, never change them); a site
+    has fewer pages than this keeps."""
     return html5lib.parse(data, treebuilder="etree", namespaceHTMLElements=False)
 
 
