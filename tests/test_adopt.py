@@ -1,11 +1,13 @@
 """`kit adopt`: arm folders written without `kit run` (compose.yaml, or `python3 -m kit.workload` by hand)
 become a run that `kit table`, `kit plot` and `kit bundle` read. In-process through kit.cli.main, no Docker."""
 import json
+import tarfile
+from pathlib import PurePosixPath
 
 import pytest
 
 from fabricate import write_repeat
-from kit import layout, results
+from kit import layout, plot, results
 from kit.cli import main
 from kit.manifest import SCHEMA
 from kit.workload import scenarios
@@ -65,11 +67,28 @@ def test_compose_results_become_a_run_the_kit_reads(tmp_path, capsys):
     assert code == 0 and out.startswith("Table 1:"), err
     code, out, err = run_main(capsys, "show", "compose", "--results-dir", res)
     assert code == 0 and "runtime compose" in out, err
+    code, out, err = run_main(capsys, "bundle", "compose", "--results-dir", res, "--no-figures")  # drawn: render tier
+    assert code == 0, err
+    assert_verifies(capsys, out.strip().splitlines()[-1])
+
+
+def assert_verifies(capsys, bundle):
+    code, out, err = run_main(capsys, "bundle", "verify", bundle)
+    assert code == 0 and out.strip().endswith(": ok"), out + err
+
+
+@pytest.mark.render
+def test_an_adopted_run_is_bundled_with_its_figures(tmp_path, capsys):
+    res = tmp_path / "results"
+    run_dir = compose_run(res, ["l1", "nosleep", "l2"])
+    assert run_main(capsys, "adopt", run_dir)[0] == 0
     code, out, err = run_main(capsys, "bundle", "compose", "--results-dir", res)
     assert code == 0, err
     bundle = out.strip().splitlines()[-1]
-    code, out, err = run_main(capsys, "bundle", "verify", bundle)
-    assert code == 0 and out.strip().endswith(": ok"), out + err
+    with tarfile.open(bundle, "r:gz") as tar:
+        figures = {PurePosixPath(m.name).name for m in tar if PurePosixPath(m.name).parent.name == layout.FIGURES}
+    assert figures == set(plot.expected_figures(results.load_run(run_dir), [1, 4, 5])), figures
+    assert_verifies(capsys, bundle)
 
 
 def test_a_failed_or_stopped_arm_is_adopted_as_failed(tmp_path, capsys):

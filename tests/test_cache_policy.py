@@ -12,6 +12,7 @@ import pytest
 from conftest import DOUBLE, MODEL_A, MODEL_B, ROOT, double_config, kit, leftover_servers, only_run, run_args
 from kit import layout, plan
 from kit.manifest import Manifest
+from kit.cli import main
 from kit.options import RunOptions
 from kit.run import Execution, Task
 from kit.runtimes import Lane, Runtime
@@ -161,8 +162,10 @@ def test_ctrl_c_while_priming_leaves_nothing_and_the_resume_primes_again(results
     assert not leftover_servers("e2e-prime-int")
 
 
-def test_the_dry_run_says_what_warm_primes(results):
-    r = kit("run", "--all", *run_args(results, double_config()), "--dry-run")
-    assert r.returncode == 0 and "each of the 3 server configuration(s) once" in r.stdout
-    r = kit("run", "--all", *run_args(results, double_config()), "--dry-run", "--cache", "cold")
-    assert r.returncode == 0 and "priming" not in r.stdout and "configuration(s) once" not in r.stdout
+def test_the_dry_run_says_what_warm_primes(results, capsys):
+    code = main(["run", "--all", *map(str, run_args(results, double_config())), "--dry-run"])
+    out = capsys.readouterr().out
+    assert code == 0 and "each of the 3 server configuration(s) once" in out
+    code = main(["run", "--all", *map(str, run_args(results, double_config())), "--dry-run", "--cache", "cold"])
+    out = capsys.readouterr().out
+    assert code == 0 and "priming" not in out and "configuration(s) once" not in out

@@ -21,20 +21,28 @@ def run_main(capsys, *args):
     return code, out, err
 
 
-@pytest.fixture
-def results(tmp_path):
-    run_dir = fabricate_run(tmp_path / "results", (1,), run_id="good")
-    fabricate_run(tmp_path / "results", (1,), run_id="broken-manifest")
-    (tmp_path / "results" / "broken-manifest" / "manifest.json").write_text('{"run_id": "broken-man')
-    bad = fabricate_run(tmp_path / "results", (1,), run_id="bad-events")
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory):
+    """A good run, two damaged ones, a file that is not a tar and a cut bundle; made once, copied per test."""
+    tmp = tmp_path_factory.mktemp("pristine")
+    run_dir = fabricate_run(tmp / "results", (1,), run_id="good")
+    fabricate_run(tmp / "results", (1,), run_id="broken-manifest")
+    (tmp / "results" / "broken-manifest" / "manifest.json").write_text('{"run_id": "broken-man')
+    bad = fabricate_run(tmp / "results", (1,), run_id="bad-events")
     events = bad / "l1" / "r1" / "events.jsonl"
     events.write_text(events.read_text() + "garbage, not JSON\n")
-    (tmp_path / "junk.tar.gz").write_bytes(b"this is not a tar")
-    bundle = tmp_path / "cut.tar.gz"
-    shutil.make_archive(str(tmp_path / "whole"), "gztar", run_dir.parent, run_dir.name)
-    data = (tmp_path / "whole.tar.gz").read_bytes()
+    (tmp / "junk.tar.gz").write_bytes(b"this is not a tar")
+    bundle = tmp / "cut.tar.gz"
+    shutil.make_archive(str(tmp / "whole"), "gztar", run_dir.parent, run_dir.name)
+    data = (tmp / "whole.tar.gz").read_bytes()
     bundle.write_bytes(data[: len(data) // 2])
-    return tmp_path / "results"
+    return tmp
+
+
+@pytest.fixture
+def results(pristine, tmp_path):
+    """A private copy: a command that wrongly writes cannot change what the next case sees."""
+    return shutil.copytree(pristine, tmp_path / "case") / "results"
 
 
 LOCAL = ["--runtime", "local", "--server-cmd", GOOD_SERVER, "--results-dir", "{r}"]

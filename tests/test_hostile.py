@@ -145,8 +145,8 @@ CASES = [
      ["bundle", "verify", BUNDLE], 1, f"member too large (5 MiB, limit 4 MiB for this file): {VICTIM}/SHA256SUMS"),
     ("big-member/compare", in_bundle(lambda m: m.update({EVENTS: m[EVENTS] + b"\n" * 65 * MiB})),
      ["compare", BUNDLE, "published"], 2, f"member too large (65 MiB, limit 64 MiB for this file): {VICTIM}/{EVENTS}"),
-    ("many-lines/sums", in_bundle(lambda m: m.update({bundle.SUMS: b"x\n" * 2_000_000}), False),
-     ["bundle", "verify", BUNDLE], 1, "SHA256SUMS: 2000000 malformed line(s) (the first: line 1)"),
+    ("many-lines/sums", in_bundle(lambda m: m.update({bundle.SUMS: b"x\n" * 200_000}), False),
+     ["bundle", "verify", BUNDLE], 1, "SHA256SUMS: 200000 malformed line(s) (the first: line 1)"),
     # two workloads wrote one events file (two `kit run --resume` at once)
     ("dup-seq/verify", DUP_SEQ, ["bundle", "verify", BUNDLE], 1,
      f"{EVENTS}: events of two workloads in one file (seq 1 twice)"),

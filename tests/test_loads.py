@@ -200,6 +200,7 @@ def test_kit_table_shows_the_breakdown_after_the_tables_and_alone(tmp_path, caps
     assert "loads.md" in results.table_texts(results.load_run(tmp_path / H200X2.name))
 
 
+@pytest.mark.render
 def test_the_figure_stacks_the_tables_part_medians(tmp_path):
     run = results.load_run(H200X2)
     table = loads.build_loads(run)

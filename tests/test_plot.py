@@ -1,7 +1,9 @@
 """kit.plot on fabricated runs: the bars are the tables' numbers (medians, min..max) with the published ones
 beside them; every figure carries its provenance, is written as PNG (200 dpi) and SVG, byte for byte the
 same when re-plotted; failed, unfinished and not-run arms are drawn as such; memory changes are shown at
-their size; the timeline ends where its data ends."""
+their size; the timeline ends where its data ends.
+The tests of what a drawn figure shows, or of its files, are the render tier (marker `render`: matplotlib takes
+seconds); the specs the figures are drawn from are unit tests."""
 import json
 
 import matplotlib.text
@@ -22,8 +24,8 @@ def texts(fig):
 
 @pytest.fixture(scope="module")
 def five(tmp_path_factory):
-    """Tables 1-5, two repeats, l1-fp8 failed (its warm-up B, in every repeat), models A and B twins; every
-    figure plotted once, the tables written beside them."""
+    """Tables 1-5, two repeats, l1-fp8 failed (its warm-up B, in every repeat), models A and B twins; the
+    tables written (the figures' specs are read from the run; only the render tier writes figure files)."""
     run_dir = fabricate_run(tmp_path_factory.mktemp("results"), tables=ALL, repeat=2,
                             arm_opts={"l1-fp8": {"fail_at": 5}})
     manifest = json.loads(layout.RunDir(run_dir).manifest_path.read_text())
@@ -31,11 +33,18 @@ def five(tmp_path_factory):
     layout.write_json(layout.RunDir(run_dir).manifest_path, manifest)
     run = results.load_run(run_dir)
     results.write_tables(run, ALL)
-    return run, plot.plot_run(run, ALL)
+    return run
 
 
-def test_plot_run_writes_every_expected_png_and_svg(five):
-    run, paths = five
+@pytest.fixture(scope="module")
+def drawn(five):
+    """Every figure of the five tables written once, as `kit plot` writes them (PNG and SVG)."""
+    return five, plot.plot_run(five, ALL)
+
+
+@pytest.mark.render
+def test_plot_run_writes_every_expected_png_and_svg(drawn):
+    run, paths = drawn
     names = [p.name for p in paths]
     stems = [f"table{n}-{k}" for n in ALL for k in ("bars", "timeline")] + [f"memory-{a}" for a in scenarios.ARMS]
     stems.append("loads")
@@ -53,8 +62,9 @@ def test_plot_run_writes_every_expected_png_and_svg(five):
             assert head.startswith(b"<?xml") and b"<svg" in head[:2000], p.name
 
 
-def test_files_carry_no_date_or_version_and_replot_gives_the_same_bytes(five):
-    run, paths = five
+@pytest.mark.render
+def test_files_carry_no_date_or_version_and_replot_gives_the_same_bytes(drawn):
+    run, paths = drawn
     before = {p.name: p.read_bytes() for p in paths}
     for name, data in before.items():
         assert b"matplotlib v" not in data.lower() and b"<dc:date>" not in data, name
@@ -66,7 +76,7 @@ def test_files_carry_no_date_or_version_and_replot_gives_the_same_bytes(five):
 
 @pytest.mark.parametrize("number", ALL)
 def test_bar_values_are_the_table_json_medians(five, number):
-    run, _ = five
+    run = five
     table = json.loads((layout.RunDir(run.source).tables_dir / f"table{number}.json").read_text())
     rows = {(r["metric"], r["model"]): r for r in table["rows"]}
     spec = plot.bars_spec(run, number)
@@ -88,7 +98,7 @@ def test_bar_values_are_the_table_json_medians(five, number):
 
 
 def test_published_numbers_beside_the_measured_ones(five):
-    run, _ = five
+    run = five
     spec = plot.bars_spec(run, 1)
     assert [s["label"] for s in spec["sources"][1:]] == [
         "published: A100, vLLM 0.11.0 (blog figure plotly-sleep-levels-comparison)",
@@ -104,8 +114,9 @@ def test_published_numbers_beside_the_measured_ones(five):
     assert {"published: A100, vLLM 0.11.0 (blog figure plotly-sleep-levels-comparison)", "38.1"} <= set(texts(fig))
 
 
+@pytest.mark.render
 def test_provenance_on_every_figure(five):
-    run, _ = five
+    run = five
     want = [run.run_id, "GPU: NVIDIA H100 80GB HBM3", "vLLM 0.11.0", "protocol: corrected", "output not fixed",
             "repeats: 2", "compile cache: warm", "A = Qwen/Qwen3-0.6B (twin of qwen3-0.6b",
             "B = microsoft/Phi-3-vision-128k-instruct"]
@@ -120,7 +131,7 @@ def test_provenance_on_every_figure(five):
 
 @pytest.mark.parametrize("number", ALL)
 def test_timeline_shows_every_event_and_ends_where_the_data_ends(five, number):
-    run, _ = five
+    run = five
     spec = plot.timeline_spec(run, number)
     measured = [r for r in spec["rows"] if r["source"] == "measured"]
     assert [r["unit"] for r in measured] == list(scenarios.TABLES[number].arms)
@@ -145,7 +156,7 @@ def test_timeline_shows_every_event_and_ends_where_the_data_ends(five, number):
 
 
 def test_zoom_cuts_rounds_into_switches(five):
-    run, _ = five
+    run = five
     zoom = plot.timeline_spec(run, 4)["zooms"][1]                  # l2
     switches = zoom["switches"]["measured"]
     assert [(s["round"], s["model"]) for s in switches] == [(r, m) for r in (1, 2, 3) for m in "AB"]
@@ -156,8 +167,9 @@ def test_zoom_cuts_rounds_into_switches(five):
     assert [s["duration"] for s in pub[0]["segments"]] == [0.91, 0.68, 0.13]           # the blog's L2 round 1 A
 
 
+@pytest.mark.render
 def test_memory_changes_are_shown_at_their_size(five):
-    run, _ = five
+    run = five
     l1, l2 = plot.memory_spec(run, "l1"), plot.memory_spec(run, "l2")
     assert l1["first_sleep"] == {m: WEIGHTS_MIB[m] + 700 for m in "AB"}          # fabricate: weights + 700 MiB
     assert l2["first_sleep"] == {"A": 10, "B": 10}
@@ -174,8 +186,9 @@ def test_memory_changes_are_shown_at_their_size(five):
     assert {"+1.8 GiB", "+8.4 GiB", "-22.6 GiB"} <= set(texts(figs["l1"]))
 
 
+@pytest.mark.render
 def test_failed_unfinished_and_not_run_arms_are_drawn_as_such(five, tmp_path):
-    run, _ = five
+    run = five
     bars = plot.bars_spec(run, 2)
     fp8 = [b for p in bars["panels"] for b in p["bars"] if b["arm"] == "l1-fp8" and b["source"] == "measured"]
     assert fp8 and all(b["median"] is None and b["note"] == "FAILED" for b in fp8)

@@ -202,6 +202,7 @@ def test_a_manifest_the_disk_cannot_hold_leaves_no_run_folder(small_disk, capsys
     assert [p.name for p in small_disk.iterdir()] == ["filler"]
 
 
+@pytest.mark.e2e          # a job runs on the double (its server process) until the disk fills
 def test_a_disk_full_mid_run_fails_the_job_stops_the_lane_and_keeps_the_manifest(small_disk, capsys, monkeypatch):
     monkeypatch.setattr(doctor, "RESULTS_DISK_GB", 0)
     create = runner.create

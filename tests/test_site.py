@@ -1,11 +1,15 @@
 """kit site: the static results site, read as a reader would.
 
-Unit tier (html5lib): every run page shows its tables with the numbers of the table JSON, the index has one row
-per run with its headline ratios, every image has alt text, every internal link and asset resolves, nothing is
-fetched from outside (the only absolute URL is a plain link to the published study), the same inputs give the same
-bytes, a run that does not load is a row that says why, and a hostile run folder gives an escaped, complete page.
+Unit tier (html5lib; small fabricated sites without figures): compare pages carry kit compare's marks, the events
+files hold every event, a run that does not load is a row that says why, `kit site` says what it did.
+Render tier (marker `render`: the committed reference runs' site, and sites with figures): every run page shows its
+tables with the numbers of the table JSON, the index has one row per run with its headline ratios, every internal
+link and asset resolves, nothing is fetched from outside (the only absolute URL is a plain link to the published
+study), every image is an SVG with alt text, the same inputs give the same bytes, and a hostile run folder gives an
+escaped, complete page.
 Browser tier (marker `browser`): Debian's chromium loads every page of the reference site at 1280 and 390 px.
 """
+import functools
 import json
 import re
 import shutil
@@ -15,9 +19,10 @@ from urllib.parse import unquote, urlsplit
 import html5lib
 import pytest
 
-from conftest import ROOT, kit
+from conftest import ROOT
 from fabricate import fabricate_run
 from kit import bundle, layout, results, site
+from kit.cli import main
 from kit.errors import BadInput
 from kit.results import compare as comparing
 from kit.results import published
@@ -28,7 +33,14 @@ PUBLISHED_URL = published.published()["source"]["url"]
 
 
 def parse(path):
-    return html5lib.parse(Path(path).read_bytes(), treebuilder="etree", namespaceHTMLElements=False)
+    return parse_bytes(Path(path).read_bytes())
+
+
+@functools.lru_cache(maxsize=64)
+def parse_bytes(data):
+    """One parse per page content (html5lib is pure Python; the tests read the trees, never change them); a site
+    has fewer pages than this keeps."""
+    return html5lib.parse(data, treebuilder="etree", namespaceHTMLElements=False)
 
 
 def text(el):
@@ -56,16 +68,29 @@ def reference_site(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def fabricated(tmp_path_factory):
-    """Two runs of one GPU type with two repeats (so compare marks apart/overlap), bundled, and the site of
-    both with its figures."""
+def fabricated_runs(tmp_path_factory):
+    """Two runs of one GPU type with two repeats (so compare marks apart/overlap), the first bundled."""
     results_dir = tmp_path_factory.mktemp("results")
     first = fabricate_run(results_dir, tables=(1,), repeat=2, run_id="run-one")
     fabricate_run(results_dir, tables=(1,), repeat=2, run_id="run-two", arm_opts={"l1": {"scale": [3, 3.2]}})
     bundle.make_bundle(first, render=results.write_tables, figures=False)
+    return results_dir
+
+
+@pytest.fixture(scope="module")
+def fabricated(fabricated_runs, tmp_path_factory):
+    """The site of both fabricated runs, without figures (the render tier draws them: `drawn`)."""
     out = tmp_path_factory.mktemp("site") / "fab"
-    site.build([], out, results_dir, say=quiet)
-    return results_dir, out
+    site.build([], out, fabricated_runs, say=quiet, draw=False)
+    return fabricated_runs, out
+
+
+@pytest.fixture(scope="module")
+def drawn(fabricated_runs, tmp_path_factory):
+    """The site of both fabricated runs with its figures."""
+    out = tmp_path_factory.mktemp("site") / "drawn"
+    site.build([], out, fabricated_runs, say=quiet)
+    return fabricated_runs, out
 
 
 # ---------------------------------------------------------------- numbers
@@ -79,6 +104,7 @@ def fmt(x, unit):
     return f"{x:.1f}".removesuffix(".0")
 
 
+@pytest.mark.render
 def test_every_run_page_has_its_tables_with_the_numbers_of_the_table_json(reference_site):
     runs = reference_runs()
     assert len(runs) >= 9
@@ -119,6 +145,7 @@ def test_every_run_page_has_its_tables_with_the_numbers_of_the_table_json(refere
             assert json.loads(linked.read_text()) == table
 
 
+@pytest.mark.render
 def test_index_has_one_row_per_run_with_its_headline_ratios_and_the_published_rows(reference_site):
     doc = parse(reference_site / "index.html")
     rows = doc.findall(".//table[@id='matrix']/tbody[@class='runs']/tr")
@@ -146,6 +173,7 @@ def test_index_has_one_row_per_run_with_its_headline_ratios_and_the_published_ro
     assert text(published_rows[0].findall("td")[1]).startswith(fmt(ratio, "ratio"))
 
 
+@pytest.mark.render
 def test_old_runs_of_manifest_schema_1_appear(reference_site):
     old = [p for p in reference_runs() if "schema" not in json.loads((p / layout.MANIFEST).read_text())]
     assert old, "the references include kit 0.1.0 runs"
@@ -156,6 +184,7 @@ def test_old_runs_of_manifest_schema_1_appear(reference_site):
         assert doc.findall(".//section[@data-table]")
 
 
+@pytest.mark.render
 def test_bundle_is_published_with_its_sha256_and_the_verify_line(reference_site):
     import hashlib
     for run_dir in reference_runs():
@@ -235,6 +264,7 @@ def check_links(folder):
                     assert parts.fragment in {e.get("id") for e in parse(target).iter() if e.get("id")}, (page, url)
 
 
+@pytest.mark.render
 def test_every_internal_link_and_asset_resolves_and_nothing_is_fetched_from_outside(reference_site, fabricated):
     check_links(reference_site)
     check_links(fabricated[1])
@@ -244,8 +274,10 @@ def test_every_internal_link_and_asset_resolves_and_nothing_is_fetched_from_outs
         assert not re.search(r"fetch\(|XMLHttpRequest|import\(|https?:", js.read_text())
 
 
-def test_every_figure_is_an_svg_with_alt_text(fabricated):
-    results_dir, out = fabricated
+@pytest.mark.render
+def test_every_figure_is_an_svg_with_alt_text(drawn):
+    results_dir, out = drawn
+    check_links(out)                                              # the figures' links resolve too
     doc = parse(out / "runs" / "run-one.html")
     images = doc.findall(".//img")
     run = results.load_run(results_dir / "run-one")
@@ -257,8 +289,9 @@ def test_every_figure_is_an_svg_with_alt_text(fabricated):
         assert b"<svg" in data[:2000]
 
 
-def test_the_same_inputs_give_the_same_bytes_and_a_rebuild_keeps_the_figures(fabricated, tmp_path):
-    results_dir, first = fabricated
+@pytest.mark.render
+def test_the_same_inputs_give_the_same_bytes_and_a_rebuild_keeps_the_figures(drawn, tmp_path):
+    results_dir, first = drawn
     said = []
     site.build([], tmp_path / "again", results_dir, say=said.append)       # drawn again, elsewhere
     assert tree(first) == tree(tmp_path / "again")
@@ -306,15 +339,17 @@ def test_an_out_folder_that_is_not_a_site_is_refused_and_left_alone(tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [], "no temporary folder left"
 
 
-def test_cli_writes_the_site_with_progress_and_a_missing_run_is_one_line(tmp_path):
+def test_cli_writes_the_site_with_progress_and_a_missing_run_is_one_line(tmp_path, capsys):
     results_dir = tmp_path / "results"
     fabricate_run(results_dir, tables=(1,), run_id="good")
-    done = kit("site", "--results-dir", results_dir, "--out", tmp_path / "site", "--no-figures")
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == str(tmp_path / "site" / "index.html")
-    assert "site: 1 run(s) read" in done.stderr and "page(s) in" in done.stderr
-    missing = kit("site", "nope", "--results-dir", results_dir, "--out", tmp_path / "other")
-    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "nope" in missing.stderr
+    code = main(["site", "--results-dir", str(results_dir), "--out", str(tmp_path / "site"), "--no-figures"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert out.strip() == str(tmp_path / "site" / "index.html")
+    assert "site: 1 run(s) read" in err and "page(s) in" in err
+    code = main(["site", "nope", "--results-dir", str(results_dir), "--out", str(tmp_path / "other")])
+    out, err = capsys.readouterr()
+    assert code == 2 and err.count("\n") == 1 and "nope" in err
     assert not (tmp_path / "other").exists()
 
 
@@ -348,6 +383,7 @@ def hostile_run(results_dir):
     return run_dir
 
 
+@pytest.mark.render
 def test_a_hostile_run_folder_gives_an_escaped_complete_page(tmp_path):
     hostile_run(tmp_path / "results")
     out = tmp_path / "site"

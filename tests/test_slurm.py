@@ -416,13 +416,14 @@ def test_two_partitions_run_the_same_arms_side_by_side(slurm_cluster, tmp_path):
     assert "compare, ratio b/a of the medians" in " ".join(r.stdout.split()) and "pair-gpu2" in r.stdout   # wrapped
 
 
-def test_dry_run_prints_the_batch_scripts(tmp_path):
-    from conftest import kit
-    r = kit("run", "1", "--dry-run", *slurm_run_args(tmp_path / "results", "slurm-dry", "--slurm-partition", "a,b",
-                                                       "--slurm-time", "1:00:00"))
-    assert r.returncode == 0, r.stderr
-    assert "partition a: a run of its own" in r.stdout and "partition b: a run of its own" in r.stdout
-    assert r.stdout.count("#!/bin/bash") == 2 and "#SBATCH --partition=a" in r.stdout
-    assert "#SBATCH --time=1:00:00" in r.stdout and "#SBATCH --gres=gpu:1" in r.stdout
-    assert f"--chdir={tmp_path / 'results'}/<run-id>/nosleep/r1" in r.stdout      # where the results will land
+def test_dry_run_prints_the_batch_scripts(tmp_path, capsys):
+    from kit.cli import main
+    code = main(["run", "1", "--dry-run", *map(str, slurm_run_args(tmp_path / "results", "slurm-dry", "--slurm-partition",
+                                                                   "a,b", "--slurm-time", "1:00:00"))])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "partition a: a run of its own" in out and "partition b: a run of its own" in out
+    assert out.count("#!/bin/bash") == 2 and "#SBATCH --partition=a" in out
+    assert "#SBATCH --time=1:00:00" in out and "#SBATCH --gres=gpu:1" in out
+    assert f"--chdir={tmp_path / 'results'}/<run-id>/nosleep/r1" in out      # where the results will land
     assert not (tmp_path / "results").exists()
