@@ -2,6 +2,7 @@
 per run) and `kit show RUN` (one run's summary and files). Both fit WIDTH columns unless asked for everything
 (wide=True)."""
 import os
+import re
 import textwrap
 from pathlib import Path
 
@@ -179,5 +180,10 @@ def show_text(run_dir, wide=False, width=WIDTH):
               "    manifest.json, <unit>/r<k>/ (events.jsonl, server logs, workload.log), tables/, figures/"]
     if wide:
         return "\n".join(lines)
-    return "\n".join(textwrap.fill(line, width, subsequent_indent="      ", break_long_words=False,
-                                    break_on_hyphens=False) for line in lines)
+    wrap = _CommaWrapper(width, subsequent_indent="      ", break_long_words=False)
+    return "\n".join(wrap.fill(line) for line in lines)
+
+
+class _CommaWrapper(textwrap.TextWrapper):
+    """Wraps at spaces and after the commas of a list (--models a,b,c), never inside a path or a name."""
+    wordsep_re = re.compile(r"(\s+|(?<=,)(?=\S))")

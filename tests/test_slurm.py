@@ -293,8 +293,8 @@ def test_a_resume_may_change_how_jobs_are_scheduled_not_where(tmp_path, monkeypa
     assert main(resume + ["--slurm-partition", "other"]) == 2
     assert "--slurm-partition 'other' conflicts with the run's 'gpu'" in capsys.readouterr().err
     with ExitStack() as held:
-        _, manifest, options = open_resume(tmp_path, "cut", {"slurm_time": "4:00:00"}, ["kit"], held)
-    assert options.slurm_time == manifest["options"]["slurm_time"] == "4:00:00"     # recorded when written
+        _, record, options = open_resume(tmp_path, "cut", {"slurm_time": "4:00:00"}, ["kit"], held)
+    assert options.slurm_time == record.to_dict()["options"]["slurm_time"] == "4:00:00"     # recorded when written
 
 
 def test_dry_run_script_carries_the_options_and_no_secret(monkeypatch, tmp_path):
