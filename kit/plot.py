@@ -508,7 +508,7 @@ PART_COLOURS = {"weights": "#4c72b0", "compile": "#c44e52", "graphs": "#8172b3",
 def loads_spec(run, table=None):
     """{"title", "provenance", "parts": [{part, label}], "bars": [{label, unit, model, cache, n, load: stats,
     segments: [{part, seconds}]}]}: one bar per row of build_loads(run), its segments the rows' part medians."""
-    table = table or load_table.build_loads(run)
+    table = (table or load_table.build_loads(run)).to_json()
     bars = []
     for r in table["rows"]:
         segments = [{"part": name, "seconds": r["parts"][name]["median"]} for name, _ in load_table.PARTS
@@ -563,7 +563,8 @@ LEVEL_COLOURS = {1: ARM_COLOURS["l1"], 2: ARM_COLOURS["l2"]}
 def guide_spec(run, guide=None):
     """{"title", "provenance", "levels", "models": [{slug, size, state}], "bars": [{model, level, sleep, wake,
     switch_min, switch_max, bound_s, ram_gib, note}], "summary": [lines]}: every number is a cell of the guide."""
-    guide = guide or guides.build_guide(run)
+    typed = guide or guides.build_guide(run)
+    guide = typed.to_json()
     models = list(dict.fromkeys((r["slug"], r["size"]) for r in guide["rows"]))
     bars = []
     for r in guide["rows"]:
@@ -574,9 +575,9 @@ def guide_spec(run, guide=None):
                      "switch_max": r["switch"]["max"] if r["switch"] else None,
                      "bound_s": bound, "ram_gib": med("ram_held_gib"),
                      "note": None if r["switch"] else (r["state"] if r["state"] != "skipped" else "skipped")})
-    return {"title": guides.header(guide)[0], "provenance": guides.header(guide)[1:], "levels": guide["run"]["levels"],
+    return {"title": guides.header(typed)[0], "provenance": guides.header(typed)[1:], "levels": guide["run"]["levels"],
             "models": [{"slug": m, "size": size} for m, size in models], "bars": bars,
-            "summary": guides.summary_lines(guide)}
+            "summary": guides.summary_lines(typed)}
 
 
 def guide_figure(spec):

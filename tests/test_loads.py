@@ -160,8 +160,8 @@ def test_a_repeat_without_server_logs_reads_with_no_breakdown(tmp_path):
     loaded = [e for reps in run.units.values() for r in reps for e in r.events if e["kind"] == "load"]
     assert loaded and all(e["breakdown"] is None for e in loaded)
     table = loads.build_loads(run)
-    assert table["rows"] and all(r["cache"] is None and r["parts"]["compile"] is None for r in table["rows"])
-    assert any("have no parts" in n for n in table["notes"])
+    assert table.rows and all(r.cache is None and r.parts["compile"] is None for r in table.rows)
+    assert any("have no parts" in n for n in table.notes)
 
 
 # -- the table and the figure ------------------------------------------------------------------------------
@@ -176,15 +176,15 @@ def test_each_load_is_cut_into_parts_that_add_up_to_it():
 
 def test_the_table_has_a_row_per_unit_model_and_cache_state():
     table = loads.build_loads(results.load_run(H200X2))
-    rows = {(r["unit"], r["model"], r["cache"]): r for r in table["rows"]}
-    assert rows["nosleep", "A", "miss"]["n"] == 2 and rows["nosleep", "A", "hit"]["n"] == 4
-    assert ("l1", "A", "miss") not in rows and rows["l1", "A", "hit"]["cache_keys"] == ["452dab6adc"]
-    assert rows["l1-fp8", "B", "miss"]["parts"]["compile"]["median"] == pytest.approx((31.62 + 26.36) / 2)
+    rows = {(r.unit, r.model, r.cache): r for r in table.rows}
+    assert rows["nosleep", "A", "miss"].n == 2 and rows["nosleep", "A", "hit"].n == 4
+    assert ("l1", "A", "miss") not in rows and rows["l1", "A", "hit"].cache_keys == ("452dab6adc",)
+    assert rows["l1-fp8", "B", "miss"].parts["compile"].median == pytest.approx((31.62 + 26.36) / 2)
     text = loads.loads_text(table)
     assert max(len(line) for line in text.splitlines()) <= 80
     assert re.search(r"nosleep A\s+miss x2\s+93\.21", text)
     assert re.search(r"nosleep\s+A\s+miss\s+2\s+93\.21", loads.loads_text(table, wide=True))
-    assert json.loads(loads.loads_text(table, "json")) == json.loads(json.dumps(table))
+    assert json.loads(loads.loads_text(table, "json")) == table.to_json()
     assert "(43.56..45.87)" in loads.markdown(table)
 
 
@@ -205,10 +205,10 @@ def test_the_figure_stacks_the_tables_part_medians(tmp_path):
     run = results.load_run(H200X2)
     table = loads.build_loads(run)
     spec = plot.loads_spec(run, table)
-    assert len(spec["bars"]) == len(table["rows"])
-    for bar, row in zip(spec["bars"], table["rows"]):
-        assert [s["seconds"] for s in bar["segments"]] == [row["parts"][p]["median"] for p, _ in loads.PARTS]
-        assert bar["load"] == row["load"]
+    assert len(spec["bars"]) == len(table.rows)
+    for bar, row in zip(spec["bars"], table.rows):
+        assert [s["seconds"] for s in bar["segments"]] == [row.parts[p].median for p, _ in loads.PARTS]
+        assert bar["load"] == row.load.to_json()
     paths = plot.save(plot.loads_figure(spec), tmp_path / "loads")
     assert [p.suffix for p in paths] == [".png", ".svg"] and all(p.stat().st_size > 0 for p in paths)
 

@@ -11,7 +11,7 @@ from conftest import kit, leftover_servers, only_run, server_cmd
 from kit import sweep, twins
 from kit.errors import BadInput
 from kit.options import RunOptions
-from kit.results import guide
+from kit.results import guide, metrics
 from kit.workload import events, scenarios
 from kit.workload.steps import Step, steps
 
@@ -73,24 +73,21 @@ def test_sweep_units_steps_and_bad_input():
 # -- the crossover --------------------------------------------------------------------------------------
 def _rows(switches):
     """Guide rows from {size B: (level-1 switch s, level-2 switch s)}."""
-    rows = []
-    for size, pair in switches.items():
-        for level, s in zip((1, 2), pair):
-            rows.append({"model": f"m{size}", "slug": f"m{size}", "size": f"{size} B", "params": size * 1e9,
-                         "level": level, "switch": {"median": s}})
-    return rows
+    return [guide.GuideRow(f"m{size}", f"m{size}", size * 1e9, f"{size} B", level, f"m{size}-l{level}", "ok",
+                           switch=metrics.Cell(s, s, s, 1))
+            for size, pair in switches.items() for level, s in zip((1, 2), pair)]
 
 
 def test_crossover_is_the_size_from_which_level_2_stays_faster():
     c = guide.crossover(_rows({0.6: (1.0, 2.0), 8: (5.0, 3.0), 32: (20.0, 9.0)}))
-    assert c["size"] == "8 B" and c["text"].startswith("crossover at 8 B (m8)")
+    assert c.size == "8 B" and c.text.startswith("crossover at 8 B (m8)")
     c = guide.crossover(_rows({0.6: (1.0, 2.0), 8: (2.0, 3.0)}))
-    assert c["size"] is None and c["text"].startswith("no crossover up to 8 B")
+    assert c.size is None and c.text.startswith("no crossover up to 8 B")
     c = guide.crossover(_rows({0.6: (1.0, 2.0), 8: (5.0, 3.0), 32: (8.0, 9.0)}))     # faster at 8 B only
-    assert c["size"] is None and "faster at 8 B only" in c["text"]
+    assert c.size is None and "faster at 8 B only" in c.text
     c = guide.crossover(_rows({0.6: (3.0, 2.0), 8: (5.0, 3.0)}))
-    assert c["size"] == "0.6 B" and c["text"].startswith("no crossover: level 2's switch is faster")
-    assert guide.crossover([])["text"].startswith("crossover: not measured")
+    assert c.size == "0.6 B" and c.text.startswith("no crossover: level 2's switch is faster")
+    assert guide.crossover([]).text.startswith("crossover: not measured")
 
 
 # -- end to end on the test double -------------------------------------------------------------------------
@@ -235,17 +232,17 @@ def test_guide_sets_sleep_and_wake_against_the_bandwidth_bound(tmp_path):
              "guide-qwen3-8b-l2": [Repeat(1, _events(2, 0.3, 1.2, 0), {"ok": True}, env)]}
     run = Run(tmp_path, manifest, RunOptions(sweep_models=("/m/qwen3-8b",), sweep_levels=(1, 2)), units)
     g = guide.build_guide(run)
-    l1, l2 = g["rows"]
+    l1, l2 = g.rows
     bound = 15.0 * 2**30 / 20e9                     # 15 GiB at 20 GB/s: 0.81 s each way
-    assert l1["moved_gib"] == l2["moved_gib"] == 15.0 and l1["moved_source"] == "engine log"
-    assert l1["bound_s"] == pytest.approx(bound, abs=1e-6)
-    assert l1["wake_x_bound"] == pytest.approx(1.5 / bound, abs=1e-6)
-    assert l1["sleep_x_bound"] == pytest.approx(2.0 / bound, abs=1e-6)
-    assert l2["wake_x_bound"] == pytest.approx(1.2 / bound, abs=1e-6) and l2["sleep_x_bound"] is None
-    assert l1["ram_held_gib"]["median"] == 15.0 and l2["ram_held_gib"]["median"] == 0
-    assert l1["gpu_freed_gib"]["median"] == pytest.approx(60_000 / 1024, abs=1e-3)
-    assert l1["switch"]["median"] == 3.5 and l2["switch"]["median"] == 1.5
-    assert g["crossover"]["model"] == "qwen3-8b" and g["crossover"]["text"].startswith("no crossover: level 2")
+    assert l1.moved_gib == l2.moved_gib == 15.0 and l1.moved_source == "engine log"
+    assert l1.bound_s == pytest.approx(bound, abs=1e-6)
+    assert l1.wake_x_bound == pytest.approx(1.5 / bound, abs=1e-6)
+    assert l1.sleep_x_bound == pytest.approx(2.0 / bound, abs=1e-6)
+    assert l2.wake_x_bound == pytest.approx(1.2 / bound, abs=1e-6) and l2.sleep_x_bound is None
+    assert l1.ram_held_gib.median == 15.0 and l2.ram_held_gib.median == 0
+    assert l1.gpu_freed_gib.median == pytest.approx(60_000 / 1024, abs=1e-3)
+    assert l1.switch.median == 3.5 and l2.switch.median == 1.5
+    assert g.crossover.model == "qwen3-8b" and g.crossover.text.startswith("no crossover: level 2")
     text = guide.text(g, "terminal", None)
     assert "wake against the host->GPU bound: 8.19 B L1 wake 1.86x; 8.19 B L2 wake 1.49x" in text
     assert "level 1 holds in host RAM while asleep: 8.19 B 15.00 GiB" in text

@@ -1,6 +1,6 @@
 """The guide of a sweep run (`kit sweep`): which sleep level for which model size, on the run's GPU.
 
-    guide = build_guide(run)      a JSON-able dict (tables/guide.json)
+    guide = build_guide(run)      a Guide (its to_json(): tables/guide.json)
     text(guide, fmt, width)       terminal / github (tables/guide.md) / plain / json
 
 Per model (smallest first) and level, from the unit's cycles (rounds 1-3 x repeats): sleep, wake, switch
@@ -11,12 +11,13 @@ else the config.json estimate) over the pinned host->GPU bandwidth measured on t
 copies the weights out on sleep and back on wake; level 2 drops them on sleep and reloads them on wake.
 Then the crossover (from which size level 2's switch is faster than level 1's) and level 1's RAM per size.
 """
-import json
+from dataclasses import dataclass, replace
 
 from tabulate import tabulate
 
 from kit.results import metrics
-from kit.results.records import plain
+from kit.results.metrics import Cell
+from kit.results.records import Record, dumps
 from kit.results.render import WIDTH, fmt_value
 from kit.results.tables import NO_NUMBERS, arm_state, gpu_name
 
@@ -28,6 +29,82 @@ COLUMNS = [("sleep", "sleep s", "s"), ("wake", "wake s", "s"), ("switch", "switc
            ("prompt", "prompt s", "s"), ("ram_held_gib", "RAM held GiB", "GiB"),
            ("gpu_freed_gib", "GPU freed GiB", "GiB"), ("wake_x_bound", "wake/bound", "x"),
            ("sleep_x_bound", "sleep/bound", "x"), ("bound_s", "bound s", "s"), ("moved_gib", "moved GiB", "GiB")]
+
+
+@dataclass(frozen=True)
+class GuideRow(Record):
+    """One model at one level: how its unit ran (state: as tables.ArmState's, or skipped with the reason), a
+    Cell per measured column, and the bandwidth bound (None where not measured)."""
+    model: str
+    slug: str
+    params: int | None
+    size: str
+    level: int
+    unit: str
+    state: str = "skipped"
+    reason: str | None = None
+    errors: tuple[str, ...] = ()
+    failed_checks: int = 0
+    sleep: Cell | None = None
+    wake: Cell | None = None
+    switch: Cell | None = None
+    prompt: Cell | None = None
+    ttft: Cell | None = None
+    ram_held_gib: Cell | None = None
+    gpu_freed_gib: Cell | None = None
+    h2d_gbps: float | None = None
+    moved_gib: float | None = None
+    moved_source: str | None = None
+    bound_s: float | None = None
+    wake_x_bound: float | None = None
+    sleep_x_bound: float | None = None
+
+
+@dataclass(frozen=True)
+class Pair(Record):
+    """Levels 1 and 2 of one model: their switch medians, and which level was faster."""
+    model: str
+    size: str
+    params: int | None
+    l1_s: float
+    l2_s: float
+    faster: int
+
+
+@dataclass(frozen=True)
+class Crossover(Record):
+    """The size (model, params) from which level 2's switch stays faster; None where there is none."""
+    text: str
+    pairs: tuple[Pair, ...]
+    size: str | None = None
+    params: int | None = None
+    model: str | None = None
+
+
+@dataclass(frozen=True)
+class Level1Ram(Record):
+    model: str
+    size: str
+    gib: float | None
+
+
+@dataclass(frozen=True)
+class Skipped(Record):
+    model: str
+    size: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Guide(Record):
+    """A sweep run's guide (tables/guide.json). run: its facts (sweep part, GPU, options)."""
+    run: dict
+    rows: tuple[GuideRow, ...]
+    skipped: tuple[Skipped, ...]
+    crossover: Crossover
+    level1_ram: tuple[Level1Ram, ...]
+    notes: tuple[str, ...]
+    schema: int = SCHEMA
 
 
 def is_sweep(run):
@@ -72,21 +149,21 @@ def _moved_gib(model, l1_reps):
 
 
 def _row(run, model, level, l1_reps):
-    unit = model["units"][str(level)]
-    row = {"model": model["name"], "slug": model["slug"], "params": model["estimate"]["params"],
-           "size": _size_label(model), "level": level, "unit": unit, "state": "skipped",
-           "reason": model["skipped"], "errors": [], "failed_checks": 0}
-    cells = {key: None for key, _, _ in COLUMNS} | {"ttft": None, "h2d_gbps": None, "moved_source": None}
+    row = GuideRow(model["name"], model["slug"], model["estimate"]["params"], _size_label(model), level,
+                   model["units"][str(level)], reason=model["skipped"])
     if model["skipped"]:
-        return row | cells
-    s = arm_state(run, unit, "sweep")
-    row.update(state=s.state, reason=None, errors=list(s.errors), failed_checks=len(s.failed_checks))
-    if not s.has_numbers:
-        return row | cells
+        return row
+    s = arm_state(run, row.unit, "sweep")
+    row = replace(row, state=s.state, reason=None, errors=s.errors, failed_checks=len(s.failed_checks))
+    return replace(row, **_cells(run, model, row.unit, level, l1_reps)) if s.has_numbers else row
+
+
+def _cells(run, model, unit, level, l1_reps):
+    """The measured columns of a unit with numbers: GuideRow's fields from sleep on."""
     reps = [r for r in run.units[unit] if r.ok]
     cycles = _cycles(reps)
-    stat = lambda values: plain(metrics.stats(values))        # the guide's rows are still plain dicts
-    cells.update(sleep=stat(c["sleep"]["duration_s"] for c in cycles if "sleep" in c),
+    stat = metrics.stats
+    cells = dict(sleep=stat(c["sleep"]["duration_s"] for c in cycles if "sleep" in c),
                  wake=stat(c["wake"]["duration_s"] for c in cycles if "wake" in c),
                  switch=stat(c["sleep"]["duration_s"] + c["wake"]["duration_s"] for c in cycles
                              if "sleep" in c and "wake" in c),
@@ -104,46 +181,45 @@ def _row(run, model, level, l1_reps):
         bound = moved * 2**30 / (cells["h2d_gbps"] * 1e9)
         cells["bound_s"] = metrics.num(bound)
         if cells["wake"]:
-            cells["wake_x_bound"] = metrics.num(cells["wake"]["median"] / bound)
+            cells["wake_x_bound"] = metrics.num(cells["wake"].median / bound)
         if level == 1 and cells["sleep"]:        # level 2 moves nothing on sleep: no bound
-            cells["sleep_x_bound"] = metrics.num(cells["sleep"]["median"] / bound)
-    return row | cells
+            cells["sleep_x_bound"] = metrics.num(cells["sleep"].median / bound)
+    return cells
 
 
 def crossover(rows):
     """From which size level 2's switch (median) is faster than level 1's, at that size and every larger one
-    measured: {size, model, text, pairs: [{model, size, l1_s, l2_s, faster}]}."""
+    measured: a Crossover, with a Pair per model measured at both levels."""
     by_model = {}
     for r in rows:
-        if r["switch"]:
-            by_model.setdefault(r["model"], {})[r["level"]] = r
-    pairs = [{"model": v[1]["slug"], "size": v[1]["size"], "params": v[1]["params"], "l1_s": v[1]["switch"]["median"],
-              "l2_s": v[2]["switch"]["median"], "faster": 2 if v[2]["switch"]["median"] < v[1]["switch"]["median"] else 1}
-             for m, v in by_model.items() if 1 in v and 2 in v]
-    out = {"size": None, "params": None, "model": None, "pairs": pairs}
+        if r.switch:
+            by_model.setdefault(r.model, {})[r.level] = r
+    pairs = tuple(Pair(v[1].slug, v[1].size, v[1].params, v[1].switch.median, v[2].switch.median,
+                       2 if v[2].switch.median < v[1].switch.median else 1)
+                  for v in by_model.values() if 1 in v and 2 in v)
     if not pairs:
-        return dict(out, text="crossover: not measured (it needs levels 1 and 2 of at least one model)")
-    start = next((i for i in range(len(pairs)) if all(p["faster"] == 2 for p in pairs[i:])), None)
-    largest = pairs[-1]["size"]
+        return Crossover("crossover: not measured (it needs levels 1 and 2 of at least one model)", pairs)
+    start = next((i for i in range(len(pairs)) if all(p.faster == 2 for p in pairs[i:])), None)
+    largest = pairs[-1].size
     if start is None:
-        some = [p["size"] for p in pairs if p["faster"] == 2]
+        some = [p.size for p in pairs if p.faster == 2]
         text = (f"no crossover up to {largest}: level 1's switch is faster at the largest size measured"
                 + (f" (level 2 was faster at {', '.join(some)} only)" if some else " and every smaller one"))
-        return dict(out, text=text)
+        return Crossover(text, pairs)
     first = pairs[start]
-    out.update(size=first["size"], params=first["params"], model=first["model"])
+    at = dict(size=first.size, params=first.params, model=first.model)
     if start == 0:
-        return dict(out, text=f"no crossover: level 2's switch is faster than level 1's at every size measured "
-                              f"({first['size']} to {largest})")
+        return Crossover(f"no crossover: level 2's switch is faster than level 1's at every size measured "
+                         f"({first.size} to {largest})", pairs, **at)
     upto = "there" if first is pairs[-1] else f"there up to {largest}"
-    return dict(out, text=f"crossover at {first['size']} ({first['model']}): level 2's switch is faster than level 1's "
-                          f"from {upto}; level 1's is faster up to {pairs[start - 1]['size']}")
+    return Crossover(f"crossover at {first.size} ({first.model}): level 2's switch is faster than level 1's "
+                     f"from {upto}; level 1's is faster up to {pairs[start - 1].size}", pairs, **at)
 
 
 def level1_ram(rows):
-    """What level 1 costs in host RAM while asleep, per size: [{model, size, gib}]."""
-    return [{"model": r["model"], "size": r["size"], "gib": r["ram_held_gib"]["median"] if r["ram_held_gib"] else None}
-            for r in rows if r["level"] == 1 and r["state"] not in ("skipped",) + NO_NUMBERS]
+    """What level 1 costs in host RAM while asleep, per size."""
+    return tuple(Level1Ram(r.model, r.size, r.ram_held_gib.median if r.ram_held_gib else None)
+                 for r in rows if r.level == 1 and r.state not in ("skipped",) + NO_NUMBERS)
 
 
 def _facts(run):
@@ -165,7 +241,7 @@ def build_guide(run):
         l1_unit = model["units"].get("1")
         l1_reps = [r for r in run.units.get(l1_unit) or [] if r.ok] if l1_unit else []
         rows += [_row(run, model, level, l1_reps) for level in part["levels"]]
-    skipped = [{"model": m["name"], "size": _size_label(m), "reason": m["skipped"]} for m in models if m["skipped"]]
+    skipped = tuple(Skipped(m["name"], _size_label(m), m["skipped"]) for m in models if m["skipped"])
     notes = ["switch = a cycle's sleep + the wake after it (level 2's wake: wake_up + reload_weights + "
              "reset_prefix_cache + a 1-token warm-up); prompt = the first prompt after that wake; medians over "
              f"rounds 1-3 x {run.options.repeat} repeat(s)",
@@ -174,16 +250,15 @@ def build_guide(run):
              "= at that physical limit. Level 1 moves the weights out on sleep and back on wake; level 2 drops them "
              "and reloads them on wake (from disk or page cache, then host->GPU)",
              "sizes: parameters counted from each model's config.json"]
-    return {"schema": SCHEMA, "run": _facts(run), "rows": rows, "skipped": skipped, "crossover": crossover(rows),
-            "level1_ram": level1_ram(rows), "notes": notes}
+    return Guide(_facts(run), tuple(rows), skipped, crossover(rows), level1_ram(rows), tuple(notes))
 
 
 # -- text ----------------------------------------------------------------------------------------------
 def _cell(value, unit):
     if value is None:
         return "-"
-    if isinstance(value, dict):
-        value = value["median"]
+    if isinstance(value, Cell):
+        value = value.median
     if unit == "x":
         return f"{value:.2f}"
     if unit == "GiB":
@@ -194,31 +269,31 @@ def _cell(value, unit):
 def _grid(guide, columns):
     headers = ["model", "size", "level"] + [h for _, h, _ in columns]
     lines = []
-    for r in guide["rows"]:
-        line = [r["slug"], r["size"], f"L{r['level']}"]
-        if r["state"] == "skipped":
+    for r in guide.rows:
+        line = [r.slug, r.size, f"L{r.level}"]
+        if r.state == "skipped":
             line += ["skipped"] + [""] * (len(columns) - 1)
-        elif r["state"] in NO_NUMBERS:
-            line += [r["state"]] + [""] * (len(columns) - 1)
+        elif r.state in NO_NUMBERS:
+            line += [r.state] + [""] * (len(columns) - 1)
         else:
-            line += [_cell(r[k], u) for k, _, u in columns]
-            line[2] += " SUSPECT" if r["state"] == "suspect" else ""
+            line += [_cell(getattr(r, k), u) for k, _, u in columns]
+            line[2] += " SUSPECT" if r.state == "suspect" else ""
         lines.append(line)
     return headers, lines
 
 
 def summary_lines(guide):
-    lines = [guide["crossover"]["text"]]
-    ram = [f"{x['size']} {x['gib']:.2f} GiB" for x in guide["level1_ram"] if x["gib"] is not None]
+    lines = [guide.crossover.text]
+    ram = [f"{x.size} {x.gib:.2f} GiB" for x in guide.level1_ram if x.gib is not None]
     lines.append("level 1 holds in host RAM while asleep: " + ("; ".join(ram) if ram else "n/a (no RSS reading)"))
-    bounds = [f"{r['size']} L{r['level']} wake {r['wake_x_bound']:.2f}x" for r in guide["rows"] if r.get("wake_x_bound")]
+    bounds = [f"{r.size} L{r.level} wake {r.wake_x_bound:.2f}x" for r in guide.rows if r.wake_x_bound]
     if bounds:
         lines.append("wake against the host->GPU bound: " + "; ".join(bounds))
     return lines
 
 
 def header(guide):
-    f = guide["run"]
+    f = guide.run
     h2d = ", ".join(f"{lane} {gbps:.1f} GB/s" for lane, gbps in f["h2d_gbps"].items()) or "not measured"
     gpu_mem = (f"{f['gpu_memory_gib']:.1f} GiB, {f['gpu_memory_source']}" if f["gpu_memory_gib"]
                else f["gpu_memory_source"])
@@ -243,15 +318,15 @@ def text(guide, fmt="terminal", width=WIDTH):
     if fmt == "github":
         out = [f"## {out[0]}", ""] + [line + "  " for line in out[1:]]
     out += ["", grid, ""]
-    out += [f"skipped {s['model']} ({s['size']}): {s['reason']}; no server started" for s in guide["skipped"]]
-    out += [f"FAILED {r['unit']}: {'; '.join(r['errors'])}" for r in guide["rows"] if r["state"] == "failed"]
+    out += [f"skipped {s.model} ({s.size}): {s.reason}; no server started" for s in guide.skipped]
+    out += [f"FAILED {r.unit}: {'; '.join(r.errors)}" for r in guide.rows if r.state == "failed"]
     out += summary_lines(guide)
-    out += ["", "notes:"] + [f"- {n}" for n in guide["notes"]]
+    out += ["", "notes:"] + [f"- {n}" for n in guide.notes]
     return "\n".join(out) + "\n"
 
 
 def json_file(guide):
-    return json.dumps(guide, indent=1, sort_keys=True) + "\n"
+    return dumps(guide, indent=1)
 
 
 def texts(run):

@@ -14,12 +14,13 @@ load cut into parts that add up to it:
 
     table = build_loads(run);  loads_text(table, fmt, wide)
 """
-import json
 import textwrap
+from dataclasses import dataclass
 
 from kit import layout
 from kit.results import metrics, render
-from kit.results.records import plain
+from kit.results.metrics import Cell
+from kit.results.records import Record, dumps
 from kit.results.tables import run_facts
 from kit.workload import scenarios, serverlog
 from kit.workload.steps import base_arm
@@ -40,6 +41,34 @@ NOTES = [
     "graphs = CUDA-graph capture; 1st log: process start to the server's first output line, measured by the kit "
     "(within start-up; n/a for runs written before events schema 3); GiB: the weights' size in GPU memory",
 ]
+
+
+@dataclass(frozen=True)
+class LoadRow(Record):
+    """The loads of one unit and model in one compile-cache state (None: the log does not say): a Cell of the
+    measured load, of each part (PARTS; None where no load has it), of the first log line and the weights' GiB;
+    without_parts: how many of its loads lack a part; cache_keys: the compile-cache keys they used."""
+    unit: str
+    arm: str
+    model: str
+    cache: str | None
+    n: int
+    load: Cell | None
+    parts: dict[str, Cell | None]
+    first_log: Cell | None
+    weights_gib: Cell | None
+    without_parts: int
+    cache_keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LoadTable(Record):
+    """The load-breakdown table of a run (tables/loads.json). run: the header facts (tables.run_facts)."""
+    run: dict
+    rows: tuple[LoadRow, ...]
+    notes: tuple[str, ...]
+    schema: int = SCHEMA
+    kind: str = "loads"
 
 
 # -- backfill (runs before events schema 3) ----------------------------------------------------------
@@ -79,27 +108,22 @@ def _unit_order(unit):
     return (arms.index(arm) if arm in arms else len(arms), unit)
 
 
-def _stats(values):
-    """metrics.stats in its JSON form: this table's rows are still plain dicts (plot.loads_spec reads them)."""
-    return plain(metrics.stats(values))
-
-
 def _row(unit, model, cache, loads):
     split = [parts(e) for e in loads]
     known = [p for p in split if p]
     b = [e.get("breakdown") or {} for e in loads]
-    return {"unit": unit, "arm": base_arm(unit), "model": model, "cache": cache, "n": len(loads),
-            "load": _stats([e["duration_s"] for e in loads]),
-            "parts": {name: _stats([p[name] for p in known]) for name, _ in PARTS},
-            "first_log": _stats([x.get("first_log_s") for x in b]),
-            "weights_gib": _stats([x.get("weights_gib") for x in b]),
-            "without_parts": len(split) - len(known),
-            "cache_keys": sorted({x["cache_key"] for x in b if x.get("cache_key")})}
+    return LoadRow(unit, base_arm(unit), model, cache, len(loads),
+                   load=metrics.stats([e["duration_s"] for e in loads]),
+                   parts={name: metrics.stats([p[name] for p in known]) for name, _ in PARTS},
+                   first_log=metrics.stats([x.get("first_log_s") for x in b]),
+                   weights_gib=metrics.stats([x.get("weights_gib") for x in b]),
+                   without_parts=len(split) - len(known),
+                   cache_keys=tuple(sorted({x["cache_key"] for x in b if x.get("cache_key")})))
 
 
 def build_loads(run):
-    """{"schema", "kind": "loads", "run": header facts, "rows": [one per unit, model and cache state], "notes"}.
-    The loads of usable repeats only (those the five tables take their numbers from)."""
+    """The LoadTable of a run: a row per unit, model and cache state. The loads of usable repeats only (those
+    the five tables take their numbers from)."""
     rows = []
     for unit in sorted(run.units, key=_unit_order):
         loads = [e for r in run.units[unit] if r.ok for e in r.events if e["kind"] == "load" and e["ok"]]
@@ -110,32 +134,32 @@ def build_loads(run):
                     groups.setdefault((e.get("breakdown") or {}).get("compile_cache"), []).append(e)
             rows += [_row(unit, model, cache, groups[cache]) for cache in sorted(groups, key=CACHE_ORDER.get)]
     notes = list(NOTES)
-    missing = sum(r["without_parts"] for r in rows)
+    missing = sum(r.without_parts for r in rows)
     if missing:
         notes.append(f"{missing} load(s) have no parts: their server log lacks a line of the breakdown "
                      "(or the log is missing); they count in n and the load column only")
-    return {"schema": SCHEMA, "kind": "loads", "run": run_facts(run), "rows": rows, "notes": notes}
+    return LoadTable(run_facts(run), tuple(rows), tuple(notes))
 
 
 # -- text ----------------------------------------------------------------------------------------------
-def _cell(stats, wide):
-    if not stats:
+def _cell(cell, wide):
+    if not cell:
         return "n/a"
-    text = f"{stats['median']:.2f}"
-    return text + (f" ({stats['min']:.2f}..{stats['max']:.2f})" if wide and stats["n"] > 1 else "")
+    text = f"{cell.median:.2f}"
+    return text + (f" ({cell.min:.2f}..{cell.max:.2f})" if wide and cell.n > 1 else "")
 
 
 def grid(table, wide=False):
     """Narrow (80 columns): unit and model in one column, the cache state with its count of loads, 'rest'
     for the rest of engine init, and no first-log or GiB columns."""
-    parts = lambda r: [_cell(r["parts"][name], wide) for name, _ in PARTS]
+    parts = lambda r: [_cell(r.parts[name], wide) for name, _ in PARTS]
     if not wide:
         headers = ["unit", "cache", "load"] + [label if name != "engine_rest" else "rest" for name, label in PARTS]
-        return headers, [[f"{r['unit']} {r['model']}", f"{r['cache'] or '?'} x{r['n']}", _cell(r["load"], False)]
-                         + parts(r) for r in table["rows"]]
+        return headers, [[f"{r.unit} {r.model}", f"{r.cache or '?'} x{r.n}", _cell(r.load, False)]
+                         + parts(r) for r in table.rows]
     headers = ["unit", "model", "cache", "n", "load"] + [label for _, label in PARTS] + ["1st log", "GiB"]
-    return headers, [[r["unit"], r["model"], r["cache"] or "?", str(r["n"]), _cell(r["load"], wide)] + parts(r)
-                     + [_cell(r["first_log"], wide), _cell(r["weights_gib"], False)] for r in table["rows"]]
+    return headers, [[r.unit, r.model, r.cache or "?", str(r.n), _cell(r.load, wide)] + parts(r)
+                     + [_cell(r.first_log, wide), _cell(r.weights_gib, False)] for r in table.rows]
 
 
 def _bullets(items, width):
@@ -153,9 +177,9 @@ def loads_text(table, fmt="terminal", wide=False):
     headers, lines = grid(table, wide)
     parts_text = ["Load breakdown: what each load was made of (seconds, median"
                   + (" (min..max)" if wide else "") + " of a row's loads)",
-                  _bullets(render.header_lines(table["run"]), width),
+                  _bullets(render.header_lines(table.run), width),
                   render.tab(headers, lines, render.TABLEFMT[fmt]) if lines else "no loads",
-                  _bullets(table["notes"], width)]
+                  _bullets(table.notes, width)]
     return "\n\n".join(parts_text) + "\n"
 
 
@@ -165,4 +189,4 @@ def markdown(table):
 
 
 def json_file(table):
-    return json.dumps(table, indent=2, sort_keys=True) + "\n"
+    return dumps(table)

@@ -141,7 +141,7 @@ def loads_view(run):
     from kit.results import loads
     table = loads.build_loads(run)
     headers, grid = loads.grid(table, wide=True)
-    return {"grid": grid_rows(headers, grid), "notes": table["notes"]} if table["rows"] else None
+    return {"grid": grid_rows(headers, grid), "notes": list(table.notes)} if table.rows else None
 
 
 def table_view(table):
