@@ -393,3 +393,6 @@ def main(argv=None):
     except click.ClickException as e:
         e.show()
         return e.exit_code
+
+
+main.group = cli        # the command tree, for what walks it without running a command (the help and docs tests)

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import ROOT
 from fabricate import fabricate_run
-from kit.cli import cli, main
+from kit.cli import main
 
 GOOD_SERVER = "python3 tests/vllm_double.py"
 
@@ -169,7 +169,7 @@ def command_paths(group, path=()):
             yield from command_paths(command, path + (name,))
 
 
-COMMANDS = list(command_paths(cli))
+COMMANDS = list(command_paths(main.group))
 
 
 @pytest.mark.parametrize("command", COMMANDS)
