@@ -68,6 +68,7 @@ BAD_INPUTS = [
     (["table", "../good", "--results-dir", "{r}"], "is not a run id"),
     (["table", "nosuch", "--results-dir", "{r}"], "no run 'nosuch'"),
     (["table", "--results-dir", "{r}", "--table", "9"], "unknown table '9'"),
+    (["table", "good", "--loads", "--results-dir", "{r}", "--table", "9"], "unknown table '9'"),
     (["table", "broken-manifest", "--results-dir", "{r}"], "not JSON"),
     (["table", "bad-events", "--results-dir", "{r}"], "events.jsonl:27: not JSON"),
     (["plot", "bad-events", "--results-dir", "{r}"], "events.jsonl:27: not JSON"),
