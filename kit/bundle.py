@@ -281,6 +281,14 @@ def load_bundle(path):
     return run
 
 
+def load_named(source, results_dir, say=None):
+    """The run `kit table` reads: a bundle (.tar.gz, through load_bundle), else the one runs.pick_run finds (a run
+    id, a run folder; default: the latest run)."""
+    if source and source.endswith((".tar.gz", ".tgz")):
+        return load_any(source)
+    return results.load_run(runs.pick_run(results_dir, source, say).path)
+
+
 def load_any(source, results_dir=None, say=None):
     """A run from a run id (in results_dir or its reference/ folder), a run directory, or a bundle (.tar.gz,
     through load_bundle)."""

@@ -4,7 +4,6 @@ Only click: the command line and the KIT_* environment variables (click's envvar
 into kit.options.RunOptions and arguments of the library; errors are kit.errors.KitError and become one
 line on stderr with their exit status in main(), the only place that translates them.
 """
-import json
 import re
 import tempfile
 from dataclasses import fields
@@ -14,11 +13,10 @@ import click
 
 from kit import __version__, hints, layout
 from kit.errors import BadInput, KitError, NotFound
-from kit.options import RunOptions, flag
+from kit.options import RunOptions, flag, parse_tables, run_options, sweep_options
 from kit.twins import TWINS
 from kit.workload import scenarios
 
-TABLE_NUMBERS = [str(n) for n in scenarios.TABLES]
 FORMATS = ("terminal", "github", "plain", "json")
 
 
@@ -70,23 +68,6 @@ DOCTOR_FIELDS = ("runtime", "model_a", "model_b", "server_cmd", "gpus", "gpu_acc
                  "slurm_container")
 
 
-def parse_tables(values, all_tables=False):
-    """('1', '4') or ('1,2',) or --all -> [1, 4]."""
-    if all_tables and values:
-        raise BadInput("give table numbers or --all, not both")
-    if all_tables:
-        return sorted(scenarios.TABLES)
-    numbers = []
-    for value in values:
-        for t in filter(None, value.split(",")):
-            t = t.strip().lower().removeprefix("table")
-            if t not in TABLE_NUMBERS:
-                raise BadInput(f"unknown table {t!r}: the study has tables 1-5")
-            if int(t) not in numbers:
-                numbers.append(int(t))
-    return numbers
-
-
 def explicit(ctx, names):
     """{name: value} of the options typed on the command line (or set in the environment)."""
     sources = (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
@@ -130,28 +111,8 @@ def run(ctx, tables, all_tables, arms, results_dir, run_id, resume_id, dry_run, 
     everything and prints the --resume command.
     """
     from kit import run as runner
-    from kit.outcomes import report
-    given = explicit(ctx, RUN_FIELDS)
-    if resume_id:
-        if tables or all_tables or arms or run_id:
-            raise BadInput("--resume finishes a run with its own tables, arms and id; give none of them")
-        options = None
-    else:
-        if run_id is not None:
-            layout.check_run_id(run_id)
-        numbers = parse_tables(tables, all_tables)
-        if arms and numbers:
-            raise BadInput("give tables or --arm, not both")
-        if not arms and not numbers:
-            raise BadInput("which tables? give numbers 1-5 (e.g. `kit run 1 4`) or --all")
-        options = RunOptions(tables=tuple(numbers), arms=tuple(dict.fromkeys(arms)), **values)   # checked by run
-    if dry_run:
-        for line in runner.dry_run(options, results_dir, resume_id, given):
-            click.echo(line)
-        return
-    outcomes = runner.run(options, results_dir, run_id=run_id, resume=resume_id, given=given, say=click.echo)
-    if outcomes:            # none: a resume of a complete run, which said so
-        report(outcomes, say=click.echo)
+    options = run_options(tables, all_tables, arms, run_id, resume_id, values)
+    runner.start(options, results_dir, run_id, resume_id, explicit(ctx, RUN_FIELDS), dry_run, say=click.echo)
 
 
 @cli.command()
@@ -174,23 +135,8 @@ def sweep(ctx, models, levels, gpu_memory_gib, results_dir, run_id, resume_id, d
     servers get the study's arguments but --gpu-memory-utilization 0.9 (one server at a time).
     """
     from kit import run as runner
-    from kit import sweep as sweeping
-    from kit.outcomes import report
-    given = explicit(ctx, SWEEP_FIELDS)
-    if resume_id:
-        if models or run_id:
-            raise BadInput("--resume finishes a sweep with its own models, levels and id; give none of them")
-        options = None
-    else:
-        if not models:
-            raise BadInput("which models? give --models M1,M2 (hub names or local folders)")
-        options = RunOptions(sweep_models=sweeping.parse_models(models), sweep_levels=sweeping.parse_levels(levels),
-                             gpu_memory_gib=gpu_memory_gib, **values)
-    if dry_run:
-        for line in runner.dry_run(options, results_dir, resume_id, given):
-            click.echo(line)
-        return
-    report(runner.run(options, results_dir, run_id=run_id, resume=resume_id, given=given, say=click.echo), say=click.echo)
+    options = sweep_options(models, levels, gpu_memory_gib, run_id, resume_id, values)
+    runner.start(options, results_dir, run_id, resume_id, explicit(ctx, SWEEP_FIELDS), dry_run, say=click.echo)
 
 
 # -- reading runs -------------------------------------------------------------------------------------
@@ -202,11 +148,6 @@ def note(line):
 def pick(results_dir, run_id):
     from kit import runs
     return runs.pick_run(results_dir, run_id, say=note)
-
-
-def load(results_dir, run_id):
-    from kit import results
-    return results.load_run(pick(results_dir, run_id).path)
 
 
 @cli.command()
@@ -225,24 +166,8 @@ def table(run_id, results_dir, tables, fmt, wide, loads_only):
     RUN_ID may be a bundle (.tar.gz): it is read only if it passes `kit bundle verify`."""
     from kit import bundle as bundles
     from kit import results
-    from kit.results import guide, loads, render, summary
-    bundled = run_id and run_id.endswith((".tar.gz", ".tgz"))
-    run = bundles.load_any(run_id) if bundled else load(results_dir, run_id)
-    breakdown = loads.loads_text(loads.build_loads(run), fmt, wide)
-    if loads_only:
-        click.echo(breakdown, nl=False)
-        return
-    if guide.is_sweep(run) and not tables:
-        click.echo(guide.text(guide.build_guide(run), fmt, None if wide else render.terminal_width()), nl=False)
-        return
-    numbers = sorted(parse_tables(tables)) or run.tables
-    built = [results.build_table(run, n) for n in numbers]
-    width = render.terminal_width()
-    click.echo(render.text(built, fmt, wide, width), nl=False)
-    if fmt != "json":
-        click.echo("\n" + breakdown, nl=False)
-    if fmt == "terminal":
-        click.echo("\n" + summary.text(built, None if wide else width), nl=False)
+    run = bundles.load_named(run_id, results_dir, say=note)
+    click.echo(results.view_text(run, parse_tables(tables), fmt, wide, loads_only), nl=False)
 
 
 @cli.command()
@@ -348,14 +273,7 @@ def wide_option(f):
 def list_runs(results_dir, wide):
     """List the runs: id, date, tables with data, GPU, runtime and state."""
     from kit import runs
-    rows = runs.listing(results_dir)
-    reference = Path(results_dir) / layout.REFERENCE
-    if not rows and reference.is_dir() and runs.listing(reference):
-        note(f"no runs in {results_dir} yet; the committed reference runs in {reference}:")
-        rows = runs.listing(reference)
-    if not rows:
-        raise NotFound(f"no runs in {results_dir}", runs.empty_hint(results_dir))
-    click.echo(runs.listing_text(rows, wide))
+    click.echo(runs.ls_text(results_dir, wide, say=note))
 
 
 @cli.command()
@@ -446,10 +364,7 @@ def twin(name, out, seed, tiny, device):
     qwen3-coder-30b-a3b  Qwen/Qwen3-Coder-30B-A3B-Instruct (MoE: vLLM needs the MOE=1 overlay offline)
     """
     from kit import twins
-    if Path(out).exists() and any(Path(out).iterdir()):
-        raise BadInput(f"{out} is not empty", "remove it or give another --out")
-    info = twins.make_twin(name, out, seed=seed, tiny=tiny, progress=click.echo, device=device)
-    (Path(out) / "sleepkit-twin.json").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
+    info = twins.write_twin(name, out, seed=seed, tiny=tiny, progress=click.echo, device=device)
     click.echo(f"{out}: {info['params']:,} parameters, digest {info['digest']}")
 
 
@@ -478,3 +393,6 @@ def main(argv=None):
     except click.ClickException as e:
         e.show()
         return e.exit_code
+
+
+main.group = cli        # the command tree, for what walks it without running a command (the help and docs tests)

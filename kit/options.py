@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from functools import cached_property
 from pathlib import Path
 
+from kit import layout
 from kit.errors import BadInput, BadRecord
 from kit.runtimes import REGISTRY
 from kit.workload import scenarios
@@ -172,6 +173,53 @@ def _fits(value, kind):
     if kind is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     return isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+
+
+def parse_tables(values, all_tables=False):
+    """('1', '4') or ('1,2',) or --all -> [1, 4]."""
+    if all_tables and values:
+        raise BadInput("give table numbers or --all, not both")
+    if all_tables:
+        return sorted(scenarios.TABLES)
+    numbers = []
+    for value in values:
+        for t in filter(None, value.split(",")):
+            t = t.strip().lower().removeprefix("table")
+            if t not in [str(n) for n in scenarios.TABLES]:
+                raise BadInput(f"unknown table {t!r}: the study has tables 1-5")
+            if int(t) not in numbers:
+                numbers.append(int(t))
+    return numbers
+
+
+def run_options(tables, all_tables, arms, run_id, resume, values):
+    """`kit run`'s options from its arguments (checked when the run starts); None with --resume, which
+    finishes a run with the options in its manifest."""
+    if resume:
+        if tables or all_tables or arms or run_id:
+            raise BadInput("--resume finishes a run with its own tables, arms and id; give none of them")
+        return None
+    if run_id is not None:
+        layout.check_run_id(run_id)
+    numbers = parse_tables(tables, all_tables)
+    if arms and numbers:
+        raise BadInput("give tables or --arm, not both")
+    if not arms and not numbers:
+        raise BadInput("which tables? give numbers 1-5 (e.g. `kit run 1 4`) or --all")
+    return RunOptions(tables=tuple(numbers), arms=tuple(dict.fromkeys(arms)), **values)
+
+
+def sweep_options(models, levels, gpu_memory_gib, run_id, resume, values):
+    """`kit sweep`'s options from its arguments (checked when the sweep starts); None with --resume."""
+    from kit import sweep
+    if resume:
+        if models or run_id:
+            raise BadInput("--resume finishes a sweep with its own models, levels and id; give none of them")
+        return None
+    if not models:
+        raise BadInput("which models? give --models M1,M2 (hub names or local folders)")
+    return RunOptions(sweep_models=sweep.parse_models(models), sweep_levels=sweep.parse_levels(levels),
+                      gpu_memory_gib=gpu_memory_gib, **values)
 
 
 def field_meta(name):

@@ -21,6 +21,7 @@ from pathlib import Path
 from kit import doctor, gpus, hints, layout, manifest, plan, results, runlock, sweep
 from kit.errors import BadInput, DiskFull, Interrupted, NotFound
 from kit.options import ADOPTED, field_meta, flag
+from kit.outcomes import report
 from kit.progress import Progress
 from kit.runtimes import ArmJob, get_runtime, runtime_class
 from kit.schedule import Scheduler
@@ -474,6 +475,18 @@ def dry_run(options, results_dir, resume=None, given=None):
             todo = [j for j in todo if j.unit.name not in sweep.skipped_units(part)]
         lines += describe_plan(opts, todo, cls.lanes(opts, len(todo)), runtime_for_dry_run(opts), results_dir)
     return lines
+
+
+def start(options, results_dir, run_id=None, resume=None, given=None, plan_only=False, say=print):
+    """`kit run` and `kit sweep`: say() the plan (plan_only: --dry-run), or run and say what came of it
+    (kit.outcomes.report: RunFailed when jobs failed). A resume of a complete run only says so."""
+    if plan_only:
+        for line in dry_run(options, results_dir, resume, given):
+            say(line)
+        return
+    outcomes = run(options, results_dir, run_id=run_id, resume=resume, given=given, say=say)
+    if outcomes:
+        report(outcomes, say=say)
 
 
 def runtime_for_dry_run(options):

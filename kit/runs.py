@@ -138,6 +138,20 @@ def listing_text(rows, wide=False, width=WIDTH):
     return text
 
 
+def ls_text(results_dir, wide=False, say=None):
+    """`kit ls`: listing_text of the runs in results_dir; when it has none, of the committed reference runs in
+    its reference/ folder, and say(line) is told so. NotFound when neither has a run."""
+    rows = listing(results_dir)
+    reference = Path(results_dir) / layout.REFERENCE
+    if not rows and reference.is_dir() and listing(reference):
+        if say:
+            say(f"no runs in {results_dir} yet; the committed reference runs in {reference}:")
+        rows = listing(reference)
+    if not rows:
+        raise NotFound(f"no runs in {results_dir}", empty_hint(results_dir))
+    return listing_text(rows, wide)
+
+
 def empty_hint(results_dir):
     reference = Path(results_dir) / layout.REFERENCE
     hint = "start one with `kit run 1`"

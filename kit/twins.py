@@ -34,6 +34,7 @@ from collections.abc import Callable
 from kit.errors import BadInput, TwinDependencyError
 
 INSTALL_HINT = "pip install '.[twins]' (or .venv/bin/pip install -e '.[twins]')"
+RECORD = "sleepkit-twin.json"     # what write_twin made, beside the files
 
 
 @dataclass(frozen=True)
@@ -727,6 +728,17 @@ def _device(d: SimpleNamespace, twin: Twin, device: str | None) -> str:
     if twin.bits == "mt19937":
         return "cpu"
     return device or ("cuda" if cuda else "cpu")
+
+
+def write_twin(name: str, out_dir, seed: int = 0, tiny: bool = False,
+               progress: Callable[[str], None] | None = print, device: str | None = None) -> dict:
+    """`kit models twin`: make_twin into a new or empty folder (BadInput otherwise, before anything is made),
+    then its record, RECORD, beside the files (kit.manifest reads a twin's digest from it)."""
+    if Path(out_dir).exists() and any(Path(out_dir).iterdir()):
+        raise BadInput(f"{out_dir} is not empty", "remove it or give another --out")
+    info = make_twin(name, out_dir, seed=seed, tiny=tiny, progress=progress, device=device)
+    (Path(out_dir) / RECORD).write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
+    return info
 
 
 def make_twin(name: str, out_dir, seed: int = 0, tiny: bool = False,

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import ROOT
 from fabricate import fabricate_run
-from kit.cli import cli, main
+from kit.cli import main
 
 GOOD_SERVER = "python3 tests/vllm_double.py"
 
@@ -76,6 +76,7 @@ BAD_INPUTS = [
     (["table", "../good", "--results-dir", "{r}"], "is not a run id"),
     (["table", "nosuch", "--results-dir", "{r}"], "no run 'nosuch'"),
     (["table", "--results-dir", "{r}", "--table", "9"], "unknown table '9'"),
+    (["table", "good", "--loads", "--results-dir", "{r}", "--table", "9"], "unknown table '9'"),
     (["table", "broken-manifest", "--results-dir", "{r}"], "not JSON"),
     (["table", "bad-events", "--results-dir", "{r}"], "events.jsonl:27: not JSON"),
     (["plot", "bad-events", "--results-dir", "{r}"], "events.jsonl:27: not JSON"),
@@ -177,7 +178,7 @@ def command_paths(group, path=()):
             yield from command_paths(command, path + (name,))
 
 
-COMMANDS = list(command_paths(cli))
+COMMANDS = list(command_paths(main.group))
 
 
 @pytest.mark.parametrize("command", COMMANDS)

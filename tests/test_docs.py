@@ -16,7 +16,7 @@ import click
 import pytest
 
 from conftest import ROOT
-from kit.cli import cli, main
+from kit.cli import main
 
 pytestmark = pytest.mark.e2e
 # docs/cli.md is click's help, not command lines to run; test_cli checks that it is current
@@ -61,8 +61,8 @@ def argv(line):
 def parse_kit(args):
     """click's parse of a kit command line, down to the (sub)command: unknown options, missing arguments and
     bad choices fail here, without running anything."""
-    ctx = cli.make_context("kit", list(args))
-    command, rest = cli, unparsed(ctx)
+    ctx = main.group.make_context("kit", list(args))
+    command, rest = main.group, unparsed(ctx)
     while isinstance(command, click.Group):
         name, command, rest = command.resolve_command(ctx, rest)
         ctx = command.make_context(name, list(rest), parent=ctx)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import kit, leftover_servers, only_run, server_cmd
+from conftest import ROOT, kit, leftover_servers, only_run, server_cmd
 from kit import sweep, twins
 from kit.errors import BadInput
 from kit.options import RunOptions
@@ -277,6 +277,21 @@ def test_an_interrupted_sweep_resumes_with_its_own_models_and_fit(sweep_run, tmp
     after = json.loads((copy / "manifest.json").read_text())
     assert after["complete"] is True and after["sweep"] == manifest["sweep"]       # the fit is not redone
     assert (copy / "guide-phi-3-mini-l2" / "r1" / "events.jsonl").exists() and not list(copy.glob("guide-qwen3-32b-*"))
+
+
+def test_resuming_a_complete_sweep_changes_nothing(tmp_path, capsys):
+    """The reference sweep's first unit, as a sweep of that one model and level: complete, so nothing to run."""
+    import shutil
+    from kit.cli import main
+    run = shutil.copytree(ROOT / "results" / "reference" / "h100-vllm0.24.0-guide", tmp_path / "one")
+    record = json.loads((run / "manifest.json").read_text())
+    record["options"].update(sweep_models=record["options"]["sweep_models"][:1], sweep_levels=[1])
+    record["sweep"].update(models=record["sweep"]["models"][:1], levels=[1])
+    (run / "manifest.json").write_text(json.dumps(dict(record, complete=True)))
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert main(["sweep", "--resume", "one", "--results-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == "run one is complete: nothing to resume, nothing changed (its tables: `kit table one`)\n"
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
 
 
 class _Mem:

@@ -14,12 +14,12 @@
 kit.plot and kit.bundle sit on top of this package (kit.bundle.load_any reads a run id, folder or bundle).
 """
 from kit import layout
-from kit.results import guide, loads
+from kit.results import guide, loads, render, summary
 from kit.results.load import Repeat, Run, load_run
 from kit.results.render import json_file, markdown
 from kit.results.tables import build_table
 
-__all__ = ["Repeat", "Run", "build_table", "load_run", "table_texts", "write_tables"]
+__all__ = ["Repeat", "Run", "build_table", "load_run", "table_texts", "view_text", "write_tables"]
 
 
 def table_texts(run, numbers=None):
@@ -44,3 +44,22 @@ def write_tables(run, numbers=None):
         layout.write_text(out / name, text)     # a full disk leaves the old table, never half a new one
         paths.append(out / name)
     return paths
+
+
+def view_text(run, numbers=(), fmt="terminal", wide=False, loads_only=False):
+    """What `kit table` shows of a run: its tables (numbers; default run.tables) beside the published numbers, its
+    load breakdown (not in JSON: loads_only gives it alone) and what each table says (terminal); a sweep run
+    asked for no tables: its guide. At most the terminal's width unless wide."""
+    breakdown = loads.loads_text(loads.build_loads(run), fmt, wide)
+    if loads_only:
+        return breakdown
+    width = render.terminal_width()
+    if guide.is_sweep(run) and not numbers:
+        return guide.text(guide.build_guide(run), fmt, None if wide else width)
+    built = [build_table(run, n) for n in sorted(numbers) or run.tables]
+    text = render.text(built, fmt, wide, width)
+    if fmt != "json":
+        text += "\n" + breakdown
+    if fmt == "terminal":
+        text += "\n" + summary.text(built, None if wide else width)
+    return text
