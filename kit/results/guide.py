@@ -11,6 +11,7 @@ else the config.json estimate) over the pinned host->GPU bandwidth measured on t
 copies the weights out on sleep and back on wake; level 2 drops them on sleep and reloads them on wake.
 Then the crossover (from which size level 2's switch is faster than level 1's) and level 1's RAM per size.
 """
+import textwrap
 from dataclasses import dataclass, replace
 
 from tabulate import tabulate
@@ -314,15 +315,21 @@ def text(guide, fmt="terminal", width=WIDTH):
         if fmt != "terminal" or width is None or len(columns) <= 3 or max(map(len, grid.splitlines())) <= width:
             break
         columns.pop()
-    out = header(guide)
+    head = header(guide)
     if fmt == "github":
-        out = [f"## {out[0]}", ""] + [line + "  " for line in out[1:]]
-    out += ["", grid, ""]
-    out += [f"skipped {s.model} ({s.size}): {s.reason}; no server started" for s in guide.skipped]
-    out += [f"FAILED {r.unit}: {'; '.join(r.errors)}" for r in guide.rows if r.state == "failed"]
-    out += summary_lines(guide)
-    out += ["", "notes:"] + [f"- {n}" for n in guide.notes]
-    return "\n".join(out) + "\n"
+        head = [f"## {head[0]}", ""] + [line + "  " for line in head[1:]]
+    tail = [f"skipped {s.model} ({s.size}): {s.reason}; no server started" for s in guide.skipped]
+    tail += [f"FAILED {r.unit}: {'; '.join(r.errors)}" for r in guide.rows if r.state == "failed"]
+    tail += summary_lines(guide)
+    tail += ["", "notes:"] + [f"- {n}" for n in guide.notes]
+    if fmt == "terminal" and width:
+        head, tail = _fit(head, width), _fit(tail, width)
+    return "\n".join([*head, "", grid, "", *tail]) + "\n"
+
+
+def _fit(lines, width):
+    return [textwrap.fill(x, width, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False)
+            if len(x) > width else x for x in lines]
 
 
 def json_file(guide):
