@@ -18,7 +18,7 @@ from kit.workload import scenarios
 
 
 @dataclass(frozen=True)
-class Pair(Record):
+class Pair(Record, metrics.CacheVerdict):
     """One arm's number on side a and on side b: b/a of their medians, whether their ranges overlap, and the
     compile-cache verdict of the loads behind the two."""
     a: Cell | None
@@ -27,10 +27,6 @@ class Pair(Record):
     overlap: bool | None
     cache_state: str | None = None
     reason: str | None = None
-
-    @property
-    def not_comparable(self):
-        return self.cache_state == metrics.MIXED
 
 
 @dataclass(frozen=True)

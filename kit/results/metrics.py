@@ -25,6 +25,14 @@ PART_ORDER = ("wake_up", "reload_weights", "reset_prefix_cache", "warmup")
 MIXED = "mixed"      # cache_verdict's state of loads in different compile-cache states: their numbers are not comparable
 
 
+class CacheVerdict:
+    """What a row with a compile-cache verdict (cache_state, reason) answers: may its numbers be set side by side?"""
+    @property
+    def not_comparable(self):
+        """The loads behind its numbers were in different compile-cache states: no ratio (reason says why)."""
+        return self.cache_state == MIXED
+
+
 def num(x):
     return round(float(x), 6)
 

@@ -79,7 +79,7 @@ class PublishedCells(Record):
 
 
 @dataclass(frozen=True)
-class Row(Record):
+class Row(Record, metrics.CacheVerdict):
     """One metric of one model (model None: both, the total): a cell per arm, the control/test ratio of their
     medians, whether their ranges overlap, the published sources' cells, and the compile cache behind them."""
     metric: str
@@ -93,11 +93,6 @@ class Row(Record):
     cache: dict[str, CacheCounts] = field(default_factory=dict)
     cache_state: str | None = None
     reason: str | None = None
-
-    @property
-    def not_comparable(self):
-        """The loads behind the row's numbers were in different compile-cache states: no ratio (reason says why)."""
-        return self.cache_state == metrics.MIXED
 
 
 @dataclass(frozen=True)
