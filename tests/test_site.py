@@ -270,6 +270,44 @@ def test_the_same_inputs_give_the_same_bytes_and_a_rebuild_keeps_the_figures(fab
     assert tree(first) == tree(tmp_path / "again")
 
 
+def test_a_runs_stored_figures_are_copied_when_current_and_equal_freshly_drawn_ones(tmp_path):
+    from kit import plot
+    results_dir = tmp_path / "results"
+    run_dir = fabricate_run(results_dir, tables=(1,), run_id="plotted")
+    plot.plot_run(results.load_run(run_dir), [1])
+    figures = layout.RunDir(run_dir).figures_dir
+    built = {}
+
+    def build(name):
+        said = []
+        site.build([], tmp_path / name, results_dir, say=said.append)
+        built[name] = tree(tmp_path / name)
+        return next(line for line in said if "to draw" in line)
+
+    assert "5 figure(s): 0 to draw, 0 kept from the last build, 5 copied from the runs' figures/" in build("copied")
+    index = json.loads((figures / plot.INDEX).read_text())
+    index["figures"]["loads"] = "0" * 64            # what loads.svg shows is not what the site would draw
+    (figures / plot.INDEX).write_text(json.dumps(index))
+    assert "1 to draw" in build("one-stale") and built["one-stale"] == built["copied"]
+    (figures / plot.INDEX).write_text(json.dumps(dict(index, matplotlib="0.1")))     # another matplotlib's files
+    assert "5 to draw" in build("other-matplotlib")
+    shutil.rmtree(figures)
+    assert "5 to draw" in build("drawn")
+    assert built["drawn"] == built["copied"] == built["other-matplotlib"], "a copied figure is the one drawn, byte for byte"
+
+
+def test_the_committed_reference_figures_are_what_kit_plot_draws_now():
+    from kit import plot
+    stale = []
+    for run_dir in reference_runs():
+        run = results.load_run(run_dir)
+        folder = layout.RunDir(run_dir).figures_dir
+        index = plot.read_index(folder, any_matplotlib=True)
+        if any(index.get(p.stem) != p.digest or not (folder / f"{p.stem}.svg").is_file() for p in plot.plots(run, run.tables)):
+            stale.append(run_dir.name)
+    assert not stale, f"the figures of {', '.join(stale)} are stale: run `make reference-figures` and commit results/reference"
+
+
 def tree(folder):
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}
 
