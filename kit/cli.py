@@ -257,8 +257,7 @@ def plot(run_id, results_dir, tables, out):
     run_dir = pick(results_dir, run_id)
     run = results.load_run(run_dir.path)
     if out is None and run_dir.path.resolve().parent.name == layout.REFERENCE:
-        note(f"{run_dir.run_id} is a committed reference run: its SVG figures and figures/index.json are committed "
-             "(the site copies them); a change shows in `git status`")
+        note(f"{run_dir.run_id} is a committed reference run: commit what changes in its figures/ (SVG, index.json)")
     for path in plots.plot_run(run, parse_tables(tables) or run.tables, out):
         click.echo(str(path))
 

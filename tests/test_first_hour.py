@@ -122,7 +122,7 @@ def test_plot_of_a_committed_reference_redraws_its_committed_figures_and_says_so
     monkeypatch.setattr(plot, "plot_run", lambda run, numbers, out=None: [out or run.source / "figures"])  # where, not how
     code, out, err = run_main(capsys, "plot", run_dir)
     assert code == 0 and out.strip() == str(run_dir / "figures")
-    assert "committed reference run: its SVG figures and figures/index.json are committed" in err
+    assert "committed reference run: commit what changes in its figures/" in err
     code, out, err = run_main(capsys, "plot", run_dir, "--out", tmp_path / "mine")
     assert out.strip() == str(tmp_path / "mine") and "committed" not in err
 
