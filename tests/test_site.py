@@ -295,6 +295,10 @@ def test_a_runs_stored_figures_are_copied_when_current_and_equal_freshly_drawn_o
     assert len(figs.stored(run_dir, figs.run_figures(run, views.load_tables(run)))) == 4
     (figures / plot.INDEX).write_text(json.dumps(dict(index, matplotlib="0.1")))     # another matplotlib's files
     assert figs.stored(run_dir, figs.run_figures(run, views.load_tables(run))) == {}
+    (figures / plot.INDEX).write_text(json.dumps(index))
+    (figures / "table1-bars.svg").unlink()
+    (figures / "table1-bars.svg").symlink_to(tmp_path / "copied" / "index.html")    # a file from elsewhere
+    assert len(figs.stored(run_dir, figs.run_figures(run, views.load_tables(run)))) == 3
     shutil.rmtree(figures)
     assert "5 to draw" in build("drawn")
     assert built["drawn"] == built["copied"], "a copied figure is the one drawn, byte for byte"
