@@ -14,7 +14,7 @@ VENV    := .venv
 KIT     := KIT_VIA_MAKE=1 $(VENV)/bin/kit
 DEMO    := build/demo
 
-.PHONY: help table1 table2 table3 table4 table5 all guide resume demo image doctor clean bench test test-fast site docs
+.PHONY: help table1 table2 table3 table4 table5 all guide resume demo image doctor clean bench test test-fast site reference-figures docs
 
 help:            ## this list
 	@grep -E '^[a-z0-9 -]+:.*## ' $(MAKEFILE_LIST) | sed -e 's/:.*## /\t/' -e 's/^table1 table2 table3 table4 table5/table1..5/' | expand -t 12
@@ -64,6 +64,11 @@ clean: $(VENV)/.installed  ## remove leftover containers of earlier runs
 
 site: $(VENV)/.installed  ## the committed reference runs as a static website in build/site
 	$(KIT) site --results-dir results/reference --out build/site
+
+# The site copies a run's figures when figures/index.json says they show what it would draw; test_site checks
+# that the committed ones are current.
+reference-figures: $(VENV)/.installed  ## redraw the committed reference runs' figures (then commit their SVGs and index.json)
+	for run in results/reference/*/manifest.json; do $(KIT) plot "$${run%/manifest.json}" >/dev/null || exit; done
 
 docs: $(VENV)/.installed  ## docs/cli.md, the command reference, from every command's --help
 	$(VENV)/bin/python scripts/cli_reference.py

@@ -5,7 +5,6 @@ into kit.options.RunOptions and arguments of the library; errors are kit.errors.
 line on stderr with their exit status in main(), the only place that translates them.
 """
 import re
-import tempfile
 from dataclasses import fields
 from pathlib import Path
 
@@ -174,17 +173,16 @@ def table(run_id, results_dir, tables, fmt, wide, loads_only):
 @click.argument("run_id", required=False)
 @results_option
 @tables_option
-@click.option("--out", type=click.Path(file_okay=False),
-              help="Folder for the figures (default: <run>/figures/; for a committed reference run, a temporary folder).")
+@click.option("--out", type=click.Path(file_okay=False), help="Folder for the figures (default: <run>/figures/).")
 def plot(run_id, results_dir, tables, out):
-    """Draw a run's figures (PNG and SVG under <run>/figures/)."""
+    """Draw a run's figures (PNG and SVG under <run>/figures/, with figures/index.json: what each one shows, so
+    that `kit site` copies them instead of drawing them again)."""
     from kit import plot as plots
     from kit import results
     run_dir = pick(results_dir, run_id)
     run = results.load_run(run_dir.path)
-    if out is None and run_dir.path.resolve().parent.name == layout.REFERENCE:    # committed: leave it as it is
-        out = Path(tempfile.gettempdir()) / "sleepkit-figures" / run_dir.run_id
-        note(f"{run_dir.run_id} is a committed reference run: its figures go to {out} (--out DIR to choose)")
+    if out is None and run_dir.path.resolve().parent.name == layout.REFERENCE:
+        note(f"{run_dir.run_id} is a committed reference run: commit what changes in its figures/ (SVG, index.json)")
     for path in plots.plot_run(run, parse_tables(tables) or run.tables, out):
         click.echo(str(path))
 

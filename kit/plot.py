@@ -15,8 +15,11 @@ plots(run, numbers) is the one list of a run's figures (name, kind, spec) that `
 - Memory axes start at zero and each sleep and wake is annotated with its change in MiB/GiB.
 - The files carry no date or software version: re-plotting the same run gives the same bytes.
 """
+import hashlib
+import json
 from contextlib import ExitStack
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import matplotlib
@@ -661,6 +664,18 @@ class Plot:
     def figure(self):
         return memory_figure(self.spec, self.limits) if self.kind == "memory" else BUILDERS[self.kind](self.spec)
 
+    @property
+    def digest(self):
+        """sha256 of what decides the picture, matplotlib aside: kind, spec, limits and this module's source."""
+        return hashlib.sha256(json.dumps([self.kind, self.spec, self.limits, code_digest()], sort_keys=True).encode()
+                              ).hexdigest()
+
+
+@cache
+def code_digest():
+    """sha256 of kit/plot.py: a change of the drawing code makes every stored figure stale."""
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+
 
 BUILDERS = {"bars": bars_figure, "timeline": timeline_figure, "memory": memory_figure, "loads": loads_figure,
             "guide": guide_figure}
@@ -698,9 +713,41 @@ def figure_stems(run, numbers):
 
 
 def plot_run(run, numbers, out=None):
-    """Write every figure of these tables under out (default <run>/figures/), PNG and SVG; return the paths."""
+    """Write every figure of these tables under out (default <run>/figures/), PNG and SVG, and each one's digest
+    in INDEX there, after its files (an interrupted plot leaves no entry for a half-replaced figure); return the
+    paths."""
     folder = Path(out) if out else layout.RunDir(run.source).figures_dir
-    return [path for p in plots(run, numbers) for path in save(p.figure(), folder / p.stem)]
+    folder.mkdir(parents=True, exist_ok=True)
+    todo = plots(run, numbers)
+    index = {stem: digest for stem, digest in read_index(folder).items() if stem not in {p.stem for p in todo}}
+    write_index(folder, index)
+    paths = []
+    for p in todo:
+        paths += save(p.figure(), folder / p.stem)
+        index[p.stem] = p.digest
+        write_index(folder, index)
+    return paths
+
+
+INDEX = "index.json"
+
+
+def read_index(folder, any_matplotlib=False):
+    """{stem: digest} of the figures in a folder, as plot_run recorded them; {} when there is no index or (unless
+    any_matplotlib) it was written with another matplotlib version, whose files may differ."""
+    try:
+        doc = json.loads((Path(folder) / INDEX).read_text(encoding="utf-8"))
+        if any_matplotlib or doc.get("matplotlib") == matplotlib.__version__:
+            return {str(stem): str(digest) for stem, digest in doc["figures"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    return {}
+
+
+def write_index(folder, index):
+    doc = {"matplotlib": matplotlib.__version__, "figures": dict(sorted(index.items()))}
+    with layout.replacing(Path(folder) / INDEX) as tmp:
+        tmp.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
 
 
 def expected_figures(run, numbers):

@@ -117,15 +117,14 @@ def test_a_reference_run_id_is_found_and_the_kit_says_which_run_it_took(capsys, 
     assert "using the reference run results/reference/h200-vllm0.24.0-twins-host" in err
 
 
-def test_plot_of_a_committed_reference_writes_outside_it(capsys, tmp_path, monkeypatch):
+def test_plot_of_a_committed_reference_redraws_its_committed_figures_and_says_so(capsys, tmp_path, monkeypatch):
     run_dir = fabricate_run(tmp_path / "results" / "reference", (1,), run_id="ref")
-    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
-    monkeypatch.setattr(plot, "plot_run", lambda run, numbers, out=None: [out])     # where, not how
+    monkeypatch.setattr(plot, "plot_run", lambda run, numbers, out=None: [out or run.source / "figures"])  # where, not how
     code, out, err = run_main(capsys, "plot", run_dir)
-    assert code == 0 and out.strip() == str(tmp_path / "tmp" / "sleepkit-figures" / "ref")
-    assert "committed reference run: its figures go to" in err
+    assert code == 0 and out.strip() == str(run_dir / "figures")
+    assert "committed reference run: commit what changes in its figures/" in err
     code, out, err = run_main(capsys, "plot", run_dir, "--out", tmp_path / "mine")
-    assert out.strip() == str(tmp_path / "mine")
+    assert out.strip() == str(tmp_path / "mine") and "committed" not in err
 
 
 # -- 5. 80 columns; kit ls lists the tables with data, in table order ---------------------------------------

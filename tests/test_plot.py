@@ -51,7 +51,7 @@ def test_plot_run_writes_every_expected_png_and_svg(drawn):
     assert sorted(names) == sorted(plot.expected_figures(run, ALL)) == sorted(f"{s}.{x}" for s in stems
                                                                                for x in ("png", "svg"))
     figures = layout.RunDir(run.source).figures_dir
-    assert sorted(p.name for p in figures.iterdir()) == sorted(names)
+    assert sorted(p.name for p in figures.iterdir()) == sorted([*names, plot.INDEX])
     for p in paths:
         if p.suffix == ".png":
             with Image.open(p) as im:
@@ -72,6 +72,20 @@ def test_files_carry_no_date_or_version_and_replot_gives_the_same_bytes(drawn):
     assert {p.name for p in again} == {f"table4-{k}.{x}" for k in ("bars", "timeline") for x in ("png", "svg")} | {
         f"memory-{u}.{x}" for u in ("l1", "l2") for x in ("png", "svg")} | {"loads.png", "loads.svg"}
     assert {p.name: p.read_bytes() for p in again} == {p.name: before[p.name] for p in again}
+
+
+def test_the_index_gives_each_figure_the_digest_of_what_it_shows_and_a_subset_keeps_the_rest(five, monkeypatch):
+    run, _ = five
+    folder = layout.RunDir(run.source).figures_dir
+    plot.plot_run(run, [4])
+    digests = {p.stem: p.digest for p in plot.plots(run, ALL)}
+    assert plot.read_index(folder) == digests and len(set(digests.values())) == len(digests)
+    monkeypatch.setattr(plot, "code_digest", lambda: "another kit/plot.py")
+    assert all(p.digest != digests[p.stem] for p in plot.plots(run, ALL)), "a change of the drawing code"
+    doc = json.loads((folder / plot.INDEX).read_text())
+    (folder / plot.INDEX).write_text(json.dumps(dict(doc, matplotlib="0.1")))
+    assert plot.read_index(folder) == {} and plot.read_index(folder, any_matplotlib=True) == digests
+    (folder / plot.INDEX).write_text(json.dumps(doc))
 
 
 @pytest.mark.parametrize("number", ALL)

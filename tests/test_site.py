@@ -23,6 +23,8 @@ from conftest import ROOT
 from fabricate import fabricate_run
 from kit import bundle, layout, results, site
 from kit.cli import main
+from kit.site import figures as figs
+from kit.site import views
 from kit.errors import BadInput
 from kit.results import compare as comparing
 from kit.results import published
@@ -301,6 +303,51 @@ def test_the_same_inputs_give_the_same_bytes_and_a_rebuild_keeps_the_figures(dra
     site.build([], tmp_path / "again", results_dir, say=said.append)       # into its own earlier site
     assert any("0 to draw" in line for line in said), said
     assert tree(first) == tree(tmp_path / "again")
+
+
+def test_a_runs_stored_figures_are_copied_when_current_and_equal_freshly_drawn_ones(tmp_path):
+    from kit import plot
+    results_dir = tmp_path / "results"
+    run_dir = fabricate_run(results_dir, tables=(1,), run_id="plotted")
+    plot.plot_run(results.load_run(run_dir), [1])
+    figures = layout.RunDir(run_dir).figures_dir
+    built = {}
+
+    def build(name):
+        said = []
+        site.build([], tmp_path / name, results_dir, say=said.append)
+        built[name] = tree(tmp_path / name)
+        return next(line for line in said if "to draw" in line)
+
+    assert "5 figure(s): 0 to draw, 0 kept from the last build, 5 copied from the runs' figures/" in build("copied")
+    index = json.loads((figures / plot.INDEX).read_text())
+    index["figures"]["loads"] = "0" * 64            # what loads.svg shows is not what the site would draw
+    (figures / plot.INDEX).write_text(json.dumps(index))
+    assert "1 to draw" in build("one-stale") and built["one-stale"] == built["copied"]
+    run = results.load_run(run_dir)
+    assert len(figs.stored(run_dir, figs.run_figures(run, views.load_tables(run)))) == 4
+    (figures / plot.INDEX).write_text(json.dumps(dict(index, matplotlib="0.1")))     # another matplotlib's files
+    assert figs.stored(run_dir, figs.run_figures(run, views.load_tables(run))) == {}
+    (figures / plot.INDEX).write_text(json.dumps(index))
+    (figures / "table1-bars.svg").unlink()
+    (figures / "table1-bars.svg").symlink_to(tmp_path / "copied" / "index.html")    # a file from elsewhere
+    assert len(figs.stored(run_dir, figs.run_figures(run, views.load_tables(run)))) == 3
+    shutil.rmtree(figures)
+    assert "5 to draw" in build("drawn")
+    assert built["drawn"] == built["copied"], "a copied figure is the one drawn, byte for byte"
+
+
+def test_the_committed_reference_figures_are_what_kit_plot_draws_now():
+    from kit import plot
+    stale = []
+    for run_dir in reference_runs():
+        run = results.load_run(run_dir)
+        folder = layout.RunDir(run_dir).figures_dir
+        index = plot.read_index(folder, any_matplotlib=True)
+        if any(index.get(p.stem) != p.digest or not (folder / f"{p.stem}.svg").is_file() for p in plot.plots(run, run.tables)):
+            stale.append(run_dir.name)
+    assert not stale, (f"the figures of {len(stale)} reference run(s) ({', '.join(stale[:2])}{', ...' * (len(stale) > 2)}) are "
+                       "not what kit plot draws now: run `make reference-figures` and commit results/reference")
 
 
 def tree(folder):

@@ -215,14 +215,16 @@ def _write(site, entries, draw, workers):
     loaded = [e for e in entries if e.run]
     figures = {e.slug: figs.run_figures(e.run, e.tables) if draw else [] for e in loaded}
     jobs = [(f, site.folder / "runs" / e.slug / "figures" / f.name) for e in loaded for f in figures[e.slug] if not f.skipped]
-    todo = figs.reuse(jobs, site.old)
+    # a name is what a figure shows: any run's file of that name has its bytes
+    stored = {name: path for e in loaded if e.source.is_dir() for name, path in figs.stored(e.source, figures[e.slug]).items()}
+    todo, copied = figs.reuse(jobs, lambda f, dest: site.old(dest), lambda f, dest: stored.get(f.name))
     with pool(workers) as workers:
         checks = {e.slug: workers.submit(bundle.verify_bundle, e.bundle) for e in loaded if e.bundle}
         drawing = [workers.submit(figs.draw, f.plot, dest) for f, dest in todo]
         try:
             if jobs:
-                site.say(f"site: {len(jobs)} figure(s): {len(todo)} to draw, {len(jobs) - len(todo)} kept from the "
-                         "last build")
+                site.say(f"site: {len(jobs)} figure(s): {len(todo)} to draw, {copied[0]} kept from the last build, "
+                         f"{copied[1]} copied from the runs' figures/")
             _write_pages(site, entries, figures, checks)
             for i, future in enumerate(as_completed(drawing), 1):
                 future.result()

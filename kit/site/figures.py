@@ -4,19 +4,20 @@ Drawing is the slow part of a build (about a fifth of a second of CPU per figure
 axes, ticks and text), so:
 - each file is named for what it shows: <stem>-<digest of the spec, kit/plot.py and matplotlib's version>.svg,
   and a rebuild into the same folder copies the files whose name it already has instead of drawing them;
+- a run folder's own figures/<stem>.svg, drawn by `kit plot`, is copied when figures/index.json gives it the
+  digest this build would draw (kit.plot.Plot.digest, with the same matplotlib): the committed reference runs
+  carry theirs, so a site of them draws nothing (drawing is deterministic: the bytes are the same);
 - the rest are drawn in worker processes (kit.site.build runs them).
 A spec with more than MAX_MARKS events is not drawn (a figure of it would take minutes and show nothing);
 the page says so.
 """
 import hashlib
-import json
 import shutil
 from dataclasses import dataclass
-from pathlib import Path
 
 import matplotlib
 
-from kit import plot
+from kit import layout, plot
 from kit.site.views import safe_name
 
 MAX_MARKS = 2000
@@ -30,9 +31,8 @@ class Figure:
     name: str = ""                  # file name in the run's figures/ folder
 
     def __post_init__(self):
-        p = self.plot
-        digest = hashlib.sha256(json.dumps([p.kind, p.spec, p.limits, _code_id()], sort_keys=True).encode())
-        self.name = f"{safe_name(p.stem)}-{digest.hexdigest()[:12]}.svg"
+        digest = hashlib.sha256(f"{self.plot.digest} matplotlib {matplotlib.__version__}".encode())
+        self.name = f"{safe_name(self.plot.stem)}-{digest.hexdigest()[:12]}.svg"
 
     @property
     def stem(self):
@@ -41,17 +41,6 @@ class Figure:
     @property
     def kind(self):
         return self.plot.kind
-
-
-def _code_id():
-    """What else decides a figure's bytes: the drawing code and matplotlib."""
-    global _CODE
-    if _CODE is None:
-        _CODE = hashlib.sha256(Path(plot.__file__).read_bytes()).hexdigest() + matplotlib.__version__
-    return _CODE
-
-
-_CODE = None
 
 
 def _marks(p):
@@ -105,15 +94,27 @@ def draw(p, path):
     return path
 
 
-def reuse(jobs, previous):
-    """jobs: [(Figure, destination)]. Copies the files an earlier build has (previous(dest) -> its path or None);
-    returns the jobs left to draw."""
-    todo = []
+def stored(run_dir, figures):
+    """{name: path} of the SVGs in a run folder's figures/ that `kit plot` drew from what these figures show
+    (their digest in its index.json is theirs, with this matplotlib)."""
+    folder = layout.RunDir(run_dir).figures_dir
+    index = plot.read_index(folder)
+    paths = {f.name: folder / f"{f.stem}.svg" for f in figures if index.get(f.stem) == f.plot.digest}
+    return {name: path for name, path in paths.items() if not path.is_symlink()}     # a file of the run, not elsewhere
+
+
+def reuse(jobs, *sources):
+    """jobs: [(Figure, destination)]. Copies each figure from the first source that has it (source(Figure,
+    destination) -> a path or None); returns the jobs left to draw and {source index: figures copied}."""
+    todo, copied = [], dict.fromkeys(range(len(sources)), 0)
     for fig, dest in jobs:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        old = previous(dest)
-        if old is not None and old.is_file():
-            shutil.copyfile(old, dest)
+        for i, source in enumerate(sources):
+            path = source(fig, dest)
+            if path is not None and path.is_file():
+                shutil.copyfile(path, dest)
+                copied[i] += 1
+                break
         else:
             todo.append((fig, dest))
-    return todo
+    return todo, copied
