@@ -74,8 +74,9 @@ def test_files_carry_no_date_or_version_and_replot_gives_the_same_bytes(drawn):
     assert {p.name: p.read_bytes() for p in again} == {p.name: before[p.name] for p in again}
 
 
-def test_the_index_gives_each_figure_the_digest_of_what_it_shows_and_a_subset_keeps_the_rest(five, monkeypatch):
-    run, _ = five
+@pytest.mark.render
+def test_the_index_gives_each_figure_the_digest_of_what_it_shows_and_a_subset_keeps_the_rest(drawn, monkeypatch):
+    run, _ = drawn
     folder = layout.RunDir(run.source).figures_dir
     plot.plot_run(run, [4])
     digests = {p.stem: p.digest for p in plot.plots(run, ALL)}
