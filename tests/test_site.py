@@ -305,6 +305,7 @@ def test_the_same_inputs_give_the_same_bytes_and_a_rebuild_keeps_the_figures(dra
     assert tree(first) == tree(tmp_path / "again")
 
 
+@pytest.mark.render
 def test_a_runs_stored_figures_are_copied_when_current_and_equal_freshly_drawn_ones(tmp_path):
     from kit import plot
     results_dir = tmp_path / "results"
