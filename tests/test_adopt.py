@@ -87,7 +87,7 @@ def test_an_adopted_run_is_bundled_with_its_figures(tmp_path, capsys):
     bundle = out.strip().splitlines()[-1]
     with tarfile.open(bundle, "r:gz") as tar:
         figures = {PurePosixPath(m.name).name for m in tar if PurePosixPath(m.name).parent.name == layout.FIGURES}
-    assert figures == set(plot.expected_figures(results.load_run(run_dir), [1, 4, 5])), figures
+    assert figures == {*plot.expected_figures(results.load_run(run_dir), [1, 4, 5]), plot.INDEX}, figures
     assert_verifies(capsys, bundle)
 
 
