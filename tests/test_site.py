@@ -165,6 +165,7 @@ def test_index_has_one_row_per_run_with_its_headline_ratios_and_the_published_ro
             assert cell.startswith(expected + " / "), (run_dir.name, table["table"], cell)
             assert ("not comparable" in cell) == any((r.get("reason") or "").startswith("not comparable")
                                                      for r in table["rows"] if r["metric"] in ("switch", "total"))
+            assert (f"ran on {table['run']['devices']} GPUs" in cell) == (table["run"]["devices"] > 1), cell
         assert cells["bundle"] == "verifies"
         manifest = json.loads((run_dir / layout.MANIFEST).read_text())
         assert cells["kit commit"] == manifest["git_commit"][:12]

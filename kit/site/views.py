@@ -79,6 +79,8 @@ def headline(table):
     missing = [f"{s.arm} {s.state}" for s in table.arms if s.state != "ok"]
     if any(r.not_comparable for r in table.rows if r.metric in ("switch", "total")):
         missing.append("n/c: not comparable (loads in different compile-cache states)")
+    if table.run.get("devices", 1) > 1:
+        missing.append(f"the run's jobs ran on {table.run['devices']} GPUs: a ratio also holds their difference")
     return {"ratios": _headline(table), "note": ", ".join(missing)}
 
 
