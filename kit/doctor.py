@@ -17,7 +17,6 @@ from kit import hints, plan
 from kit.checks import GB, Check, runs_vllm
 from kit.errors import Checklist, KitError
 from kit.runtimes import get_runtime
-from kit.workload.scenarios import ALL_ARMS
 
 RESULTS_DISK_GB = 1     # a run's files: events and logs are well under 100 MB even for --all --repeat 10
 
@@ -96,7 +95,7 @@ def check_gpus(options, runtime):
         chosen = host_gpus.resolve(options.gpu_list, found)
     except KitError as e:
         return Check("gpus", False, e.message, e.hint)
-    share = max((ALL_ARMS[u.arm].gpu_share() for u in plan.units(options)), default=host_gpus.FREE_FRACTION)
+    share = plan.gpu_share(plan.units(options))
     busy = [r for r in (host_gpus.busy_reason(g, share) for g in chosen) if r]
     names = "; ".join(f"{g.id}: {g.name}" for g in chosen)
     if chosen and len(busy) == len(chosen):

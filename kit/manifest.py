@@ -10,7 +10,7 @@ import subprocess
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from kit import __version__, doctor, layout, sweep
+from kit import __version__, doctor, layout, sweep, twins
 from kit.errors import BadRecord, KitError
 from kit.options import CACHES, RunOptions
 from kit.runtimes import runtime_class
@@ -92,7 +92,7 @@ def _options(stored, where):
     try:
         return RunOptions.from_stored(stored)
     except BadRecord as e:
-        raise BadRecord(f"{where}: {e.message}", e.hint) from None
+        raise BadRecord(f"{where}: {e.message}", DAMAGED) from None
     except (TypeError, ValueError) as e:
         raise BadRecord(f"{where}: options do not read back ({e})", DAMAGED) from None
 
@@ -136,7 +136,7 @@ def check_shape(data, where):
         if key in data and not isinstance(data[key], types):
             raise BadRecord(f"{where}: {key!r} has the wrong type ({type(data[key]).__name__})", DAMAGED)
     if not all(isinstance(j, dict) for j in data.get("jobs") or []):
-        raise BadRecord(f"{where}: a job record is not a JSON object", "restore the manifest from its bundle")
+        raise BadRecord(f"{where}: a job record is not a JSON object", DAMAGED)
 
 
 def read_dict(run_dir):
@@ -219,7 +219,7 @@ def model_info(name):
     path = Path(name).expanduser()
     if not path.is_dir():
         return {"name": name, "path": None, "sha256": None}
-    twin = path / "sleepkit-twin.json"
+    twin = path / twins.RECORD
     if twin.exists():
         info = json.loads(twin.read_text())
         return {"name": name, "path": str(path.resolve()), "sha256": info.get("digest"), "twin": info.get("name")}

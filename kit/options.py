@@ -158,8 +158,7 @@ class RunOptions:
         known = {f.name: f for f in fields(cls)}
         wrong = [k for k, v in stored.items() if k in known and not _fits(v, known[k].type)]
         if wrong:
-            raise BadRecord(f"its options do not read back ({wrong[0]!r} is a {type(stored[wrong[0]]).__name__})",
-                            "the run's manifest is damaged; restore it from its bundle")
+            raise BadRecord(f"its options do not read back ({wrong[0]!r} is a {type(stored[wrong[0]]).__name__})")
         return cls(**{k: tuple(v) if known[k].type is tuple else v for k, v in stored.items() if k in known})
 
     def with_(self, **changes):

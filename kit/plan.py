@@ -4,6 +4,7 @@ longest first so a run on several GPUs ends soonest.
 from dataclasses import dataclass
 
 from kit import sweep
+from kit.gpus import FREE_FRACTION
 from kit.results import published
 from kit.workload import scenarios
 from kit.workload.steps import quirk, unit_name
@@ -60,3 +61,9 @@ def jobs(options):
     """Every (unit, repeat) of the run, longest expected first (the no-sleep arm is the longest)."""
     listed = [Job(u, k) for u in units(options) for k in range(1, options.repeat + 1)]
     return sorted(listed, key=lambda j: (-(expected_seconds(j.unit)[0] or 0), j.repeat))
+
+
+def gpu_share(units):
+    """The share of a GPU's memory that must be free for any of these units to start there (the most any of their
+    arms needs: kit.workload.scenarios.Arm.gpu_share); the study's default when there are none."""
+    return max((scenarios.ALL_ARMS[u.arm].gpu_share() for u in units), default=FREE_FRACTION)

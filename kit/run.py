@@ -248,7 +248,7 @@ def execute(works, tasks, lanes, say, tty=None):
                     scheduler.retire_all(error.message)
                 raise error from None
 
-        share = max((scenarios.ALL_ARMS[t.unit.arm].gpu_share() for t in tasks), default=gpus.FREE_FRACTION)
+        share = plan.gpu_share(t.unit for t in tasks)
         scheduler = Scheduler(lanes, run_task, events=on_event(progress),
                               is_busy=lambda lane: lane.gpu and gpus.busy_reason(lane.gpu, share))
         try:

@@ -50,15 +50,20 @@ def pick_run(results_dir, run_id=None, say=None):
                 return run
         raise NotFound(f"no run {run_id!r} in {results_dir} (nor in {Path(results_dir) / layout.REFERENCE})",
                        "list the runs with `kit ls`")
-    good = [(m.get("created") or "", run.run_id, run) for run, m in list_runs(results_dir) if isinstance(m, dict)]
+    good = _readable(results_dir)
     reference = Path(results_dir) / layout.REFERENCE
     if not good and reference.is_dir():
-        good = [(m.get("created") or "", run.run_id, run) for run, m in list_runs(reference) if isinstance(m, dict)]
+        good = _readable(reference)
         if good and say:
             say(f"no runs in {results_dir}: using the latest reference run, {max(good)[2].path}")
     if not good:
         raise NotFound(f"no runs in {results_dir}", "start one with `kit run 1`")
     return max(good)[2]
+
+
+def _readable(results_dir):
+    """[(created, run id, RunDir)] of the runs whose manifest reads (the latest is the max)."""
+    return [(m.get("created") or "", run.run_id, run) for run, m in list_runs(results_dir) if isinstance(m, dict)]
 
 
 def _state(m):

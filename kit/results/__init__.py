@@ -50,16 +50,15 @@ def view_text(run, numbers=(), fmt="terminal", wide=False, loads_only=False):
     """What `kit table` shows of a run: its tables (numbers; default run.tables) beside the published numbers, its
     load breakdown (not in JSON: loads_only gives it alone) and what each table says (terminal); a sweep run
     asked for no tables: its guide. At most the terminal's width unless wide."""
-    breakdown = loads.loads_text(loads.build_loads(run), fmt, wide)
     if loads_only:
-        return breakdown
+        return loads.loads_text(loads.build_loads(run), fmt, wide)
     width = render.terminal_width()
     if guide.is_sweep(run) and not numbers:
         return guide.text(guide.build_guide(run), fmt, None if wide else width)
     built = [build_table(run, n) for n in sorted(numbers) or run.tables]
     text = render.text(built, fmt, wide, width)
     if fmt != "json":
-        text += "\n" + breakdown
+        text += "\n" + loads.loads_text(loads.build_loads(run), fmt, wide)
     if fmt == "terminal":
         text += "\n" + summary.text(built, None if wide else width)
     return text
