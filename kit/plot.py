@@ -100,14 +100,14 @@ def fmt_mib(delta):
 
 def provenance(facts):
     """Lines that say where a figure's numbers come from (facts: kit.results.tables.run_facts)."""
-    na = lambda k: facts.get(k) if facts.get(k) not in (None, "") else "n/a"
-    output = (f"output fixed at {scenarios.MAX_TOKENS} tokens (ignore_eos)" if facts.get("fixed_output")
+    na = lambda value: value if value not in (None, "") else "n/a"
+    output = (f"output fixed at {scenarios.MAX_TOKENS} tokens (ignore_eos)" if facts.fixed_output
               else f"output not fixed (stops at EOS or {scenarios.MAX_TOKENS} tokens)")
-    models = [f"{k} = {v['name']}" + (f" (twin of {v['twin']}: random weights, the real model's shape)"
-                                       if v.get("twin") else "") for k, v in facts["models"].items()]
-    return render.stand_in_lines(facts) + [f"run {facts['run_id']}" + ("" if facts.get("complete") else " (incomplete)")
-            + f"  |  GPU: {na('gpu')}  |  vLLM {na('vllm')}  |  protocol: {na('protocol')}  |  {output}"
-            + f"  |  repeats: {na('repeat')}  |  compile cache: {na('cache')}",
+    models = [f"{k} = {v.name}" + (f" (twin of {v.twin}: random weights, the real model's shape)"
+                                    if v.twin else "") for k, v in facts.models.items()]
+    return render.stand_in_lines(facts) + [f"run {facts.run_id}" + ("" if facts.complete else " (incomplete)")
+            + f"  |  GPU: {na(facts.gpu)}  |  vLLM {na(facts.vllm)}  |  protocol: {na(facts.protocol)}  |  {output}"
+            + f"  |  repeats: {na(facts.repeat)}  |  compile cache: {na(facts.cache)}",
             "models: " + ("; ".join(models) or "n/a")]
 
 
@@ -130,8 +130,8 @@ def bars_spec(run, number, table=None):
     "panels": [{metric, title, unit, groups, bars: [{group, arm, unit, source, median, min, max, n, note}]}]}.
     Every number is a cell of build_table(run, number): source "measured" or a published reference's GPU."""
     table = (table or results.build_table(run, number)).to_json()
-    facts = table["run"]
-    sources = [{"key": "measured", "label": f"measured: {facts['gpu'] or 'GPU n/a'}, vLLM {facts['vllm'] or 'n/a'}"}]
+    facts = tables.run_facts(run)
+    sources = [{"key": "measured", "label": f"measured: {facts.gpu or 'GPU n/a'}, vLLM {facts.vllm or 'n/a'}"}]
     sources += [{"key": r["gpu"], "label": f"published: {r['label']} (blog figure {r['figure']})"}
                 for r in table["published"]]
     rows = {(r["metric"], r["model"]): r for r in table["rows"]}
@@ -149,7 +149,7 @@ def bars_spec(run, number, table=None):
     arms = [{"arm": s["arm"], "unit": s["unit"], "title": s["title"], "state": s["state"], "note": state_note(s)}
             for s in table["arms"]]
     return {"table": number, "title": f"Table {number}: {table['title']}", "provenance": provenance(facts),
-            "repeat": facts.get("repeat"), "arms": arms, "sources": sources, "panels": panels}
+            "repeat": facts.repeat, "arms": arms, "sources": sources, "panels": panels}
 
 
 def _draw_bars(ax, width, style, placed):
@@ -274,7 +274,7 @@ def timeline_spec(run, number, table=None):
                       "switches": {"measured": switches(segs), **{g: switches(p) for g, p in pub.items()}}})
     end = max([x["start"] + x["duration"] for r in rows for x in r["segments"]] or [1.0])
     return {"table": number, "title": f"Table {number}: {table['title']} - timeline",
-            "provenance": provenance(table["run"]), "sources": ["measured", *[r["gpu"] for r in refs]],
+            "provenance": provenance(tables.run_facts(run)), "sources": ["measured", *[r["gpu"] for r in refs]],
             "published": [r["label"] + f" (blog figure {r['figure']})" for r in refs],
             "end": round(end, 6), "rows": rows, "zooms": zooms}
 
@@ -518,7 +518,7 @@ def loads_spec(run, table=None):
                     if r["parts"][name]]
         bars.append({"label": f"{r['unit']} {r['model']} {r['cache'] or '?'} (n={r['n']})", "unit": r["unit"],
                      "model": r["model"], "cache": r["cache"], "n": r["n"], "load": r["load"], "segments": segments})
-    return {"title": "Load breakdown: what each server load was made of", "provenance": provenance(table["run"]),
+    return {"title": "Load breakdown: what each server load was made of", "provenance": provenance(tables.run_facts(run)),
             "parts": [{"part": name, "label": label} for name, label in load_table.PARTS], "bars": bars}
 
 

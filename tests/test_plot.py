@@ -5,6 +5,7 @@ their size; the timeline ends where its data ends.
 The tests of what a drawn figure shows, or of its files, are the render tier (marker `render`: matplotlib takes
 seconds); the specs the figures are drawn from are unit tests."""
 import json
+from dataclasses import replace
 
 import matplotlib.text
 import pytest
@@ -140,7 +141,7 @@ def test_provenance_on_every_figure(five):
     for fig in figures:
         text = "\n".join(texts(fig))
         assert all(w in text for w in want), [w for w in want if w not in text]
-    fixed = plot.provenance(dict(results.build_table(run, 1).run, fixed_output=True))
+    fixed = plot.provenance(replace(results.build_table(run, 1).run, fixed_output=True))
     assert f"output fixed at {scenarios.MAX_TOKENS} tokens" in fixed[0]
 
 

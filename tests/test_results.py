@@ -13,7 +13,7 @@ from kit.errors import BadRecord, NotFound
 from kit.results import compare as comparing
 from kit.results import published, render
 from kit.results.metrics import Cell
-from kit.results.tables import FIXED_NOTE, FREE_NOTE, SkippedCheck
+from kit.results.tables import FIXED_NOTE, FREE_NOTE, SkippedCheck, run_facts
 from kit.workload import events, scenarios
 
 REPO = Path(__file__).resolve().parent.parent
@@ -252,7 +252,7 @@ def test_header_names_gpu_versions_models_and_notes(tmp_path):
     m["models"]["A"]["twin"] = "qwen3-0.6b"
     (run_dir / "manifest.json").write_text(json.dumps(m))
     t = table_of(run_dir, 2)
-    assert t.run["gpu"] == "NVIDIA H100 80GB HBM3" and t.run["vllm"] == "0.11.0"
+    assert t.run.gpu == "NVIDIA H100 80GB HBM3" and t.run.vllm == "0.11.0"
     text = render.text([t], "plain")
     assert "GPU: NVIDIA H100 80GB HBM3 | vLLM 0.11.0 | torch 2.8.0 | CUDA 12.8 | driver 570.00" in text
     assert "A = Qwen/Qwen3-0.6B (twin: qwen3-0.6b)" in text
@@ -401,13 +401,17 @@ def test_compare_says_which_ratios_have_ranges_apart(tmp_path):
     assert "- apart: a's and b's min..max ranges do not overlap" in comparing.compare_text(cmp)
 
 
-def test_compare_diffs_per_arm_facts_over_the_arms_both_ran():
-    fa = {"gpu": "H200", "server_args": {"l1": ["--enable-sleep-mode"], "nosleep": None}}
-    fb = {"gpu": "H200", "server_args": {"l1": ["--enable-sleep-mode"], "nosleep": ["--x"]}}
+def facts_of(tmp_path):
+    return run_facts(results.load_run(make_run(tmp_path, (1,))))
+
+
+def test_compare_diffs_per_arm_facts_over_the_arms_both_ran(tmp_path):
+    fa = replace(facts_of(tmp_path), server_args={"l1": ["--enable-sleep-mode"], "nosleep": None})
+    fb = replace(fa, server_args={"l1": ["--enable-sleep-mode"], "nosleep": ["--x"]})
     assert comparing.manifest_diff(fa, fb) == {}
-    fb["server_args"]["l1"] = ["--enable-sleep-mode", "--quantization", "fp8"]
-    assert comparing.manifest_diff(fa, fb) == {"server_args.l1": {"a": fa["server_args"]["l1"],
-                                                                  "b": fb["server_args"]["l1"]}}
+    fb = replace(fb, server_args={**fb.server_args, "l1": ["--enable-sleep-mode", "--quantization", "fp8"]})
+    assert comparing.manifest_diff(fa, fb) == {"server_args.l1": {"a": fa.server_args["l1"],
+                                                                  "b": fb.server_args["l1"]}}
 
 
 def test_compare_with_published_lists_output_and_cache(tmp_path):
@@ -417,7 +421,7 @@ def test_compare_with_published_lists_output_and_cache(tmp_path):
     assert total.arms["nosleep"].b.median == 318.19
     assert set(cmp.manifest_diff) == {"gpu", "protocol", "fixed_output", "cache"}
     assert cmp.manifest_diff["fixed_output"] == {"a": True, "b": False}
-    assert comparing.published_table(1, "a4000").run["gpu"] == "A4000"
+    assert comparing.published_table(1, "a4000").run.gpu == "A4000"
     assert comparing.published_table(5, "a4000") is None            # the A4000 runs are Table 1's only
     with pytest.raises(Exception, match="published:h100: no such source"):
         comparing.published_table(1, "h100")
@@ -458,8 +462,8 @@ def test_a_repeat_cut_off_without_status_is_pending_in_an_open_run_only(tmp_path
                           else ("r1: no events.jsonl",))
 
 
-def test_compare_names_a_different_runtime_and_concurrency_but_not_an_unknown_one():
-    fa = {"gpu": "H100", "runtime": "docker", "at_once": 2}
-    assert comparing.manifest_diff(fa, {**fa, "runtime": "local", "at_once": 1}) == {
+def test_compare_names_a_different_runtime_and_concurrency_but_not_an_unknown_one(tmp_path):
+    fa = replace(facts_of(tmp_path), runtime="docker", at_once=2)
+    assert comparing.manifest_diff(fa, replace(fa, runtime="local", at_once=1)) == {
         "runtime": {"a": "docker", "b": "local"}, "at_once": {"a": 2, "b": 1}}
-    assert comparing.manifest_diff(fa, {**fa, "at_once": 0}) == {}      # 0: no job times recorded
+    assert comparing.manifest_diff(fa, replace(fa, at_once=0)) == {}      # 0: no job times recorded

@@ -4,16 +4,17 @@
     print(compare_text(cmp))                    cmp: a Comparison; its to_json() is `kit compare --format json`
 """
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from tabulate import tabulate
 
 from kit.results import metrics, published
 from kit.results.metrics import CacheCounts, Cell
-from kit.results.records import Record, dumps
+from kit.results.records import Record, dumps, plain
 from kit.results.render import (FORMATS, NOT_COMPARABLE, TABLEFMT, UNKNOWN_MARK, WIDTH, bullets, fmt_value,
                                 models_line, tab, text_width)
-from kit.results.tables import FACT_KEYS, NO_NUMBERS, SCHEMA, ArmState, Table, rows as table_rows
+from kit.results.tables import (FACT_KEYS, NO_NUMBERS, SCHEMA, ArmState, ModelFacts, PublishedFacts, RunFacts, Table,
+                                rows as table_rows)
 from kit.workload import scenarios
 
 
@@ -48,7 +49,7 @@ class SideArm(Record):
 @dataclass(frozen=True)
 class Side(Record):
     """One side of a comparison: its run facts and how each arm ran."""
-    run: dict
+    run: RunFacts | PublishedFacts
     arms: dict[str, SideArm]
 
     @classmethod
@@ -82,9 +83,8 @@ def published_table(number, gpu=None):
     spec = scenarios.TABLES[number]
     table_arms = list(spec.arms)
     rows = table_rows(table_arms, {a: published.events(ref, a) for a in table_arms}, [])
-    facts = {"run_id": f"published ({ref['label']}, figure {ref['figure']})", "gpu": ref["gpu"],
-             "vllm": ref["vllm"], "models": {k: {"name": v, "twin": None} for k, v in sorted(ref["models"].items())},
-             **published.FACTS}
+    facts = PublishedFacts(f"published ({ref['label']}, figure {ref['figure']})", ref["gpu"], ref["vllm"],
+                           {k: ModelFacts(v, None) for k, v in sorted(ref["models"].items())}, **published.FACTS)
     arms = tuple(ArmState(a, a, "published", scenarios.ARMS[a].title, "ok") for a in table_arms)
     return Table(number, spec.title, facts, arms, rows, ratio=f"{table_arms[1]}/{table_arms[0]}")
 
@@ -103,13 +103,12 @@ def _differences(key, va, vb):
 
 
 def manifest_diff(fa, fb, short_models=False):
-    """Keys whose values differ between two sides' facts (keys the published side lacks are left out).
-    short_models: compare model names without their organisation (the blog writes "Qwen3-0.6B")."""
+    """Keys whose values differ between two sides' facts (keys the published side lacks are left out), as JSON
+    values. short_models: compare model names without their organisation (the blog writes "Qwen3-0.6B")."""
     diff = {}
-    for key in FACT_KEYS:
-        if key not in fa or key not in fb:
-            continue
-        va, vb = fa[key], fb[key]
+    stated = {f.name for f in fields(fa)} & {f.name for f in fields(fb)}
+    for key in [k for k in FACT_KEYS if k in stated]:
+        va, vb = plain(getattr(fa, key)), plain(getattr(fb, key))
         if key == "at_once" and not (va and vb):     # 0: the run recorded no job times (kit 0.1.0's first runs)
             continue
         if key == "models" and short_models:
@@ -145,7 +144,7 @@ def _side_line(name, side):
     f = side.run
     states = ", ".join(f"{arm} {s.state.upper()}" + (f" ({'; '.join(s.errors)})" if s.errors else "")
                        for arm, s in side.arms.items())
-    return (f"{name}: {f['run_id']} | GPU: {f.get('gpu') or 'n/a'} | vLLM {f.get('vllm') or 'n/a'} | "
+    return (f"{name}: {f.run_id} | GPU: {f.gpu or 'n/a'} | vLLM {f.vllm or 'n/a'} | "
             f"{models_line(f)} | arms: {states}")
 
 

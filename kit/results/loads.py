@@ -21,7 +21,7 @@ from kit import layout
 from kit.results import metrics, render
 from kit.results.metrics import Cell
 from kit.results.records import Record, dumps
-from kit.results.tables import run_facts
+from kit.results.tables import RunFacts, run_facts
 from kit.workload import scenarios, serverlog
 from kit.workload.steps import base_arm
 
@@ -64,7 +64,7 @@ class LoadRow(Record):
 @dataclass(frozen=True)
 class LoadTable(Record):
     """The load-breakdown table of a run (tables/loads.json). run: the header facts (tables.run_facts)."""
-    run: dict
+    run: RunFacts
     rows: tuple[LoadRow, ...]
     notes: tuple[str, ...]
     schema: int = SCHEMA

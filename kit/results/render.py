@@ -44,25 +44,23 @@ def _range(cell, unit):
 
 
 def models_line(facts):
-    parts = [f"{k} = {v['name']}" + (f" (twin: {v['twin']})" if v.get("twin") else "")
-             for k, v in facts["models"].items()]
+    parts = [f"{k} = {v.name}" + (f" (twin: {v.twin})" if v.twin else "") for k, v in facts.models.items()]
     return "models: " + (", ".join(parts) or "n/a")
 
 
 def stand_in_lines(facts):
     """The first header line of a run whose server was not vLLM (the manifest's "stand_in"): no result."""
-    return [f"{facts['stand_in']}: not a result"] if facts.get("stand_in") else []
+    return [f"{facts.stand_in}: not a result"] if facts.stand_in else []
 
 
 def header_lines(facts):
-    na = lambda k: facts.get(k) or "n/a"
-    return stand_in_lines(facts) + [f"run {facts['run_id']}" + ("" if facts["complete"] else " (incomplete)")
-            + f" | GPU: {na('gpu')} | vLLM {na('vllm')} | torch {na('torch')} | CUDA {na('cuda')}"
-            + f" | driver {na('driver')}",
+    na = lambda value: value or "n/a"
+    return stand_in_lines(facts) + [f"run {facts.run_id}" + ("" if facts.complete else " (incomplete)")
+            + f" | GPU: {na(facts.gpu)} | vLLM {na(facts.vllm)} | torch {na(facts.torch)} | CUDA {na(facts.cuda)}"
+            + f" | driver {na(facts.driver)}",
             models_line(facts),
-            f"protocol: {na('protocol')} | repeats: {na('repeat')} | --cache {na('cache')}"
-            + f" | runtime: {na('runtime')}" + (f" | jobs at once: {facts['at_once']}" if facts.get("at_once", 0) > 1
-                                                else "")]
+            f"protocol: {na(facts.protocol)} | repeats: {na(facts.repeat)} | --cache {na(facts.cache)}"
+            + f" | runtime: {na(facts.runtime)}" + (f" | jobs at once: {facts.at_once}" if facts.at_once > 1 else "")]
 
 
 def state_line(s):
@@ -121,7 +119,7 @@ def _spread(row, states):
 
 def _has_spread(table):
     """The spread column is for runs of two repeats or more (the issue a repeat settles: is it noise?)."""
-    return (table.run.get("repeat") or 1) >= 2
+    return (table.run.repeat or 1) >= 2
 
 
 def ratio_name(table):

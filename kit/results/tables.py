@@ -120,12 +120,57 @@ class Source(Record):
 
 
 @dataclass(frozen=True)
+class ModelFacts(Record):
+    """A model of a run: its name and, for a shape twin (random weights), the twin's name."""
+    name: str | None
+    twin: str | None
+
+
+@dataclass(frozen=True)
+class RunFacts(Record):
+    """What identifies a run (run_facts): GPU, versions, models, protocol, options; a table's header.
+    at_once: the most jobs that ran at once (0: no job times); devices: the distinct GPUs its jobs ran on;
+    stand_in: the server that stood in for vLLM (no result); server_args: per unit, its server's arguments."""
+    run_id: str
+    gpu: str | None
+    vllm: str | None
+    torch: str | None
+    cuda: str | None
+    driver: str | None
+    models: dict[str, ModelFacts]
+    protocol: str
+    fixed_output: bool
+    cache: str
+    repeat: int
+    runtime: str
+    complete: bool | None
+    at_once: int
+    devices: int
+    stand_in: str | None
+    server_args: dict[str, list | None]
+
+
+@dataclass(frozen=True)
+class PublishedFacts(Record):
+    """The facts a published source states (compare.published_table): its JSON and kit compare's differences
+    hold only these."""
+    run_id: str
+    gpu: str
+    vllm: str
+    models: dict[str, ModelFacts]
+    fixed_output: bool
+    cache: str
+    protocol: str
+    devices = 1           # not a field: each source's figure is of one GPU
+
+
+@dataclass(frozen=True)
 class Table(Record):
     """One kit table of a run (or of a published source: compare.published_table). run: the header facts
     (run_facts); ratio: "<control>/<test>", the quotient the rows' ratios are."""
     number: int
     title: str
-    run: dict
+    run: RunFacts | PublishedFacts
     arms: tuple[ArmState, ...]
     rows: tuple[Row, ...]
     ratio: str = ""
@@ -178,18 +223,17 @@ def devices(jobs):
 
 
 def run_facts(run, arms=None):
-    """What identifies a run: GPU, versions, models, protocol, options (headers, compare, figures)."""
+    """What identifies a run: GPU, versions, models, protocol, options (headers, compare, figures). arms: the
+    units whose server arguments it holds (default: every unit's)."""
     m, o = run.manifest, run.options
     env = m.get("environment") or next((r.env for reps in run.units.values() for r in reps if r.env), {})
-    models = {k: {"name": v.get("name"), "twin": v.get("twin")} for k, v in sorted((m.get("models") or {}).items())}
+    models = {k: ModelFacts(v.get("name"), v.get("twin")) for k, v in sorted((m.get("models") or {}).items())}
     server_args = m.get("server_args") or {}
-    return {"run_id": run.run_id, "gpu": gpu_name(env), "vllm": env_get(env, "vllm"),
-            "torch": env_get(env, "torch"), "cuda": env_get(env, "cuda"), "driver": env_get(env, "driver"),
-            "models": models, "protocol": o.protocol, "fixed_output": o.fixed_output, "cache": o.cache,
-            "repeat": o.repeat, "runtime": o.runtime, "complete": m.get("complete"),
-            "at_once": most_at_once(m.get("jobs") or []), "devices": len(devices(m.get("jobs") or [])),
-            "stand_in": m.get("stand_in"),
-            "server_args": {a: server_args.get(a) for a in (arms or sorted(server_args))}}
+    jobs = m.get("jobs") or []
+    return RunFacts(run.run_id, gpu_name(env), env_get(env, "vllm"), env_get(env, "torch"), env_get(env, "cuda"),
+                    env_get(env, "driver"), models, o.protocol, o.fixed_output, o.cache, o.repeat, o.runtime,
+                    m.get("complete"), most_at_once(jobs), len(devices(jobs)), m.get("stand_in"),
+                    {a: server_args.get(a) for a in (arms or sorted(server_args))})
 
 
 def _checks(reps):
@@ -279,10 +323,10 @@ def _memory_rows(run, table_arms, units, usable):
 
 
 def _notes(facts, table_arms, refs):
-    notes = [FIXED_NOTE if facts["fixed_output"] else FREE_NOTE]
+    notes = [FIXED_NOTE if facts.fixed_output else FREE_NOTE]
     if "nosleep" in table_arms:
         notes.append("no-sleep arm: the switch is a full restart, i.e. the load of rounds 1-3")
-    if any(m.get("twin") for m in facts["models"].values()):
+    if any(m.twin for m in facts.models.values()):
         notes.append("models are twins (see the header): numbers are not the study models' numbers")
     for i, r in enumerate(refs, 1):
         totals = ", ".join(f"{a} {(v.get('post_total') or {}).get('text')}" for a, v in r["arms"].items()
@@ -295,14 +339,14 @@ def _notes(facts, table_arms, refs):
     notes.append(f"{table_arms[1]}/{table_arms[0]} × = {table_arms[1]} median / {table_arms[0]} median (for times: "
                  f">1 means {table_arms[0]} is faster); '- <part>' rows are the timed parts of a wake")
     notes.append(CACHE_NOTE)
-    if facts["at_once"] > 1:
-        notes.append(f"up to {facts['at_once']} jobs ran at once, one per GPU: their servers started and stopped "
+    if facts.at_once > 1:
+        notes.append(f"up to {facts.at_once} jobs ran at once, one per GPU: their servers started and stopped "
                      "alongside each other on one host, so loads, stops and totals are not those of a serial run "
                      "(one id in --gpus runs serially)")
-    if facts.get("devices", 1) > 1:
-        notes.append(f"the run's jobs ran on {facts['devices']} different GPUs (host and GPU uuid in the manifest's "
+    if facts.devices > 1:
+        notes.append(f"the run's jobs ran on {facts.devices} different GPUs (host and GPU uuid in the manifest's "
                      "jobs): a ratio between two arms also holds any difference between their GPUs")
-    if facts["repeat"] and facts["repeat"] >= 2:
+    if facts.repeat and facts.repeat >= 2:
         notes.append("spread: the coefficient of variation (standard deviation / mean) of each arm over rounds and "
                      "repeats; 'overlap' = the two arms' min..max ranges overlap, so the difference may be noise")
     return notes

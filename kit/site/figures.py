@@ -63,7 +63,7 @@ def alt_text(p, tables):
         pubs = ", ".join(r.gpu for r in table.published) or "none"
         if p.kind == "bars":
             return (f"Table {p.spec['table']} bar chart: median switch, prompt and total seconds with min..max "
-                    f"whiskers of {arms}, measured on {table.run['gpu'] or 'n/a'}, beside the published numbers "
+                    f"whiskers of {arms}, measured on {table.run.gpu or 'n/a'}, beside the published numbers "
                     f"({pubs})")
         return (f"Table {p.spec['table']} timeline: every event of one repeat of {arms} with the published series "
                 f"({pubs}) beside, and each switch zoomed")

@@ -59,7 +59,7 @@ def safe_name(text):
 
 def gpu_type(facts):
     """What makes two runs' GPUs the same kind: the GPU name without the count ("2x NVIDIA H200" -> "NVIDIA H200")."""
-    return re.sub(r"^\d+x ", "", facts.get("gpu") or "?")
+    return re.sub(r"^\d+x ", "", facts.gpu or "?")
 
 
 # ---------------------------------------------------------------- the matrix (index)
@@ -79,8 +79,8 @@ def headline(table):
     missing = [f"{s.arm} {s.state}" for s in table.arms if s.state != "ok"]
     if any(r.not_comparable for r in table.rows if r.metric in ("switch", "total")):
         missing.append("n/c: not comparable (loads in different compile-cache states)")
-    if table.run.get("devices", 1) > 1:
-        missing.append(f"the run's jobs ran on {table.run['devices']} GPUs: a ratio also holds their difference")
+    if table.run.devices > 1:
+        missing.append(f"the run's jobs ran on {table.run.devices} GPUs: a ratio also holds their difference")
     return {"ratios": _headline(table), "note": ", ".join(missing)}
 
 
@@ -118,9 +118,9 @@ def matrix_row(entry, bundle):
     m = run.manifest
     state = runs._state(m)
     problems = arm_problems(entry)
-    return {"slug": entry.slug, "run_id": run.run_id, "gpu": facts["gpu"] or "n/a", "vllm": facts["vllm"] or "n/a",
-            "runtime": facts["runtime"] or "n/a", "cache": facts["cache"] or "n/a", "repeats": facts["repeat"],
-            "at_once": max(facts["at_once"], 1), "date": (m.get("created") or "?")[:16].replace("T", " "),
+    return {"slug": entry.slug, "run_id": run.run_id, "gpu": facts.gpu or "n/a", "vllm": facts.vllm or "n/a",
+            "runtime": facts.runtime or "n/a", "cache": facts.cache or "n/a", "repeats": facts.repeat,
+            "at_once": max(facts.at_once, 1), "date": (m.get("created") or "?")[:16].replace("T", " "),
             "commit": (m.get("git_commit") or "?")[:12], "state": state + (f"; {', '.join(problems)}" if problems else ""),
             "bad": bool(problems) or state != "complete", "bundle": bundle,
             "cells": {n: headline(entry.tables[n]) if n in entry.tables else None for n in scenarios.TABLES}}
@@ -182,12 +182,12 @@ def provenance(run):
              ("kit", f"{m.get('kit_version') or '?'} (commit {m.get('git_commit') or '?'})"),
              ("manifest schema", str(m.get("schema", 1))),
              ("created / ended (UTC)", f"{m.get('created') or '?'} / {m.get('ended') or '-'}"),
-             ("runtime", f"{facts['runtime'] or 'n/a'}" + (f", GPU access {facts_gpu_access(m)}" if facts_gpu_access(m) else "")),
-             ("GPU", f"{facts['gpu'] or 'n/a'}, driver {facts['driver'] or 'n/a'}, CUDA {facts['cuda'] or 'n/a'}"),
-             ("vLLM / torch", f"{facts['vllm'] or 'n/a'} / {facts['torch'] or 'n/a'}"),
-             ("protocol / output / cache", f"{facts['protocol']} / {'fixed' if facts['fixed_output'] else 'not fixed'}"
-                                           f" / {facts['cache']}"),
-             ("repeats / jobs at once", f"{facts['repeat']} / {max(facts['at_once'], 1)}")]
+             ("runtime", f"{facts.runtime or 'n/a'}" + (f", GPU access {facts_gpu_access(m)}" if facts_gpu_access(m) else "")),
+             ("GPU", f"{facts.gpu or 'n/a'}, driver {facts.driver or 'n/a'}, CUDA {facts.cuda or 'n/a'}"),
+             ("vLLM / torch", f"{facts.vllm or 'n/a'} / {facts.torch or 'n/a'}"),
+             ("protocol / output / cache", f"{facts.protocol} / {'fixed' if facts.fixed_output else 'not fixed'}"
+                                           f" / {facts.cache}"),
+             ("repeats / jobs at once", f"{facts.repeat} / {max(facts.at_once, 1)}")]
     if image:
         items += [("image", f"{image.get('tag') or '?'} ({image.get('id') or '?'})"),
                   ("base image", f"{image.get('base_image') or '?'} ({image.get('base_id') or '?'})")]
@@ -267,7 +267,7 @@ def pair_slug(a, b):
 
 def event_rows(entry):
     """The tidy events of one run: one dict per event, EVENT_FIELDS in order."""
-    gpu = run_facts(entry.run)["gpu"]
+    gpu = run_facts(entry.run).gpu
     out = []
     for unit, reps in entry.run.units.items():
         for rep in reps:
