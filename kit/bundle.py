@@ -281,6 +281,22 @@ def load_bundle(path):
     return run
 
 
+def bundle_named(run_id, results_dir, allow_incomplete=False, figures=True, say=None):
+    """`kit bundle [RUN_ID]`: the run runs.pick_run finds (default: the latest) archived; the archive's path."""
+    return bundle_run(runs.pick_run(results_dir, run_id, say).path, allow_incomplete=allow_incomplete, figures=figures)
+
+
+def verify_report(path, say):
+    """`kit bundle verify FILE`: say() each problem, then the verdict (ok or FAILED); the exit status (1: problems)."""
+    if not Path(path).is_file():
+        raise NotFound(f"no bundle file {path}")
+    problems = verify_bundle(path)
+    for problem in problems:
+        say(f"{path}: {problem}")
+    say(f"{path}: {'FAILED' if problems else 'ok'}")
+    return 1 if problems else 0
+
+
 def load_named(source, results_dir, say=None):
     """The run `kit table` reads: a bundle (.tar.gz, through load_bundle), else the one runs.pick_run finds (a run
     id, a run folder; default: the latest run)."""

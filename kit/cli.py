@@ -4,14 +4,12 @@ Only click: the command line and the KIT_* environment variables (click's envvar
 into kit.options.RunOptions and arguments of the library; errors are kit.errors.KitError and become one
 line on stderr with their exit status in main(), the only place that translates them.
 """
-import re
 from dataclasses import fields
-from pathlib import Path
 
 import click
 
 from kit import __version__, hints, layout
-from kit.errors import BadInput, KitError, NotFound
+from kit.errors import BadInput, KitError
 from kit.options import RunOptions, flag, parse_tables, run_options, sweep_options
 from kit.twins import TWINS
 from kit.workload import scenarios
@@ -204,17 +202,10 @@ def bundle(args, results_dir, allow_incomplete, no_figures):
     if args[:1] == ("verify",):
         if len(args) != 2:
             raise BadInput("kit bundle verify takes one FILE (a .tar.gz made by kit bundle)")
-        if not Path(args[1]).is_file():
-            raise NotFound(f"no bundle file {args[1]}")
-        problems = bundles.verify_bundle(args[1])
-        for problem in problems:
-            click.echo(f"{args[1]}: {problem}")
-        click.echo(f"{args[1]}: {'FAILED' if problems else 'ok'}")
-        return 1 if problems else 0
+        return bundles.verify_report(args[1], say=click.echo)
     if len(args) > 1:
         raise BadInput("kit bundle takes at most one RUN_ID")
-    run_dir = pick(results_dir, args[0] if args else None)
-    click.echo(str(bundles.bundle_run(run_dir.path, allow_incomplete=allow_incomplete, figures=not no_figures)))
+    click.echo(str(bundles.bundle_named(args[0] if args else None, results_dir, allow_incomplete, not no_figures, say=note)))
 
 
 @cli.command()
@@ -227,23 +218,9 @@ def bundle(args, results_dir, allow_incomplete, no_figures):
 def compare(first, second, results_dir, number, fmt, wide):
     """Two runs side by side, table by table; SECOND may be `published` (the study's A100 numbers) or
     `published:a4000`. FIRST and SECOND are run ids (in --results-dir), run folders or bundles."""
-    from kit import bundle as bundles
-    from kit import results
-    from kit.results import compare as comparing
-    from kit.results import render
-    a = bundles.load_any(first, results_dir, say=note)
-    source = re.fullmatch(r"published(?::(\w+))?", second)
-    b = None if source else bundles.load_any(second, results_dir, say=note)
-    shown = 0
-    for n in [number] if number else a.tables:
-        tb = comparing.published_table(n, source.group(1)) if source else results.build_table(b, n)
-        if tb is None:
-            continue
-        cmp = comparing.compare(results.build_table(a, n), tb, n, against_published=bool(source))
-        click.echo(comparing.compare_text(cmp, fmt, None if wide else render.terminal_width()))
-        shown += 1
-    if not shown:
-        raise NotFound(f"{second} has no numbers for table(s) {number or ', '.join(map(str, a.tables))}")
+    from kit import outcomes
+    for text in outcomes.compare_texts(first, second, results_dir, number, fmt, wide, say=note):
+        click.echo(text)
 
 
 @cli.command()
@@ -322,14 +299,7 @@ def doctor(results_dir, **values):
 def build(vllm_image, vllm_version, rebuild):
     """Build the pinned vLLM image with the kit inside (skipped when it exists)."""
     from kit import image
-    if vllm_image and vllm_version:
-        raise BadInput("give --vllm-image or --vllm-version, not both")
-    if vllm_version:
-        if not re.fullmatch(r"\d+\.\d+\.\d+", vllm_version):
-            raise BadInput(f"--vllm-version must look like 0.11.0 (got {vllm_version!r})")
-        vllm_image = f"vllm/vllm-openai:v{vllm_version}"
-    info = image.build_image(vllm_image, rebuild=rebuild, on_line=click.echo)
-    click.echo(f"{info['tag']} ({'built' if info['built'] else 'exists, not rebuilt'}) {info['id']}")
+    click.echo(image.build(vllm_image, vllm_version, rebuild, on_line=click.echo))
 
 
 @cli.command()

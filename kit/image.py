@@ -123,6 +123,21 @@ def build_image(vllm_image=None, rebuild=False, on_line=print, client=None, root
     return {"tag": tag, "id": built.id, "built": True, "vllm_image": vllm_image, "kit_hash": kit_hash}
 
 
+def base_image(vllm_image=None, vllm_version=None):
+    """The base `kit build` builds on: vllm_image, or vllm/vllm-openai:v<vllm_version> (None: the default)."""
+    if vllm_image and vllm_version:
+        raise BadInput("give --vllm-image or --vllm-version, not both")
+    if vllm_version and not re.fullmatch(r"\d+\.\d+\.\d+", vllm_version):
+        raise BadInput(f"--vllm-version must look like 0.11.0 (got {vllm_version!r})")
+    return f"vllm/vllm-openai:v{vllm_version}" if vllm_version else vllm_image
+
+
+def build(vllm_image=None, vllm_version=None, rebuild=False, on_line=print):
+    """`kit build`: build_image on that base; the line that names the image and says whether it was built."""
+    info = build_image(base_image(vllm_image, vllm_version), rebuild=rebuild, on_line=on_line)
+    return f"{info['tag']} ({'built' if info['built'] else 'exists, not rebuilt'}) {info['id']}"
+
+
 def ensure_base(client, vllm_image, pull, on_line):
     import docker
     base = local_image(client, vllm_image)

@@ -1,11 +1,15 @@
 """What `kit run` and `kit sweep` say when their jobs are done (kit.run.Outcome, one per run): each run's tables
 (a group of runs: the first beside each other; a sweep: its guide), where its files are and the commands that
-draw and archive it; then how it ended: RunFailed when jobs failed or could not run, with the resume command."""
+draw and archive it; then how it ended: RunFailed when jobs failed or could not run, with the resume command.
+And what `kit compare` prints: two runs, or a run and the published numbers, table by table."""
+import re
 from pathlib import Path
 
-from kit import hints, layout, results
-from kit.errors import RunFailed
+from kit import bundle, hints, layout, results
+from kit.errors import NotFound, RunFailed
 from kit.results import compare, guide, render, summary
+
+PUBLISHED = re.compile(r"published(?::(\w+))?")      # `kit compare RUN published[:gpu]`
 
 
 def report(outcomes, say):
@@ -32,6 +36,25 @@ def tables_texts(runs, numbers):
         return [render.text(built, width=width), summary.text(built, width)]
     return [compare.compare_text(compare.compare(results.build_table(runs[0], n), results.build_table(other, n), n))
             for other in runs[1:] for n in numbers]
+
+
+def compare_texts(first, second, results_dir=None, number=None, fmt="terminal", wide=False, say=None):
+    """`kit compare`: one text per table (number; default: every table of first) that second has numbers for.
+    first, second: a run id (in results_dir), run folder or bundle; second may be published[:gpu]. NotFound
+    when second has none of those tables. At most the terminal's width unless wide."""
+    a = bundle.load_any(first, results_dir, say=say)
+    source = PUBLISHED.fullmatch(second)
+    b = None if source else bundle.load_any(second, results_dir, say=say)
+    width = None if wide else render.terminal_width()
+    texts = []
+    for n in [number] if number else a.tables:
+        tb = compare.published_table(n, source.group(1)) if source else results.build_table(b, n)
+        if tb is not None:
+            cmp = compare.compare(results.build_table(a, n), tb, n, against_published=bool(source))
+            texts.append(compare.compare_text(cmp, fmt, width))
+    if not texts:
+        raise NotFound(f"{second} has no numbers for table(s) {number or ', '.join(map(str, a.tables))}")
+    return texts
 
 
 def next_steps(run, what, where, figures):

@@ -91,10 +91,12 @@ BAD_INPUTS = [
     (["compare", "nosuch", "published", "--results-dir", "{r}"], "no run 'nosuch'"),
     (["compare", "good", "published:h100", "--results-dir", "{r}"], "published:h100: no such source"),
     (["compare", "good", "bad-events", "--results-dir", "{r}"], "events.jsonl:27: not JSON"),
+    (["compare", "good", "published:a4000", "--table", "5", "--results-dir", "{r}"], "has no numbers for table(s) 5"),
     (["show", "broken-manifest", "--results-dir", "{r}"], "not JSON"),
     (["show", "nosuch", "--results-dir", "{r}"], "no run 'nosuch'"),
     (["doctor", "--gpus", "0,,1"], "not a GPU list"),
     (["build", "--vllm-version", "latest"], "--vllm-version must look like 0.11.0"),
+    (["build", "--vllm-image", "vllm/vllm-openai:v0.11.0", "--vllm-version", "0.11.0"], "not both"),
     (["models", "twin", "qwen3-0.6b", "--out", "{r}"], "is not empty"),
     # issue 19: inputs that were accepted, or crashed with a traceback
     (["run", "1", "--run-id", "", "--dry-run"], "run id '' is not a run id"),
