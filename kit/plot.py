@@ -2,10 +2,11 @@
 and one for the whole run: the load breakdown (stacked bars, kit.results.loads); and for
 a sweep run (kit sweep): its guide (switch by model size and level against the bandwidth bound, host RAM held).
 
-Each figure is built in two steps: a *spec* function turns a run (kit.results) into plain data
-(dicts and lists, testable without pixels) and a *figure* function turns the spec into a matplotlib Figure
-(the object-oriented API: no pyplot, no global backend), saved as figures/<name>.png (200 dpi) and .svg.
-plots(run, numbers) is the one list of a run's figures (name, kind, spec) that `kit plot`, `kit bundle` and
+Each figure is built in two steps: a *spec* function turns a run (kit.results) into a spec, a frozen
+dataclass of plain data (one class per kind: BarsSpec, TimelineSpec, ...; testable without pixels), and a
+*figure* function (BUILDERS, by kind) turns the spec into a matplotlib Figure (the object-oriented API: no
+pyplot, no global backend), saved as figures/<name>.png (200 dpi) and .svg.
+plots(run, numbers) is the one list of a run's figures (name, spec) that `kit plot`, `kit bundle` and
 `kit site` draw.
 
 - Bars are the table's numbers: the median and min..max of kit.results.build_table's cells, so a figure
@@ -18,9 +19,10 @@ plots(run, numbers) is the one list of a run's figures (name, kind, spec) that `
 import hashlib
 import json
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cache
 from pathlib import Path
+from typing import ClassVar
 
 import matplotlib
 from matplotlib.collections import PolyCollection
@@ -125,10 +127,21 @@ def _bar(group, arm_state, source, cell, numbers):
     return bar
 
 
+@dataclass(frozen=True)
+class BarsSpec:
+    kind: ClassVar[str] = "bars"
+    table: int
+    title: str
+    provenance: list
+    repeat: int | None
+    arms: list          # [{arm, unit, title, state, note}]
+    sources: list       # [{key, label}]
+    panels: list        # [{metric, title, unit, groups, bars: [{group, arm, unit, source, median, min, max, n, note}]}]
+
+
 def bars_spec(run, number, table=None):
-    """{"table", "title", "provenance", "arms": [{arm, unit, title, state, note}], "sources": [{key, label}],
-    "panels": [{metric, title, unit, groups, bars: [{group, arm, unit, source, median, min, max, n, note}]}]}.
-    Every number is a cell of build_table(run, number): source "measured" or a published reference's GPU."""
+    """A table's bars: every number is a cell of build_table(run, number), its source "measured" or a published
+    reference's GPU."""
     table = (table or results.build_table(run, number)).to_json()
     facts = tables.run_facts(run)
     sources = [{"key": "measured", "label": f"measured: {facts.gpu or 'GPU n/a'}, vLLM {facts.vllm or 'n/a'}"}]
@@ -148,8 +161,8 @@ def bars_spec(run, number, table=None):
         panels.append({"metric": metric, "title": title, "unit": "s", "groups": list(groups), "bars": bars})
     arms = [{"arm": s["arm"], "unit": s["unit"], "title": s["title"], "state": s["state"], "note": state_note(s)}
             for s in table["arms"]]
-    return {"table": number, "title": f"Table {number}: {table['title']}", "provenance": provenance(facts),
-            "repeat": facts.repeat, "arms": arms, "sources": sources, "panels": panels}
+    return BarsSpec(table=number, title=f"Table {number}: {table['title']}", provenance=provenance(facts),
+                    repeat=facts.repeat, arms=arms, sources=sources, panels=panels)
 
 
 def _draw_bars(ax, width, style, placed):
@@ -193,10 +206,10 @@ def _legend_handles(spec, styles):
     """Arms in the first column, sources in the second."""
     arms = [Patch(facecolor=_arm_colour(a["unit"]), edgecolor="black",
                   label=f"{a['unit']}: {a['title']}" + (f"  [{a['note'][:70]}]" if a["note"] else ""))
-            for a in spec["arms"]]
+            for a in spec.arms]
     sources = [Patch(facecolor="grey" if styles[s["key"]] is None else _light("grey"), hatch=styles[s["key"]] or "",
                      edgecolor="black" if styles[s["key"]] is None else "grey", label=s["label"])
-               for s in spec["sources"]]
+               for s in spec.sources]
     blank = Patch(facecolor="none", edgecolor="none", label=" ")
     rows = max(len(arms), len(sources))
     return arms + [blank] * (rows - len(arms)) + sources + [blank] * (rows - len(sources))
@@ -205,16 +218,16 @@ def _legend_handles(spec, styles):
 def bars_figure(spec):
     """One panel per metric (switch, prompt, total), the measured bars beside the published ones."""
     styles = {s["key"]: (None if i == 0 else PUBLISHED_HATCH[(i - 1) % len(PUBLISHED_HATCH)])
-              for i, s in enumerate(spec["sources"])}
+              for i, s in enumerate(spec.sources)}
     fig = Figure(figsize=(15, 7.2))
     grid = GridSpec(1, 3, figure=fig, width_ratios=[2, 2, 1.2], left=0.05, right=0.99, top=0.78, bottom=0.15,
                     wspace=0.22)
-    for i, panel in enumerate(spec["panels"]):
+    for i, panel in enumerate(spec.panels):
         _draw_panel(fig.add_subplot(grid[0, i]), panel, styles)
     fig.legend(handles=_legend_handles(spec, styles), loc="upper left", bbox_to_anchor=(0.045, 0.915),
                ncol=2, fontsize=8, frameon=False)
-    reps = spec["repeat"] or 1
-    _frame(fig, spec["title"], spec["provenance"] + [
+    reps = spec.repeat or 1
+    _frame(fig, spec.title, spec.provenance + [
         f"bars: median; whiskers: min..max. Measured: rounds 1-3 x {reps} repeat(s) (the table's cells; "
         "a failed arm has no bars, as in the table). Published: the blog figure's 3 rounds (the blog drew means)."])
     return fig
@@ -250,10 +263,22 @@ def switches(segments):
     return out
 
 
+@dataclass(frozen=True)
+class TimelineSpec:
+    kind: ClassVar[str] = "timeline"
+    table: int
+    title: str
+    provenance: list
+    sources: list       # measured, then the published references' GPUs
+    published: list     # the published references' labels
+    end: float          # seconds: where the data ends
+    rows: list          # [{label, unit, source, repeat, note, total, segments}]
+    zooms: list         # [{unit, label, note, switches: {source: [switch]}}]
+
+
 def timeline_spec(run, number, table=None):
-    """{"table", "title", "provenance", "end", "rows": [{label, unit, source, repeat, note, total, segments}],
-    "zooms": [{unit, label, switches: {source: [switch]}}]}: the measured arms (one repeat each, see
-    pick_repeat) with the table's published series beside them; zooms: the switch rounds, per switch."""
+    """The measured arms (one repeat each, see pick_repeat) with the table's published series beside them;
+    zooms: the switch rounds, per switch."""
     table = (table or results.build_table(run, number)).to_json()
     refs = published.references(number)
     rows, zooms = [], []
@@ -273,10 +298,10 @@ def timeline_spec(run, number, table=None):
         zooms.append({"unit": s["unit"], "label": f"{s['unit']}: {s['title']}", "note": state_note(s),
                       "switches": {"measured": switches(segs), **{g: switches(p) for g, p in pub.items()}}})
     end = max([x["start"] + x["duration"] for r in rows for x in r["segments"]] or [1.0])
-    return {"table": number, "title": f"Table {number}: {table['title']} - timeline",
-            "provenance": provenance(tables.run_facts(run)), "sources": ["measured", *[r["gpu"] for r in refs]],
-            "published": [r["label"] + f" (blog figure {r['figure']})" for r in refs],
-            "end": round(end, 6), "rows": rows, "zooms": zooms}
+    return TimelineSpec(table=number, title=f"Table {number}: {table['title']} - timeline",
+                        provenance=provenance(tables.run_facts(run)), sources=["measured", *[r["gpu"] for r in refs]],
+                        published=[r["label"] + f" (blog figure {r['figure']})" for r in refs],
+                        end=round(end, 6), rows=rows, zooms=zooms)
 
 
 def _segment_bars(ax, rows, labels_over=None):
@@ -302,19 +327,19 @@ def _segment_bars(ax, rows, labels_over=None):
 
 
 def _draw_main(ax, spec):
-    end = spec["end"]
+    end = spec.end
     _segment_bars(ax, [(y, 0.62 if row["source"] == "measured" else 0.45, row["source"] != "measured", row["segments"])
-                       for y, row in enumerate(spec["rows"])], labels_over=end * 0.035)
-    for y, row in enumerate(spec["rows"]):
+                       for y, row in enumerate(spec.rows)], labels_over=end * 0.035)
+    for y, row in enumerate(spec.rows):
         if row["note"]:              # in the gap above its row, where no segment is
             ax.text(end * 0.003, y - 0.34, row["note"][:150], color="red", ha="left", va="bottom", fontsize=7.5,
                     fontweight="bold")
-    ax.set_yticks(range(len(spec["rows"])))
+    ax.set_yticks(range(len(spec.rows)))
     ax.set_yticklabels([f"{r['label']}\n" + ("no events" if r["total"] is None else f"total {r['total']:.1f} s")
-                        for r in spec["rows"]], fontsize=7.5)
-    for tick, row in zip(ax.get_yticklabels(), spec["rows"]):
+                        for r in spec.rows], fontsize=7.5)
+    for tick, row in zip(ax.get_yticklabels(), spec.rows):
         tick.set_color("black" if row["source"] == "measured" else "#555555")
-    ax.set_ylim(len(spec["rows"]) - 0.5, -0.5)
+    ax.set_ylim(len(spec.rows) - 0.5, -0.5)
     ax.set_xlim(0, end)
     ax.set_xlabel("seconds since the arm started (measured) / cumulative (published)", fontsize=8)
     ax.grid(axis="x", alpha=0.3)
@@ -354,26 +379,26 @@ def _draw_zoom(ax, zoom, sources):
 def timeline_figure(spec):
     """Every event of one repeat per arm with the published series beside (x ends where the data ends), and
     below, per arm, each switch of rounds 1-3 zoomed (its own x axis, measured above published)."""
-    n_rows, n_switch = len(spec["rows"]), max([len(z["switches"]["measured"]) for z in spec["zooms"]] + [6])
+    n_rows, n_switch = len(spec.rows), max([len(z["switches"]["measured"]) for z in spec.zooms] + [6])
     main_h, zoom_h = 0.5 * n_rows + 0.6, 0.42 * n_switch + 0.9
     height = main_h + zoom_h + 2.3
     fig = Figure(figsize=(15, height))
     top, bottom = 1 - 0.95 / height, 1.0 / height
-    grid = GridSpec(2, len(spec["zooms"]), figure=fig, height_ratios=[main_h, zoom_h], left=0.12, right=0.99,
+    grid = GridSpec(2, len(spec.zooms), figure=fig, height_ratios=[main_h, zoom_h], left=0.12, right=0.99,
                     top=top, bottom=bottom, hspace=0.9 / ((main_h + zoom_h) / 2), wspace=0.3)   # ~0.9 in apart
     _draw_main(fig.add_subplot(grid[0, :]), spec)
-    for i, zoom in enumerate(spec["zooms"]):
-        _draw_zoom(fig.add_subplot(grid[1, i]), zoom, spec["sources"])
-    kinds = [k for k in KIND_COLOURS if any(s["kind"] == k for r in spec["rows"] for s in r["segments"])]
+    for i, zoom in enumerate(spec.zooms):
+        _draw_zoom(fig.add_subplot(grid[1, i]), zoom, spec.sources)
+    kinds = [k for k in KIND_COLOURS if any(s["kind"] == k for r in spec.rows for s in r["segments"])]
     handles = [Patch(facecolor=KIND_COLOURS[k], label=f"{KIND_LETTER[k]} = {k}") for k in kinds]
     handles += [Patch(facecolor="white", edgecolor="black", hatch=MODEL_HATCH[m], label=f"model {m}") for m in "AB"]
     handles += [Patch(facecolor=_light("grey", 0.5), label="lighter, thinner: published")]
-    if any(not s["ok"] for r in spec["rows"] for s in r["segments"]):
+    if any(not s["ok"] for r in spec.rows for s in r["segments"]):
         handles.append(Patch(facecolor="white", edgecolor="red", linewidth=2, label="failed event"))
     fig.legend(handles=handles, loc="upper right", bbox_to_anchor=(0.99, 1 - 0.25 / height), ncol=5, fontsize=8,
                frameon=False)
-    _frame(fig, spec["title"], spec["provenance"] + [
-        "published: " + "; ".join(spec["published"]) + " - the blog's timelines have no set-up sleeps or stops"])
+    _frame(fig, spec.title, spec.provenance + [
+        "published: " + "; ".join(spec.published) + " - the blog's timelines have no set-up sleeps or stops"])
     return fig
 
 
@@ -383,10 +408,23 @@ def _delta(after, before):
     return None if after is None or before is None else after - before
 
 
+@dataclass(frozen=True)
+class MemorySpec:
+    kind: ClassVar[str] = "memory"
+    unit: str
+    title: str
+    level: int | None
+    repeat: int | None
+    state: str
+    note: str | None
+    provenance: list
+    first_sleep: dict   # {model: RSS MiB added}
+    points: list        # [{label, kind, model, round, ok, gpu_before, gpu_after, gpu_delta, rss_before, ...}]
+    limits: dict | None = None  # the axes every memory figure of the run shares (memory_limits); None: its own
+
+
 def memory_spec(run, unit):
-    """{"unit", "title", "level", "repeat", "state", "note", "provenance", "first_sleep": {model: RSS MiB
-    added}, "points": [{label, kind, model, round, gpu_before, gpu_after, gpu_delta, rss_before, rss_after,
-    rss_delta}]}: one repeat of a unit (see pick_repeat), before and after every event."""
+    """One repeat of a unit (see pick_repeat), before and after every event."""
     s = tables.arm_state(run, unit, "").to_json()
     rep = pick_repeat(run, unit, s["state"])
     points = []
@@ -402,9 +440,9 @@ def memory_spec(run, unit):
         if p["kind"] == "sleep" and p["model"] not in first:
             first[p["model"]] = p["rss_delta"]
     arm = scenarios.ARMS.get(base_arm(unit))
-    return {"unit": unit, "title": s["title"], "level": arm.sleep_level if arm else None,
-            "repeat": rep.repeat if rep else None, "state": s["state"], "note": state_note(s),
-            "provenance": provenance(tables.run_facts(run, [unit])), "first_sleep": first, "points": points}
+    return MemorySpec(unit=unit, title=s["title"], level=arm.sleep_level if arm else None,
+                      repeat=rep.repeat if rep else None, state=s["state"], note=state_note(s),
+                      provenance=provenance(tables.run_facts(run, [unit])), first_sleep=first, points=points)
 
 
 def _annotate(ax, x, y, delta, kind, bold):
@@ -418,7 +456,7 @@ def memory_limits(specs):
     +10 MiB level-2 sleep in one figure looks as small as it is beside a +8 GiB level-1 sleep in another."""
     tops = {}
     for key in ("gpu", "rss"):
-        values = [p[f"{key}_{w}"] for spec in specs for p in spec["points"] for w in ("before", "after")]
+        values = [p[f"{key}_{w}"] for spec in specs for p in spec.points for w in ("before", "after")]
         tops[key] = max([v for v in values if v is not None] + [1]) * 1.45
     return tops
 
@@ -455,8 +493,8 @@ def _memory_series(ax, points, key, per_model, top_limit):
 
 
 def _memory_summary(spec):
-    level = spec["level"]
-    firsts = ", ".join(f"{m} {fmt_mib(d)}" for m, d in spec["first_sleep"].items() if d is not None) or "n/a"
+    level = spec.level
+    firsts = ", ".join(f"{m} {fmt_mib(d)}" for m, d in spec.first_sleep.items() if d is not None) or "n/a"
     if level is None:
         return "no sleep mode: each switch stops one server and starts the other"
     expect = ("level 1 keeps the weights in host RAM: RSS grows by about the weight size"
@@ -464,14 +502,14 @@ def _memory_summary(spec):
     return f"host RSS added by each server's first sleep (bold): {firsts}  -  {expect}"
 
 
-def memory_figure(spec, limits=None):
-    """GPU MiB used and each server's host RSS before/after every event, on zero-based axes (limits:
+def memory_figure(spec):
+    """GPU MiB used and each server's host RSS before/after every event, on zero-based axes (spec.limits:
     memory_limits of the run, so all its memory figures share them), each change annotated."""
-    limits = limits or {}
+    limits = spec.limits or {}
     fig = Figure(figsize=(15, 8))
     grid = GridSpec(2, 1, figure=fig, left=0.07, right=0.87, top=0.89, bottom=0.2, hspace=0.08)
     ax1, ax2 = fig.add_subplot(grid[0]), fig.add_subplot(grid[1])
-    points = spec["points"]
+    points = spec.points
     _memory_series(ax1, points, "gpu", False, limits.get("gpu"))
     _memory_series(ax2, points, "rss", True, limits.get("rss"))
     scale = "from 0, shared" if limits else "from 0"
@@ -486,8 +524,8 @@ def memory_figure(spec, limits=None):
     if points:
         ax2.text(0.005, 0.97, _memory_summary(spec), transform=ax2.transAxes, va="top", fontsize=8,
                  bbox={"facecolor": "white", "alpha": 0.9, "edgecolor": "grey"})
-    if spec["note"]:
-        fig.text(0.01, 1 - 0.42 / fig.get_figheight(), spec["note"][:160], color="red", ha="left", va="top",
+    if spec.note:
+        fig.text(0.01, 1 - 0.42 / fig.get_figheight(), spec.note[:160], color="red", ha="left", va="top",
                  fontsize=10, fontweight="bold")
     kinds = [k for k in KIND_COLOURS if any(p["kind"] == k for p in points)]
     handles = [Patch(color=KIND_COLOURS[k], label=k) for k in kinds]
@@ -495,8 +533,8 @@ def memory_figure(spec, limits=None):
                 Line2D([], [], color="black", linestyle="--", label="model B server (RSS)"),
                 Line2D([], [], color="grey", linestyle=":", label="between events")]
     fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.875, 0.88), fontsize=8, frameon=False)
-    rep = f", repeat r{spec['repeat']}" if spec["repeat"] else ""
-    _frame(fig, f"Memory of {spec['unit']}: {spec['title']}{rep} - before and after each event", spec["provenance"]
+    rep = f", repeat r{spec.repeat}" if spec.repeat else ""
+    _frame(fig, f"Memory of {spec.unit}: {spec.title}{rep} - before and after each event", spec.provenance
            + ["o-o = before and after an event; labels = the change (MiB below 1 GiB, else GiB)"
               + ("; every memory figure of this run has these axes" if limits else "")])
     return fig
@@ -508,9 +546,17 @@ PART_COLOURS = {"weights": "#4c72b0", "compile": "#c44e52", "graphs": "#8172b3",
                 "startup": "#bbbbbb"}
 
 
+@dataclass(frozen=True)
+class LoadsSpec:
+    kind: ClassVar[str] = "loads"
+    title: str
+    provenance: list
+    parts: list         # [{part, label}]
+    bars: list          # [{label, unit, model, cache, n, load: stats, segments: [{part, seconds}]}]
+
+
 def loads_spec(run, table=None):
-    """{"title", "provenance", "parts": [{part, label}], "bars": [{label, unit, model, cache, n, load: stats,
-    segments: [{part, seconds}]}]}: one bar per row of build_loads(run), its segments the rows' part medians."""
+    """One bar per row of build_loads(run), its segments the rows' part medians."""
     table = (table or load_table.build_loads(run)).to_json()
     bars = []
     for r in table["rows"]:
@@ -518,17 +564,18 @@ def loads_spec(run, table=None):
                     if r["parts"][name]]
         bars.append({"label": f"{r['unit']} {r['model']} {r['cache'] or '?'} (n={r['n']})", "unit": r["unit"],
                      "model": r["model"], "cache": r["cache"], "n": r["n"], "load": r["load"], "segments": segments})
-    return {"title": "Load breakdown: what each server load was made of", "provenance": provenance(tables.run_facts(run)),
-            "parts": [{"part": name, "label": label} for name, label in load_table.PARTS], "bars": bars}
+    return LoadsSpec(title="Load breakdown: what each server load was made of",
+                     provenance=provenance(tables.run_facts(run)),
+                     parts=[{"part": name, "label": label} for name, label in load_table.PARTS], bars=bars)
 
 
 def loads_figure(spec):
     """Horizontal stacked bars (part medians), the measured load's median as a black tick with min..max."""
-    rows = max(len(spec["bars"]), 1)
+    rows = max(len(spec.bars), 1)
     fig = Figure(figsize=(15, max(6.0, 2.6 + 0.36 * rows)))
     height = fig.get_figheight()
     ax = fig.add_axes([0.16, 1.1 / height, 0.82, 1 - 2.0 / height])
-    for y, bar in enumerate(spec["bars"]):
+    for y, bar in enumerate(spec.bars):
         left = 0.0
         for seg in bar["segments"]:
             ax.barh(y, seg["seconds"], left=left, height=0.7, color=PART_COLOURS[seg["part"]], edgecolor="white",
@@ -540,19 +587,19 @@ def loads_figure(spec):
                         fmt="|", color="black", markersize=14, capsize=3, elinewidth=0.8)
             ax.annotate(f"{load['median']:.1f} s", (load["max"], y), xytext=(4, 0), textcoords="offset points",
                         va="center", fontsize=7)
-    ax.set_yticks(range(len(spec["bars"])))
-    ax.set_yticklabels([b["label"] for b in spec["bars"]], fontsize=8)
+    ax.set_yticks(range(len(spec.bars)))
+    ax.set_yticklabels([b["label"] for b in spec.bars], fontsize=8)
     ax.invert_yaxis()
-    tops = [b["load"]["max"] for b in spec["bars"] if b["load"]]
+    tops = [b["load"]["max"] for b in spec.bars if b["load"]]
     ax.set_xlim(0, max(tops or [1]) * 1.12)
     ax.set_xlabel("seconds (linear, from 0)")
     ax.grid(axis="x", alpha=0.3)
-    handles = [Patch(facecolor=PART_COLOURS[p["part"]], label=p["label"]) for p in spec["parts"]]
+    handles = [Patch(facecolor=PART_COLOURS[p["part"]], label=p["label"]) for p in spec.parts]
     handles.append(Line2D([], [], color="black", marker="|", linestyle="none", markersize=10,
                           label="measured load: median, min..max"))
     ax.legend(handles=handles, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=len(handles), fontsize=7.5,
               frameon=False)
-    _frame(fig, spec["title"], spec["provenance"] + [
+    _frame(fig, spec.title, spec.provenance + [
         "segments: the medians of each part over a row's loads (one row per unit, model and compile-cache state: "
         "miss = compiled, hit = loaded from the cache); start-up = the load less weights and engine init"])
     return fig
@@ -563,9 +610,19 @@ def loads_figure(spec):
 LEVEL_COLOURS = {1: ARM_COLOURS["l1"], 2: ARM_COLOURS["l2"]}
 
 
+@dataclass(frozen=True)
+class GuideSpec:
+    kind: ClassVar[str] = "guide"
+    title: str
+    provenance: list
+    levels: list
+    models: list        # [{slug, size}]
+    bars: list          # [{model, level, sleep, wake, switch_min, switch_max, bound_s, ram_gib, note}]
+    summary: list       # lines
+
+
 def guide_spec(run, guide=None):
-    """{"title", "provenance", "levels", "models": [{slug, size, state}], "bars": [{model, level, sleep, wake,
-    switch_min, switch_max, bound_s, ram_gib, note}], "summary": [lines]}: every number is a cell of the guide."""
+    """A sweep's guide: every number is a cell of the guide."""
     typed = guide or guides.build_guide(run)
     guide = typed.to_json()
     models = list(dict.fromkeys((r["slug"], r["size"]) for r in guide["rows"]))
@@ -578,9 +635,9 @@ def guide_spec(run, guide=None):
                      "switch_max": r["switch"]["max"] if r["switch"] else None,
                      "bound_s": bound, "ram_gib": med("ram_held_gib"),
                      "note": None if r["switch"] else (r["state"] if r["state"] != "skipped" else "skipped")})
-    return {"title": guides.header(typed)[0], "provenance": guides.header(typed)[1:], "levels": guide["run"]["levels"],
-            "models": [{"slug": m, "size": size} for m, size in models], "bars": bars,
-            "summary": guides.summary_lines(typed)}
+    return GuideSpec(title=guides.header(typed)[0], provenance=guides.header(typed)[1:], levels=guide["run"]["levels"],
+                     models=[{"slug": m, "size": size} for m, size in models], bars=bars,
+                     summary=guides.summary_lines(typed))
 
 
 def guide_figure(spec):
@@ -589,11 +646,11 @@ def guide_figure(spec):
     fig = Figure(figsize=(14, 6.5))
     grid = GridSpec(1, 2, figure=fig, width_ratios=[2.2, 1], left=0.06, right=0.99, top=0.84, bottom=0.26, wspace=0.18)
     ax, ram = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
-    index = {m["slug"]: i for i, m in enumerate(spec["models"])}
-    width = 0.8 / max(len(spec["levels"]), 1)
-    for b in spec["bars"]:
-        k = spec["levels"].index(b["level"]) if b["level"] in spec["levels"] else 0
-        x = index[b["model"]] + (k - (len(spec["levels"]) - 1) / 2) * width
+    index = {m["slug"]: i for i, m in enumerate(spec.models)}
+    width = 0.8 / max(len(spec.levels), 1)
+    for b in spec.bars:
+        k = spec.levels.index(b["level"]) if b["level"] in spec.levels else 0
+        x = index[b["model"]] + (k - (len(spec.levels) - 1) / 2) * width
         colour = LEVEL_COLOURS.get(b["level"], "grey")
         if b["note"]:
             for a in (ax, ram):
@@ -608,7 +665,7 @@ def guide_figure(spec):
             ax.plot([x - width * 0.45, x + width * 0.45], [b["bound_s"]] * 2, color="black", linewidth=2)
         if b["ram_gib"] is not None:
             ram.bar(x, b["ram_gib"], width * 0.9, color=colour, edgecolor="black", linewidth=0.5)
-    labels = [f"{m['slug']}\n{m['size']}" for m in spec["models"]]
+    labels = [f"{m['slug']}\n{m['size']}" for m in spec.models]
     for a, title, unit in ((ax, "Switch = sleep (light) + wake (dark), rounds 1-3", "seconds (linear, from 0)"),
                            (ram, "Host RAM held while asleep (first sleep's RSS growth)", "GiB")):
         a.set_xticks(range(len(labels)))
@@ -619,10 +676,10 @@ def guide_figure(spec):
         a.set_title(title, fontsize=10, y=1.0)
         a.grid(axis="y", alpha=0.3)
     handles = [Patch(facecolor=LEVEL_COLOURS.get(level, "grey"), edgecolor="black", label=f"level {level}")
-               for level in spec["levels"]]
+               for level in spec.levels]
     handles.append(Line2D([], [], color="black", linewidth=2, label="bandwidth bound: GiB moved / host->GPU GB/s"))
     ax.legend(handles=handles, fontsize=8, loc="upper left")
-    _frame(fig, spec["title"], spec["provenance"] + spec["summary"]
+    _frame(fig, spec.title, spec.provenance + spec.summary
            + ["bars: medians; whiskers: min..max of the switch over rounds 1-3 x repeats"])
     return fig
 
@@ -655,19 +712,22 @@ SAVE_OPTIONS = {"png": {"dpi": DPI, "metadata": PNG_METADATA}, "svg": {"metadata
 
 @dataclass(frozen=True)
 class Plot:
-    """One figure of a run: its file name (no extension), what kind it is (a key of BUILDERS) and its spec."""
+    """One figure of a run: its file name (no extension) and its spec (BarsSpec, TimelineSpec, ...)."""
     stem: str                   # table1-bars, table1-timeline, memory-<unit>, loads, guide
-    kind: str
-    spec: dict
-    limits: dict | None = None  # memory: the axes every memory figure of the run shares (memory_limits)
+    spec: BarsSpec | TimelineSpec | MemorySpec | LoadsSpec | GuideSpec
+
+    @property
+    def kind(self):
+        """bars, timeline, memory, loads or guide: a key of BUILDERS."""
+        return self.spec.kind
 
     def figure(self):
-        return memory_figure(self.spec, self.limits) if self.kind == "memory" else BUILDERS[self.kind](self.spec)
+        return BUILDERS[self.kind](self.spec)
 
     @property
     def digest(self):
-        """sha256 of what decides the picture, matplotlib aside: kind, spec, limits and this module's source."""
-        return hashlib.sha256(json.dumps([self.kind, self.spec, self.limits, code_digest()], sort_keys=True).encode()
+        """sha256 of what decides the picture, matplotlib aside: kind, spec and this module's source."""
+        return hashlib.sha256(json.dumps([self.kind, asdict(self.spec), code_digest()], sort_keys=True).encode()
                               ).hexdigest()
 
 
@@ -696,14 +756,14 @@ def plots(run, numbers, built=None):
     out = []
     for n in _numbers(numbers):
         table = (built or {}).get(n) or results.build_table(run, n)
-        out += [Plot(f"table{n}-bars", "bars", bars_spec(run, n, table)),
-                Plot(f"table{n}-timeline", "timeline", timeline_spec(run, n, table))]
+        out += [Plot(f"table{n}-bars", bars_spec(run, n, table)),
+                Plot(f"table{n}-timeline", timeline_spec(run, n, table))]
     specs = {unit: memory_spec(run, unit) for unit in dict.fromkeys([*run.units, *_units(run, numbers)])}
     limits = memory_limits([specs[unit] for unit in run.units])    # the same whichever tables
-    out += [Plot(f"memory-{unit}", "memory", specs[unit], limits) for unit in _units(run, numbers)]
-    out.append(Plot("loads", "loads", loads_spec(run)))
+    out += [Plot(f"memory-{unit}", replace(specs[unit], limits=limits)) for unit in _units(run, numbers)]
+    out.append(Plot("loads", loads_spec(run)))
     if guides.is_sweep(run):
-        out.append(Plot("guide", "guide", guide_spec(run)))
+        out.append(Plot("guide", guide_spec(run)))
     return out
 
 

@@ -2,8 +2,6 @@
 per run) and `kit show RUN` (one run's summary and files). Both fit WIDTH columns unless asked for everything
 (wide=True)."""
 import os
-import re
-import textwrap
 from pathlib import Path
 
 from tabulate import tabulate
@@ -11,6 +9,7 @@ from tabulate import tabulate
 from kit import layout, manifest
 from kit.errors import BadRecord, KitError, NotFound
 from kit.results.load import Run
+from kit.results.render import wrap
 from kit.workload import scenarios
 
 WIDTH = 80
@@ -199,10 +198,4 @@ def show_text(run_dir, wide=False, width=WIDTH):
               "    manifest.json, <unit>/r<k>/ (events.jsonl, server logs, workload.log), tables/, figures/"]
     if wide:
         return "\n".join(lines)
-    wrap = _CommaWrapper(width, subsequent_indent="      ", break_long_words=False)
-    return "\n".join(wrap.fill(line) for line in lines)
-
-
-class _CommaWrapper(textwrap.TextWrapper):
-    """Wraps at spaces and after the commas of a list (--models a,b,c), never inside a path or a name."""
-    wordsep_re = re.compile(r"(\s+|(?<=,)(?=\S))")
+    return "\n".join(wrap(line, width, rest="      ") for line in lines)

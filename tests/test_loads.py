@@ -205,8 +205,8 @@ def test_the_figure_stacks_the_tables_part_medians(tmp_path):
     run = results.load_run(H200X2)
     table = loads.build_loads(run)
     spec = plot.loads_spec(run, table)
-    assert len(spec["bars"]) == len(table.rows)
-    for bar, row in zip(spec["bars"], table.rows):
+    assert len(spec.bars) == len(table.rows)
+    for bar, row in zip(spec.bars, table.rows):
         assert [s["seconds"] for s in bar["segments"]] == [row.parts[p].median for p, _ in loads.PARTS]
         assert bar["load"] == row.load.to_json()
     paths = plot.save(plot.loads_figure(spec), tmp_path / "loads")

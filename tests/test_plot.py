@@ -96,10 +96,10 @@ def test_bar_values_are_the_table_json_medians(five, number):
     table = json.loads((layout.RunDir(run.source).tables_dir / f"table{number}.json").read_text())
     rows = {(r["metric"], r["model"]): r for r in table["rows"]}
     spec = plot.bars_spec(run, number)
-    keys = [s["key"] for s in spec["sources"]]
+    keys = [s["key"] for s in spec.sources]
     assert keys == ["measured", *[r["gpu"] for r in table["published"]]]
     checked = 0
-    for panel in spec["panels"]:
+    for panel in spec.panels:
         for bar in panel["bars"]:
             row = rows[panel["metric"], bar["group"]]
             i = keys.index(bar["source"])
@@ -116,16 +116,16 @@ def test_bar_values_are_the_table_json_medians(five, number):
 def test_published_numbers_beside_the_measured_ones(five):
     run = five
     spec = plot.bars_spec(run, 1)
-    assert [s["label"] for s in spec["sources"][1:]] == [
+    assert [s["label"] for s in spec.sources[1:]] == [
         "published: A100, vLLM 0.11.0 (blog figure plotly-sleep-levels-comparison)",
         "published: A4000, vLLM 0.11.0 (blog figure plotly-sleep-mode-a4000)"]
-    switch = {(b["arm"], b["group"], b["source"]): b for b in spec["panels"][0]["bars"]}
+    switch = {(b["arm"], b["group"], b["source"]): b for b in spec.panels[0]["bars"]}
     # the blog's numbers (reference README): medians of the three rounds
     assert switch["nosleep", "A", "A100"]["median"] == 38.15        # loads 38.53, 37.21, 38.15
     assert switch["nosleep", "B", "A4000"]["median"] == 46.02       # loads 46.01, 46.02, 46.02
     assert switch["l1", "A", "A100"]["median"] == 0.25              # wakes 0.25, 0.28, 0.25
     for n in (2, 3, 4, 5):
-        assert [s["key"] for s in plot.bars_spec(run, n)["sources"]] == ["measured", "A100"]
+        assert [s["key"] for s in plot.bars_spec(run, n).sources] == ["measured", "A100"]
     fig = plot.bars_figure(spec)
     assert {"published: A100, vLLM 0.11.0 (blog figure plotly-sleep-levels-comparison)", "38.1"} <= set(texts(fig))
 
@@ -149,7 +149,7 @@ def test_provenance_on_every_figure(five):
 def test_timeline_shows_every_event_and_ends_where_the_data_ends(five, number):
     run = five
     spec = plot.timeline_spec(run, number)
-    measured = [r for r in spec["rows"] if r["source"] == "measured"]
+    measured = [r for r in spec.rows if r["source"] == "measured"]
     assert [r["unit"] for r in measured] == list(scenarios.TABLES[number].arms)
     for row in measured:
         failed = row["unit"] == "l1-fp8"
@@ -157,15 +157,15 @@ def test_timeline_shows_every_event_and_ends_where_the_data_ends(five, number):
         assert [(s["kind"], s["model"]) for s in row["segments"]] == expected
         assert (row["note"] or "").startswith("FAILED") == failed
         assert row["segments"][-1]["ok"] is not failed
-    published = [r for r in spec["rows"] if r["source"] != "measured"]
+    published = [r for r in spec.rows if r["source"] != "measured"]
     assert len(published) == 2 * (2 if number == 1 else 1) and all(r["segments"] for r in published)
-    ends = [s["start"] + s["duration"] for r in spec["rows"] for s in r["segments"]]
-    assert spec["end"] == pytest.approx(max(ends))
+    ends = [s["start"] + s["duration"] for r in spec.rows for s in r["segments"]]
+    assert spec.end == pytest.approx(max(ends))
     if number == 4:
         fig = plot.timeline_figure(spec)
         main, *zooms = fig.axes
-        assert main.get_xlim() == pytest.approx((0, spec["end"]))
-        for ax, zoom in zip(zooms, spec["zooms"]):
+        assert main.get_xlim() == pytest.approx((0, spec.end))
+        for ax, zoom in zip(zooms, spec.zooms):
             switch_ends = [sw["segments"][-1]["offset"] + sw["segments"][-1]["duration"]
                            for sws in zoom["switches"].values() for sw in sws]
             assert ax.get_xlim() == pytest.approx((0, max(switch_ends)))
@@ -173,7 +173,7 @@ def test_timeline_shows_every_event_and_ends_where_the_data_ends(five, number):
 
 def test_zoom_cuts_rounds_into_switches(five):
     run = five
-    zoom = plot.timeline_spec(run, 4)["zooms"][1]                  # l2
+    zoom = plot.timeline_spec(run, 4).zooms[1]                  # l2
     switches = zoom["switches"]["measured"]
     assert [(s["round"], s["model"]) for s in switches] == [(r, m) for r in (1, 2, 3) for m in "AB"]
     assert [s["kind"] for s in switches[0]["segments"]] == ["wake", "prompt", "sleep"]
@@ -187,14 +187,14 @@ def test_zoom_cuts_rounds_into_switches(five):
 def test_memory_changes_are_shown_at_their_size(five):
     run = five
     l1, l2 = plot.memory_spec(run, "l1"), plot.memory_spec(run, "l2")
-    assert l1["first_sleep"] == {m: WEIGHTS_MIB[m] + 700 for m in "AB"}          # fabricate: weights + 700 MiB
-    assert l2["first_sleep"] == {"A": 10, "B": 10}
+    assert l1.first_sleep == {m: WEIGHTS_MIB[m] + 700 for m in "AB"}          # fabricate: weights + 700 MiB
+    assert l2.first_sleep == {"A": 10, "B": 10}
     assert (plot.fmt_mib(10), plot.fmt_mib(WEIGHTS_MIB["B"] + 700), plot.fmt_mib(-(GPU_SERVER - GPU_ASLEEP))) == (
         "+10 MiB", "+8.4 GiB", "-22.6 GiB")
-    sleeps = [p for p in l1["points"] if p["kind"] == "sleep"]
+    sleeps = [p for p in l1.points if p["kind"] == "sleep"]
     assert all(p["gpu_delta"] == -(GPU_SERVER - GPU_ASLEEP) for p in sleeps)
     limits = plot.memory_limits([plot.memory_spec(run, u) for u in run.units])
-    figs = {name: plot.memory_figure(spec, limits) for name, spec in (("l1", l1), ("l2", l2))}
+    figs = {name: plot.memory_figure(replace(spec, limits=limits)) for name, spec in (("l1", l1), ("l2", l2))}
     for fig in figs.values():
         gpu, rss = fig.axes
         assert gpu.get_ylim() == (0, limits["gpu"]) and rss.get_ylim() == (0, limits["rss"])   # zero-based, shared
@@ -206,28 +206,28 @@ def test_memory_changes_are_shown_at_their_size(five):
 def test_failed_unfinished_and_not_run_arms_are_drawn_as_such(five, tmp_path):
     run = five
     bars = plot.bars_spec(run, 2)
-    fp8 = [b for p in bars["panels"] for b in p["bars"] if b["arm"] == "l1-fp8" and b["source"] == "measured"]
+    fp8 = [b for p in bars.panels for b in p["bars"] if b["arm"] == "l1-fp8" and b["source"] == "measured"]
     assert fp8 and all(b["median"] is None and b["note"] == "FAILED" for b in fp8)
     fig = plot.bars_figure(bars)
     assert texts(fig).count("FAILED") == len(fp8)
     assert any("l1-fp8" in t and "FAILED: r1: fabricated failure" in t for t in texts(fig))
     memory = plot.memory_spec(run, "l1-fp8")
-    assert memory["note"].startswith("FAILED") and [p["kind"] for p in memory["points"]][-1] == "warmup"
+    assert memory.note.startswith("FAILED") and [p["kind"] for p in memory.points][-1] == "warmup"
 
     not_run = results.load_run(fabricate_run(tmp_path / "a", tables=(4,), arms=("l1",)))
     unfinished = results.load_run(fabricate_run(tmp_path / "b", tables=(4,), complete=False,
                                                 arm_opts={"l2": {"skip": True}}))
     for run2, state, word in ((not_run, "not run", "not run"), (unfinished, "unfinished", "unfinished")):
         spec = plot.bars_spec(run2, 4)
-        assert [a["state"] for a in spec["arms"]] == ["ok", state]
-        l2 = [b for p in spec["panels"] for b in p["bars"] if b["arm"] == "l2" and b["source"] == "measured"]
+        assert [a["state"] for a in spec.arms] == ["ok", state]
+        l2 = [b for p in spec.panels for b in p["bars"] if b["arm"] == "l2" and b["source"] == "measured"]
         assert {b["note"] for b in l2} == {plot.STATE_NOTE[state]} and all(b["median"] is None for b in l2)
         timeline = plot.timeline_spec(run2, 4)
-        row = next(r for r in timeline["rows"] if r["unit"] == "l2" and r["source"] == "measured")
+        row = next(r for r in timeline.rows if r["unit"] == "l2" and r["source"] == "measured")
         assert row["segments"] == [] and row["note"].startswith(word)
         fig = plot.timeline_figure(timeline)
         assert any(t.startswith(word) for t in texts(fig))
-        assert plot.memory_spec(run2, "l2")["note"].startswith(word)
+        assert plot.memory_spec(run2, "l2").note.startswith(word)
 
 
 def test_a_failed_repeat_fails_the_arm_in_the_figure_as_in_the_table(tmp_path):
@@ -237,11 +237,11 @@ def test_a_failed_repeat_fails_the_arm_in_the_figure_as_in_the_table(tmp_path):
     status.write_text(text.replace('"ok": true', '"ok": false').replace('"error": null', '"error": "oom"'))
     run = results.load_run(run_dir)
     spec = plot.bars_spec(run, 1)
-    assert spec["arms"][0]["note"] == "FAILED: r2: oom"
-    l1 = [b for p in spec["panels"] for b in p["bars"] if b["arm"] == "l1" and b["source"] == "measured"]
+    assert spec.arms[0]["note"] == "FAILED: r2: oom"
+    l1 = [b for p in spec.panels for b in p["bars"] if b["arm"] == "l1" and b["source"] == "measured"]
     assert all(b["median"] is None for b in l1)
-    assert plot.timeline_spec(run, 1)["rows"][0]["repeat"] == 2          # the timeline shows the failed repeat
-    nosleep = next(b for b in spec["panels"][0]["bars"] if b["arm"] == "nosleep" and b["source"] == "measured")
+    assert plot.timeline_spec(run, 1).rows[0]["repeat"] == 2          # the timeline shows the failed repeat
+    nosleep = next(b for b in spec.panels[0]["bars"] if b["arm"] == "nosleep" and b["source"] == "measured")
     assert nosleep["n"] == 6
 
 
@@ -249,13 +249,13 @@ def test_seed_units_get_their_own_memory_figure(tmp_path):
     run = results.load_run(fabricate_run(tmp_path, tables=(4, 5), protocol="seed"))
     names = plot.expected_figures(run, [4, 5])
     assert {"memory-l2.png", "memory-l2@online_sleep2_nosleep.svg", "memory-nosleep.png"} <= set(names)
-    assert [r["unit"] for r in plot.timeline_spec(run, 5)["rows"] if r["source"] == "measured"] == [
+    assert [r["unit"] for r in plot.timeline_spec(run, 5).rows if r["source"] == "measured"] == [
         "l2@online_sleep2_nosleep", "nosleep"]
 
 
 def test_a_suspect_arm_keeps_its_bars_and_says_so(tmp_path):
     run = results.load_run(fabricate_run(tmp_path, tables=(4,), arm_opts={"l2": {"failed_check": True}}))
     spec = plot.bars_spec(run, 4)
-    assert spec["arms"][1]["note"] == "SUSPECT: 1 sleep check(s) failed"
-    assert all(b["median"] is not None for p in spec["panels"] for b in p["bars"])
-    assert plot.timeline_spec(run, 4)["rows"][2]["note"].startswith("SUSPECT")
+    assert spec.arms[1]["note"] == "SUSPECT: 1 sleep check(s) failed"
+    assert all(b["median"] is not None for p in spec.panels for b in p["bars"])
+    assert plot.timeline_spec(run, 4).rows[2]["note"].startswith("SUSPECT")

@@ -275,6 +275,21 @@ def test_terminal_view_fits_its_width_with_headings_in_table_order(tmp_path):
     assert len(grid_headers) == 5 and all("min..max" not in h and "spread" in h for h in grid_headers)
 
 
+def test_render_wrap_breaks_after_a_lists_commas_and_never_inside_a_path_or_a_name():
+    line = ("command: kit sweep --models qwen3-0.6b,qwen3-1.7b,qwen3-4b,qwen3-8b "
+            "--results-dir /srv/kit-results/sweeps-of-the-week/2026-11-29 --levels 1,2")
+    assert render.wrap(line, 40, rest="    ").splitlines() == [
+        "command: kit sweep --models qwen3-0.6b,",
+        "    qwen3-1.7b,qwen3-4b,qwen3-8b",
+        "    --results-dir",
+        "    /srv/kit-results/sweeps-of-the-week/2026-11-29",         # longer than 40: whole, not cut
+        "    --levels 1,2"]
+    assert render.wrap("a-hyphenated-run-id-longer-than-the-width, then words", 30, first="- ").splitlines() == [
+        "- a-hyphenated-run-id-longer-than-the-width,", "  then words"]
+    assert render.wrap("  fits,as it is ", 16) == "  fits,as it is "      # a line that fits: untouched
+    assert render.bullets(["one,two three"], 10) == "- one,two\n  three"
+
+
 def test_json_of_several_tables_is_one_document(tmp_path):
     run = results.load_run(make_run(tmp_path, (1, 4)))
     tables = [results.build_table(run, n) for n in (1, 4)]

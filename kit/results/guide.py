@@ -11,7 +11,6 @@ else the config.json estimate) over the pinned host->GPU bandwidth measured on t
 copies the weights out on sleep and back on wake; level 2 drops them on sleep and reloads them on wake.
 Then the crossover (from which size level 2's switch is faster than level 1's) and level 1's RAM per size.
 """
-import textwrap
 from dataclasses import dataclass, replace
 
 from tabulate import tabulate
@@ -19,7 +18,7 @@ from tabulate import tabulate
 from kit.results import metrics
 from kit.results.metrics import Cell
 from kit.results.records import Record, dumps
-from kit.results.render import WIDTH, fmt_value
+from kit.results.render import WIDTH, fmt_value, wrap
 from kit.results.tables import NO_NUMBERS, arm_state, gpu_name
 
 SCHEMA = 1
@@ -323,13 +322,8 @@ def text(guide, fmt="terminal", width=WIDTH):
     tail += summary_lines(guide)
     tail += ["", "notes:"] + [f"- {n}" for n in guide.notes]
     if fmt == "terminal" and width:
-        head, tail = _fit(head, width), _fit(tail, width)
+        head, tail = [wrap(x, width) for x in head], [wrap(x, width) for x in tail]
     return "\n".join([*head, "", grid, "", *tail]) + "\n"
-
-
-def _fit(lines, width):
-    return [textwrap.fill(x, width, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False)
-            if len(x) > width else x for x in lines]
 
 
 def json_file(guide):

@@ -14,7 +14,6 @@ load cut into parts that add up to it:
 
     table = build_loads(run);  loads_text(table, fmt, wide)
 """
-import textwrap
 from dataclasses import dataclass
 
 from kit import layout
@@ -162,12 +161,6 @@ def grid(table, wide=False):
                      + [_cell(r.first_log, wide), _cell(r.weights_gib, False)] for r in table.rows]
 
 
-def _bullets(items, width):
-    if not width:
-        return "\n".join(f"- {x}" for x in items)
-    return "\n".join(textwrap.fill(x, width, initial_indent="- ", subsequent_indent="  ") for x in items)
-
-
 def loads_text(table, fmt="terminal", wide=False):
     """The load-breakdown table as text (fmt as render.text: terminal, github, plain or json)."""
     if fmt == "json":
@@ -177,9 +170,9 @@ def loads_text(table, fmt="terminal", wide=False):
     headers, lines = grid(table, wide)
     parts_text = ["Load breakdown: what each load was made of (seconds, median"
                   + (" (min..max)" if wide else "") + " of a row's loads)",
-                  _bullets(render.header_lines(table.run), width),
+                  render.bullets(render.header_lines(table.run), width),
                   render.tab(headers, lines, render.TABLEFMT[fmt]) if lines else "no loads",
-                  _bullets(table.notes, width)]
+                  render.bullets(table.notes, width)]
     return "\n\n".join(parts_text) + "\n"
 
 

@@ -8,7 +8,9 @@
     text(tables, fmt="json")       one JSON document for any number of tables
     markdown(table)                tables/table<N>.md: the wide view as a GitHub table, with its heading
     json_file(table)               tables/table<N>.json: table.to_json()
+    wrap(line, width)              a line of text wrapped to width (at spaces and after a list's commas)
 """
+import re
 import shutil
 import textwrap
 
@@ -218,8 +220,22 @@ def tab(headers, grid, tablefmt):
 def bullets(items, width=None):
     if not width:
         return "\n".join(f"- {x}" for x in items)
-    return "\n".join(textwrap.fill(x, width, initial_indent="- ", subsequent_indent="  ", break_on_hyphens=False)
-                     for x in items)
+    return "\n".join(wrap(x, width, first="- ") for x in items)
+
+
+class _ListWrapper(textwrap.TextWrapper):
+    # TextWrapper splits at wordsep_re while break_on_hyphens is on (its default): here at spaces and after
+    # a list's commas, never at a hyphen
+    wordsep_re = re.compile(r"(\s+|(?<=,)(?=\S))")
+
+
+def wrap(line, width, first="", rest="  "):
+    """line wrapped to lines of at most width characters, the first after `first`, the others after `rest`:
+    broken at spaces and after the commas of a list (--models a,b,c), never inside a word, a path or a name
+    (one longer than width stays whole). A line that fits is kept as it is."""
+    if len(first) + len(line) <= width:
+        return first + line
+    return _ListWrapper(width, initial_indent=first, subsequent_indent=rest, break_long_words=False).fill(line)
 
 
 def cache_lines(table):

@@ -7,9 +7,7 @@
 
 A ratio whose loads were not in one compile-cache state is 'not comparable' here as in the table.
 """
-import textwrap
-
-from kit.results.render import WIDTH
+from kit.results.render import WIDTH, wrap
 
 # table -> (the test arm's switch, the control arm's), as the sentence names them
 SWITCHES = {1: ("a level-1 wake", "a restart"), 2: ("a bf16 level-1 wake", "an fp8 one"),
@@ -88,6 +86,5 @@ def lines(tables):
 
 def text(tables, width=WIDTH):
     """The sentences under a heading, each wrapped to `width` columns (None: not wrapped)."""
-    said = [textwrap.fill(s, width, subsequent_indent="  ", break_on_hyphens=False) if width else s
-            for s in lines(tables)]
+    said = [wrap(s, width) if width else s for s in lines(tables)]
     return "\n".join(["In short:"] + said) + "\n"

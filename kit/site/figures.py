@@ -25,7 +25,7 @@ MAX_MARKS = 2000
 
 @dataclass
 class Figure:
-    plot: plot.Plot      # what kit plot draws: stem, kind, spec
+    plot: plot.Plot      # what kit plot draws: stem, spec (and its kind)
     alt: str
     skipped: str | None = None      # why it is not drawn
     name: str = ""                  # file name in the run's figures/ folder
@@ -45,9 +45,9 @@ class Figure:
 
 def _marks(p):
     if p.kind == "timeline":
-        return sum(len(r["segments"]) for r in p.spec["rows"])
+        return sum(len(r["segments"]) for r in p.spec.rows)
     if p.kind == "memory":
-        return len(p.spec["points"])
+        return len(p.spec.points)
     return 0
 
 
@@ -58,23 +58,23 @@ def _who(spec_arms):
 def alt_text(p, tables):
     """What a figure shows, in words (the img's alt)."""
     if p.kind in ("bars", "timeline"):
-        table = tables[p.spec["table"]]
+        table = tables[p.spec.table]
         arms = _who([f"{s.unit} ({s.state})" for s in table.arms])
         pubs = ", ".join(r.gpu for r in table.published) or "none"
         if p.kind == "bars":
-            return (f"Table {p.spec['table']} bar chart: median switch, prompt and total seconds with min..max "
+            return (f"Table {p.spec.table} bar chart: median switch, prompt and total seconds with min..max "
                     f"whiskers of {arms}, measured on {table.run.gpu or 'n/a'}, beside the published numbers "
                     f"({pubs})")
-        return (f"Table {p.spec['table']} timeline: every event of one repeat of {arms} with the published series "
+        return (f"Table {p.spec.table} timeline: every event of one repeat of {arms} with the published series "
                 f"({pubs}) beside, and each switch zoomed")
     if p.kind == "memory":
-        return (f"Memory of {p.spec['unit']} ({p.spec['state']}), repeat r{p.spec['repeat']}: GPU MiB used and each "
+        return (f"Memory of {p.spec.unit} ({p.spec.state}), repeat r{p.spec.repeat}: GPU MiB used and each "
                 "server's host RSS before and after every event")
     if p.kind == "loads":
         return ("Load breakdown: one stacked bar per unit, model and compile-cache state (weights, compile, CUDA "
                 "graphs, rest of engine init, start-up), the measured load's median with its min..max")
     return (f"Sleep-level guide: the switch (sleep and wake) of each model size at level "
-            f"{' and '.join(str(x) for x in p.spec['levels'])} against the bandwidth bound, and the host RAM held "
+            f"{' and '.join(str(x) for x in p.spec.levels)} against the bandwidth bound, and the host RAM held "
             "while asleep")
 
 
