@@ -454,3 +454,34 @@ def test_added_models_are_fitted_against_this_hosts_gpu_and_make_the_run_incompl
     assert record.units[-2:] == ["guide-qwen3-1.7b-base-l1", "guide-qwen3-1.7b-base-l2"]
     assert sweep.fit_memory(record.sweep, record.sweep["models"][0]) == (79.647, "NVML, GPU 0")
     assert sweep.fit_memory(record.sweep, entries[0]) == (24.0, "NVML, GPU 0")
+
+
+def test_the_guide_of_a_run_grown_on_another_gpu_says_where_each_fit_and_job_came_from(tmp_path):
+    from kit.results.load import Repeat, Run
+
+    def entry(slug, cfg, **more):
+        return {"name": f"/m/{slug}", "slug": slug, "estimate": sweep.estimate(cfg), "fits": True, "skipped": None,
+                "units": {"1": f"guide-{slug}-l1"}, **more}
+    added = {"at": "2026-07-20T10:00:00Z", "command": ["kit", "sweep"], "gpu_memory_gib": 139.8,
+             "gpu_memory_source": "NVML, GPU 0"}
+    jobs = [{"unit": "guide-qwen3-32b-l1", "repeat": 1, "host": "h200", "gpu": {"uuid": "GPU-b"}},
+            {"unit": "guide-qwen3-8b-l1", "repeat": 1, "host": "h100", "gpu": {"uuid": "GPU-a"}}]
+    manifest = {"run_id": "r", "complete": True, "h2d": {"gpu 0": 50.0}, "jobs": jobs,
+                "sweep": {"levels": [1], "gpu_memory_gib": 79.6, "gpu_memory_source": "NVML, GPU 0",
+                          "server_args": scenarios.SWEEP_SERVER_ARGS,
+                          "models": [entry("qwen3-32b", QWEN3_32B, added=added), entry("qwen3-8b", QWEN3_8B)]}}
+    env = {"h2d_gbps": 50.0}
+    units = {f"guide-{s}-l1": [Repeat(1, _events(1, 2.0, 1.5, 15.0), {"ok": True}, env)] for s in ("qwen3-32b", "qwen3-8b")}
+    g = guide.build_guide(Run(tmp_path, manifest, RunOptions(sweep_models=("/m/qwen3-32b", "/m/qwen3-8b"), sweep_levels=(1,)),
+                              units))
+    assert [r.slug for r in g.rows] == ["qwen3-8b", "qwen3-32b"]
+    text = guide.text(g, "plain")
+    assert "fit: --gpu-memory-utilization 0.9 x GPU memory (79.6 GiB, NVML, GPU 0)" in text
+    assert "added 2026-07-20T10:00:00Z: qwen3-32b; fit against GPU memory 139.8 GiB, NVML, GPU 0" in text
+    assert "the run's jobs ran on 2 different GPUs" in text
+    manifest["sweep"]["models"][0].pop("added")
+    manifest["jobs"][0].update(host="h100", gpu={"uuid": "GPU-a"})
+    g = guide.build_guide(Run(tmp_path, manifest, RunOptions(sweep_models=("/m/qwen3-32b", "/m/qwen3-8b"), sweep_levels=(1,)),
+                              units))
+    text = guide.text(g, "plain")
+    assert "added" not in g.run and "\nadded " not in text and "different GPUs" not in text

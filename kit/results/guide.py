@@ -268,7 +268,8 @@ def build_guide(run):
     gpus = len(devices(run.manifest.get("jobs") or []))
     if gpus > 1:          # a sweep grown in a later session (--add-models) may have moved
         notes.append(f"the run's jobs ran on {gpus} different GPUs (host and GPU uuid in the manifest's jobs): a "
-                     "comparison between models measured on different GPUs also holds any difference between the GPUs")
+                     "comparison between models measured on different GPUs also holds any difference between the GPUs, "
+                     "and a bound uses the host->GPU bandwidth its lane's first job measured, wherever it ran")
     return Guide(_facts(run), tuple(rows), skipped, crossover(rows), level1_ram(rows), tuple(notes))
 
 
