@@ -10,7 +10,7 @@ import click
 
 from kit import __version__, hints, layout
 from kit.errors import BadInput, KitError
-from kit.options import RunOptions, flag, parse_tables, run_options, sweep_options
+from kit.options import RunOptions, flag, parse_tables, run_options, sweep_addition, sweep_options
 from kit.twins import TWINS
 from kit.workload import scenarios
 
@@ -116,14 +116,17 @@ def run(ctx, tables, all_tables, arms, results_dir, run_id, resume_id, dry_run, 
 @click.option("--models", "models", metavar="M1,M2,...", help="Models (hub names or local folders), comma-separated.")
 @click.option("--levels", default="1,2", show_default=True, metavar="1,2", help="Sleep levels to measure each model at.")
 @click.option("--gpu-memory-gib", type=float, default=0.0, help="Skip the models that do not fit this many GiB "
-              "(default: the GPU's memory by NVML; without NVML nothing is skipped).")
+              "(default: the GPU's memory by NVML; without NVML nothing is skipped). With --add-models: for "
+              "the added models only.")
 @option_fields(*SWEEP_FIELDS)
 @results_option
 @click.option("--run-id", help="Name the run (default: the UTC time, e.g. 20261128-031024-guide).")
 @click.option("--resume", "resume_id", metavar="RUN_ID", help="Finish an interrupted sweep with its own options.")
+@click.option("--add-models", metavar="M5,M6,...", help="With --resume: add these models to the sweep run (a complete "
+              "one too), at its levels, fitted against this GPU's memory now; their units run with the run's unfinished ones.")
 @click.option("--dry-run", is_flag=True, help="Print the fit of each model, the plan and the server commands; start nothing.")
 @click.pass_context
-def sweep(ctx, models, levels, gpu_memory_gib, results_dir, run_id, resume_id, dry_run, **values):
+def sweep(ctx, models, levels, gpu_memory_gib, results_dir, run_id, resume_id, add_models, dry_run, **values):
     """Which sleep level for which model size: per model and level one server (load, warm-up, then three
     cycles of sleep -> wake -> prompt), then the guide (tables/guide.md) and its crossover.
 
@@ -132,8 +135,9 @@ def sweep(ctx, models, levels, gpu_memory_gib, results_dir, run_id, resume_id, d
     servers get the study's arguments but --gpu-memory-utilization 0.9 (one server at a time).
     """
     from kit import run as runner
-    options = sweep_options(models, levels, gpu_memory_gib, run_id, resume_id, values)
-    runner.start(options, results_dir, run_id, resume_id, explicit(ctx, SWEEP_FIELDS), dry_run, say=click.echo)
+    add = sweep_addition(add_models, gpu_memory_gib, resume_id)
+    options = sweep_options(models, explicit(ctx, ("levels",)).get("levels"), gpu_memory_gib, run_id, resume_id, values)
+    runner.start(options, results_dir, run_id, resume_id, explicit(ctx, SWEEP_FIELDS), dry_run, say=click.echo, add=add)
 
 
 # -- reading runs -------------------------------------------------------------------------------------

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from kit import __version__, doctor, layout, sweep, twins
-from kit.errors import BadRecord, KitError
-from kit.options import CACHES, RunOptions
+from kit.errors import BadInput, BadRecord, KitError
+from kit.options import CACHES, RunOptions, check_model
 from kit.runtimes import runtime_class
 from kit.workload import jsonfile, scenarios
 from kit.workload.options import defaults as arm_defaults
@@ -196,6 +196,41 @@ def sweep_record(options, describe=None):
     cls = runtime_class(options)
     chosen = cls.host_gpus(options) if cls.uses_host_gpus else None
     return sweep.record(options, describe or model_info, chosen, cls.hub_dir(options))
+
+
+def add_sweep_models(record, addition, command, describe=None):
+    """Models added to a sweep run (`kit sweep --resume RUN_ID --add-models ...`, a kit.sweep.Addition): they
+    join its options' sweep_models and its "sweep" part (fitted against this host's GPU memory now, with when
+    and by which command: kit.sweep.added_entries), and their units that fit join its units and server_args,
+    so the run is incomplete until they are done. BadInput, the record unchanged, for a run that is no sweep
+    or models that --models would refuse or that collide with the run's. Returns the added entries."""
+    check_addition(record, addition)
+    part, added = record.sweep, addition.models
+    options = record.options.with_(sweep_models=record.options.sweep_models + added)
+    cls = runtime_class(options)
+    chosen = cls.host_gpus(options) if cls.uses_host_gpus else None
+    entries = sweep.added_entries(part, added, options.with_(gpu_memory_gib=addition.gpu_memory_gib),
+                                  describe or model_info, chosen, cls.hub_dir(options),
+                                  {"at": layout.now(), "command": command})
+    units = {e["units"][str(level)]: sweep.arm_for(level) for e in entries if not e["skipped"]
+             for level in part["levels"]}
+    part["models"] += entries
+    record.options = options
+    record.units += list(units)
+    record.rest.setdefault("server_args", {}).update({u: scenarios.ALL_ARMS[a].server_args() for u, a in units.items()})
+    record.complete = False
+    return entries
+
+
+def check_addition(record, addition):
+    """BadInput unless the models of addition (kit.sweep.Addition) can join the run: see add_sweep_models."""
+    if not record.sweep:
+        raise BadInput(f"--add-models: run {record.run_id} is not a sweep (kit sweep); it has no models to add to")
+    sweep.check_added(record.sweep, addition.models)
+    record.options.with_(sweep_models=record.options.sweep_models + addition.models,
+                         gpu_memory_gib=addition.gpu_memory_gib).check(here=False)     # the checks of --models
+    for model in addition.models:
+        check_model(model, "add-models")
 
 
 def git_commit():

@@ -77,9 +77,11 @@ class RunOptions:
     slurm_container: str = _o("none", "slurm: run the workload directly on the node (none), or in the kit's "
                                       "image (--image) with podman or docker", choices=SLURM_CONTAINERS)
 
-    def check(self, here=True):
+    def check(self, here=True, needed=None):
         """BadInput naming the first problem; returns self so it chains. here=False: the options of a run
-        made elsewhere (a bundle being verified), whose local model folders need not exist on this machine."""
+        made elsewhere (a bundle being verified), whose local model folders need not exist on this machine.
+        needed: the sweep models whose folders must be here (a resumed sweep's with units still to run: those
+        done may be gone, e.g. a later session on a small disk); None: all."""
         for name in ("runtime", "protocol", "cache", "gpu_access", "slurm_container"):
             allowed = RUNTIMES if name == "runtime" else field_meta(name).get("choices")
             if getattr(self, name) not in allowed:
@@ -111,10 +113,10 @@ class RunOptions:
         if unknown:
             raise BadInput(f"unknown arm {unknown[0]!r}", f"one of {', '.join(scenarios.ARMS)}")
         if self.sweep_models or self.sweep_levels:
-            self._check_sweep(here)
+            self._check_sweep(here, self.sweep_models if needed is None else needed)
         return self
 
-    def _check_sweep(self, here):
+    def _check_sweep(self, here, needed):
         from kit import sweep
         if self.tables or self.arms:
             raise BadInput("a sweep has no tables or arms: its units are its models x levels")
@@ -125,7 +127,7 @@ class RunOptions:
         if not (math.isfinite(self.gpu_memory_gib) and self.gpu_memory_gib >= 0):
             raise BadInput(f"--gpu-memory-gib must be a positive number of GiB (got {self.gpu_memory_gib})")
         sweep.check(self.sweep_models, self.sweep_levels)
-        for model in self.sweep_models if here else ():
+        for model in needed if here else ():
             check_model(model, "models")
 
     @cached_property
@@ -209,16 +211,31 @@ def run_options(tables, all_tables, arms, run_id, resume, values):
 
 
 def sweep_options(models, levels, gpu_memory_gib, run_id, resume, values):
-    """`kit sweep`'s options from its arguments (checked when the sweep starts); None with --resume."""
+    """`kit sweep`'s options from its arguments (checked when the sweep starts); None with --resume.
+    levels: None when not given (1,2)."""
     from kit import sweep
     if resume:
-        if models or run_id:
+        if models or run_id or levels is not None:
             raise BadInput("--resume finishes a sweep with its own models, levels and id; give none of them")
         return None
     if not models:
         raise BadInput("which models? give --models M1,M2 (hub names or local folders)")
-    return RunOptions(sweep_models=sweep.parse_models(models), sweep_levels=sweep.parse_levels(levels),
+    return RunOptions(sweep_models=sweep.parse_models(models), sweep_levels=sweep.parse_levels(levels or "1,2"),
                       gpu_memory_gib=gpu_memory_gib, **values)
+
+
+def sweep_addition(add_models, gpu_memory_gib, resume):
+    """`kit sweep --resume RUN_ID --add-models M,...`: a kit.sweep.Addition (checked against the run when it is
+    read: kit.manifest.add_sweep_models), or None. --gpu-memory-gib with --resume is for the added models."""
+    from kit import sweep
+    if add_models is None:
+        if resume and gpu_memory_gib:
+            raise BadInput("--gpu-memory-gib with --resume is for --add-models: the run's models keep their fit")
+        return None
+    if not resume:
+        raise BadInput("--add-models adds models to a sweep run: give --resume RUN_ID too",
+                       "start a new sweep with --models")
+    return sweep.Addition(sweep.parse_models(add_models, "add-models"), gpu_memory_gib)
 
 
 def field_meta(name):

@@ -63,12 +63,12 @@ class AlreadyComplete(Exception):
     """A resume of a run that is complete: nothing to do, nothing written."""
 
 
-def open_resume(results_dir, run_id, given, command, held=None):
+def open_resume(results_dir, run_id, given, command, held=None, add=None):
     """(RunDir, kit.manifest.Manifest, options) of an interrupted run; `given` holds the options typed on the command
     line (or set in the environment), which must agree with the run's (a resumed run keeps its options) but
     for those marked resume in kit.options, which it takes and records. held: an ExitStack that takes
     the run's lock (kit.runlock) before its manifest is read, and AlreadyComplete for a complete run; None
-    for a look only (--dry-run)."""
+    for a look only (--dry-run). add: a kit.sweep.Addition, models the sweep run gets (a complete one too)."""
     run_dir = layout.RunDir(layout.results_root(results_dir) / layout.check_run_id(run_id))
     if not run_dir.exists():
         raise NotFound(f"cannot resume {run_id!r}: no such run in {results_dir}", "list the runs with `kit ls`")
@@ -82,16 +82,31 @@ def open_resume(results_dir, run_id, given, command, held=None):
         if not field_meta(name).get("resume"):
             raise BadInput(f"--{flag(name)} {value!r} conflicts with the run's {getattr(options, name)!r}",
                            "a resumed run keeps its options: leave it out, or start a new run")
+    if add:
+        manifest.check_addition(record, add)     # before the lock too: a bad addition writes nothing
     if held is not None:
-        if record.complete is True:      # checked before the lock too: a complete run is not touched
+        if record.complete is True and not add:      # checked before the lock too: a complete run is not touched
             raise AlreadyComplete(run_id)
         held.enter_context(runlock.hold(run_dir.path))
         record = manifest.read(run_dir)  # as the run's last owner left it
-        if record.complete is True:
+        if record.complete is True and not add:
             raise AlreadyComplete(run_id)
     record.options = record.options.with_(**changed)      # how its jobs are scheduled (a longer time limit after a TIMEOUT)
     record.resumes.append({"at": layout.now(), "command": command})
+    if add:
+        manifest.add_sweep_models(record, add, command, None if held is not None else unhashed)
     return run_dir, record, record.options
+
+
+def unhashed(name):
+    """A model's identity for --dry-run: nothing read (kit.manifest.model_info hashes a folder)."""
+    return {}
+
+
+def pending_models(run_dir, record):
+    """The sweep models whose units have jobs still to run: a resume needs their folders, not the others'."""
+    return list(dict.fromkeys(j.unit.model for j in plan.jobs(record.options)
+                              if j.unit.model and j.unit.name in record.units and not job_done(run_dir, j)))
 
 
 # -- execute -----------------------------------------------------------------------------------------
@@ -338,18 +353,18 @@ def create(options, results_dir, run_id, runtime, command, held, group=None, par
 
 
 def run(options, results_dir, run_id=None, resume=None, given=None, command=None, say=print, tty=None,
-        build_line=print):
+        build_line=print, add=None):
     """Plan, pre-flight, stand up, execute, tear down. Returns [Outcome], one per run (a Slurm run over
     several partitions is a group of runs, <run-id>-<partition>, executed together: Runtime.split)."""
     command = command or ["kit"] + sys.argv[1:]
     with ExitStack() as held:      # the locks of the runs (kit.runlock), released when the run ends
         if resume:
             try:
-                run_dir, record, options = open_resume(results_dir, resume, given or {}, command, held)
+                run_dir, record, options = open_resume(results_dir, resume, given or {}, command, held, add)
             except AlreadyComplete:
                 say(f"run {resume} is complete: nothing to resume, nothing changed (its tables: `kit table {resume}`)")
                 return []
-            runtime = ready_runtime(options.check(), results_dir, build_line)
+            runtime = ready_runtime(options.check(needed=pending_models(run_dir, record)), results_dir, build_line)
             record.runtime = record.resumes[-1]["runtime"] = runtime.describe()
             manifest.write(run_dir, record)
             return finish([Execution(run_dir, record, runtime)], say, tty)
@@ -456,12 +471,13 @@ def describe_plan(options, todo, lanes, runtime=None, results_dir="results"):
     return lines
 
 
-def dry_run(options, results_dir, resume=None, given=None):
+def dry_run(options, results_dir, resume=None, given=None, add=None):
     if resume:
-        run_dir, _, options = open_resume(results_dir, resume, given or {}, [])
-        todo = [j for j in plan.jobs(options) if not job_done(run_dir, j)]
-        return describe_plan(options, todo, runtime_class(options).lanes(options, len(todo)), runtime_for_dry_run(options),
-                             results_dir)
+        run_dir, record, options = open_resume(results_dir, resume, given or {}, [], add=add)
+        todo = [j for j in plan.jobs(options) if j.unit.name in record.units and not job_done(run_dir, j)]
+        lines = sweep.added_lines(resume, record.sweep, record.sweep["models"][-len(add.models):]) if add else []
+        return lines + describe_plan(options, todo, runtime_class(options).lanes(options, len(todo)),
+                                     runtime_for_dry_run(options), results_dir)
     options.check()
     cls = runtime_class(options)
     parts = cls.split(options)
@@ -477,14 +493,15 @@ def dry_run(options, results_dir, resume=None, given=None):
     return lines
 
 
-def start(options, results_dir, run_id=None, resume=None, given=None, plan_only=False, say=print):
+def start(options, results_dir, run_id=None, resume=None, given=None, plan_only=False, say=print, add=None):
     """`kit run` and `kit sweep`: say() the plan (plan_only: --dry-run), or run and say what came of it
-    (kit.outcomes.report: RunFailed when jobs failed). A resume of a complete run only says so."""
+    (kit.outcomes.report: RunFailed when jobs failed). A resume of a complete run only says so. add: models
+    a resumed sweep gets (kit.sweep.Addition)."""
     if plan_only:
-        for line in dry_run(options, results_dir, resume, given):
+        for line in dry_run(options, results_dir, resume, given, add):
             say(line)
         return
-    outcomes = run(options, results_dir, run_id=run_id, resume=resume, given=given, say=say)
+    outcomes = run(options, results_dir, run_id=run_id, resume=resume, given=given, say=say, add=add)
     if outcomes:
         report(outcomes, say=say)
 

@@ -13,9 +13,14 @@ Before anything starts, each model's memory is estimated from its config.json (p
 skipped, with the reason, in the manifest; without a GPU reading the estimate is recorded and nothing is
 skipped. The estimate leaves out activations and CUDA graphs (a few GiB): a model just under the budget
 may still fail to start, and its unit then fails with vLLM's own message.
+
+`kit sweep --resume RUN_ID --add-models M,...` grows a sweep run (the large models in a later session, on
+another host): the added models get units at the run's levels and a fit against the GPU memory of that
+host, now (or its --gpu-memory-gib), which their entries record with when and by which command they joined.
 """
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from kit import gpus
@@ -42,10 +47,10 @@ def arm_for(level):
     return f"sweep-l{level}"
 
 
-def parse_models(text):
+def parse_models(text, option="models"):
     models = [m.strip() for m in str(text).split(",") if m.strip()]
     if not models:
-        raise BadInput("--models: give at least one model (hub names or folders, comma-separated)")
+        raise BadInput(f"--{option}: give at least one model (hub names or folders, comma-separated)")
     return tuple(dict.fromkeys(models))
 
 
@@ -192,25 +197,62 @@ def gpu_memory(options, chosen):
     return round(mib / 1024, 3), f"NVML, GPU {gid}" + (" (the smallest of the run's)" if len(found) > 1 else "")
 
 
+def entry(model, levels, model_info, hub, gpu_gib):
+    """One model's entry in the "sweep" part: its identity (model_info(name) -> dict), estimate from its
+    config.json (a folder, or in the HF cache `hub`), verdict against gpu_gib and units."""
+    config = find_config(model, hub)
+    try:
+        cfg = json.loads(config.read_text()) if config else None
+    except (OSError, ValueError):
+        cfg = None
+    est = estimate(cfg) if isinstance(cfg, dict) else dict(estimate({}), note="no readable config.json here")
+    fits, reason = verdict(est, gpu_gib)
+    return {"name": model, "slug": slug(model), **model_info(model), "config": str(config) if config else None,
+            "estimate": est, "fits": fits, "skipped": reason,
+            "units": {str(level): unit_name(model, level) for level in levels}}
+
+
 def record(options, model_info, chosen, hub):
     """The manifest's "sweep" part: levels, the GPU memory used for the fit (of the chosen GPUs), and per
-    model its identity (model_info(name) -> dict), estimate from its config.json (a folder, or in the HF
-    cache `hub`), verdict and units."""
+    model its entry (entry())."""
     gpu_gib, source = gpu_memory(options, chosen)
-    models = []
-    for model in options.sweep_models:
-        config = find_config(model, hub)
-        try:
-            cfg = json.loads(config.read_text()) if config else None
-        except (OSError, ValueError):
-            cfg = None
-        est = estimate(cfg) if isinstance(cfg, dict) else dict(estimate({}), note="no readable config.json here")
-        fits, reason = verdict(est, gpu_gib)
-        models.append({"name": model, "slug": slug(model), **model_info(model), "config": str(config) if config else None,
-                       "estimate": est, "fits": fits, "skipped": reason,
-                       "units": {str(level): unit_name(model, level) for level in options.sweep_levels}})
+    models = [entry(m, options.sweep_levels, model_info, hub, gpu_gib) for m in options.sweep_models]
     return {"levels": list(options.sweep_levels), "gpu_memory_gib": gpu_gib, "gpu_memory_source": source,
             "server_args": scenarios.SWEEP_SERVER_ARGS, "models": models}
+
+
+# -- models added to a sweep run (kit sweep --resume RUN_ID --add-models ...) ------------------------------
+@dataclass(frozen=True)
+class Addition:
+    """The models to add to a sweep run, and the GPU memory (GiB; 0: this host's, by NVML) they must fit."""
+    models: tuple
+    gpu_memory_gib: float = 0.0
+
+
+def check_added(part, added):
+    """BadInput unless each model added to the run whose "sweep" part this is gets units of its own."""
+    have = {m["slug"]: f"the run's model {m['name']}" for m in part["models"]}
+    for model in added:
+        if slug(model) in have:
+            raise BadInput(f"--add-models {model} collides with {have[slug(model)]}: both would be named "
+                           f"{slug(model)!r}", "leave it out, or give a folder with another name")
+        have[slug(model)] = model
+
+
+def added_entries(part, added, options, model_info, chosen, hub, when):
+    """The entries (entry()) of models added to a sweep run, at its levels, each fitted against the GPU memory
+    of now (options: the run's, with this command's --gpu-memory-gib; chosen: this host's GPUs) and saying so
+    in its "added": {at, command, gpu_memory_gib, gpu_memory_source}. The part's own gpu_memory_* stay those
+    of the models it started with."""
+    gpu_gib, source = gpu_memory(options, chosen)
+    return [dict(entry(m, part["levels"], model_info, hub, gpu_gib),
+                 added=dict(when, gpu_memory_gib=gpu_gib, gpu_memory_source=source)) for m in added]
+
+
+def fit_memory(part, model):
+    """(GiB, source) the model's verdict was made against: its own when it was added later, else the run's."""
+    own = model.get("added") or part
+    return own["gpu_memory_gib"], own["gpu_memory_source"]
 
 
 def skipped_units(part):
@@ -222,9 +264,9 @@ def unit_model(part, unit):
     return next((m for m in (part or {}).get("models", []) if unit in m["units"].values()), None)
 
 
-def plan_lines(part):
+def plan_lines(part, title="sweep"):
     """What --dry-run says of the fit: one line per model."""
-    lines = [f"sweep: levels {', '.join(map(str, part['levels']))}; GPU memory "
+    lines = [f"{title}: levels {', '.join(map(str, part['levels']))}; GPU memory "
              + (f"{part['gpu_memory_gib']:.1f} GiB ({part['gpu_memory_source']})" if part["gpu_memory_gib"]
                 else part["gpu_memory_source"])]
     for m in part["models"]:
@@ -234,3 +276,10 @@ def plan_lines(part):
         state = f"SKIPPED, {m['skipped']}" if m["skipped"] else ("fits" if m["fits"] else "not checked")
         lines.append(f"  {m['name']}: {size}: {state}")
     return lines
+
+
+def added_lines(run_id, part, entries):
+    """What --dry-run says of the fit of models added to a run (entries: added_entries())."""
+    gib, source = fit_memory(part, entries[0])
+    return plan_lines(dict(part, gpu_memory_gib=gib, gpu_memory_source=source, models=entries),
+                      f"sweep {run_id}, adding {len(entries)} model(s)")

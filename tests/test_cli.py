@@ -36,6 +36,9 @@ def pristine(tmp_path_factory):
     shutil.make_archive(str(tmp / "whole"), "gztar", run_dir.parent, run_dir.name)
     data = (tmp / "whole.tar.gz").read_bytes()
     bundle.write_bytes(data[: len(data) // 2])
+    sweeps = tmp / "sweeps" / "guide"           # a sweep run (its manifest is all --resume reads before it fails)
+    sweeps.mkdir(parents=True)
+    shutil.copy(ROOT / "results" / "reference" / "h100-vllm0.24.0-guide" / "manifest.json", sweeps)
     return tmp
 
 
@@ -118,6 +121,29 @@ BAD_INPUTS = [
     (["run", "1", *SLURM, "--slurm-args=--output=/tmp/x"], "--slurm-args must not set --output=/tmp/x"),
     (["doctor", "--runtime", "slurm", "--slurm-args=--wrap=true"], "--slurm-args must not set --wrap=true"),
     (["doctor", "--runtime", "slurm", "--slurm-time", "soon"], "is not a Slurm time limit"),
+    # kit sweep --resume RUN_ID --add-models: checked before the run is touched
+    (["sweep", "--add-models", "Qwen/Qwen3-14B", "--results-dir", "{r}"],
+     "--add-models adds models to a sweep run: give --resume RUN_ID too"),
+    (["sweep", "--resume", "nosuch", "--add-models", "Qwen/Qwen3-14B", "--results-dir", "{r}"],
+     "cannot resume 'nosuch': no such run"),
+    (["sweep", "--resume", "good", "--add-models", "Qwen/Qwen3-14B", "--results-dir", "{r}"],
+     "--add-models: run good is not a sweep"),
+    (["sweep", "--resume", "guide", "--add-models", " , ", "--results-dir", "{tmp}/sweeps"],
+     "--add-models: give at least one model"),
+    (["sweep", "--resume", "guide", "--add-models", "Qwen/Qwen3-0.6B", "--results-dir", "{tmp}/sweeps"],
+     "--add-models Qwen/Qwen3-0.6B collides with the run's model /root/sk/twins/qwen3-0.6b"),
+    (["sweep", "--resume", "guide", "--add-models", "Qwen/Qwen3-0.6B", "--dry-run", "--results-dir", "{tmp}/sweeps"],
+     "collides with the run's model /root/sk/twins/qwen3-0.6b"),
+    (["sweep", "--resume", "guide", "--add-models", "a/Qwen3-14B,b/qwen3-14b", "--results-dir", "{tmp}/sweeps"],
+     "--add-models b/qwen3-14b collides with a/Qwen3-14B: both would be named 'qwen3-14b'"),
+    (["sweep", "--resume", "guide", "--add-models", "/nonexistent/qwen3-14b", "--results-dir", "{tmp}/sweeps"],
+     "--add-models /nonexistent/qwen3-14b: no such folder"),
+    (["sweep", "--resume", "guide", "--add-models", "Qwen/Qwen3-14B", "--gpu-memory-gib", "nan", "--results-dir",
+      "{tmp}/sweeps"], "--gpu-memory-gib must be a positive number"),
+    (["sweep", "--resume", "guide", "--gpu-memory-gib", "40", "--results-dir", "{tmp}/sweeps"],
+     "--gpu-memory-gib with --resume is for --add-models"),
+    (["sweep", "--resume", "guide", "--levels", "2", "--results-dir", "{tmp}/sweeps"],
+     "--resume finishes a sweep with its own models, levels and id"),
 ]
 
 

@@ -318,3 +318,170 @@ def test_the_fit_is_not_read_where_the_runtime_places_the_jobs():
     assert sweep.gpu_memory(opts, None) == (None, "not read: the slurm runtime places the jobs (give "
                                             "--gpu-memory-gib to skip models that do not fit)")
     assert sweep.gpu_memory(RunOptions(**{**vars(opts), "gpu_memory_gib": 40.0}), None) == (40.0, "--gpu-memory-gib")
+
+
+# -- growing a sweep run: kit sweep --resume RUN_ID --add-models ---------------------------------------------
+REFERENCE_GUIDE = ROOT / "results" / "reference" / "h100-vllm0.24.0-guide"
+
+
+def _model_folder(root, name, cfg):
+    (root / name).mkdir(parents=True)
+    (root / name / "config.json").write_text(json.dumps(cfg))
+    return root / name
+
+
+@pytest.fixture(scope="module")
+def grown(sweep_run, tmp_path_factory):
+    """The finished sweep, copied with its model folders gone (a later session on another host), grown by a
+    1.7B model that fits and a 32B one that does not fit 40 GiB."""
+    import shutil
+    _, run = sweep_run
+    tmp = tmp_path_factory.mktemp("grown")
+    text = (run / "manifest.json").read_text().replace(str(run.parent.parent / "models"), str(tmp / "gone"))
+    copy = shutil.copytree(run, tmp / "results" / run.name)
+    (copy / "manifest.json").write_text(text)
+    before = json.loads(text)
+    added = [_model_folder(tmp / "new", "qwen3-1.7b", twins.twin_config("qwen3-1.7b")),
+             _model_folder(tmp / "new", "big-32b", QWEN3_32B)]
+    r = kit("sweep", "--resume", run.name, "--add-models", ",".join(map(str, added)), "--gpu-memory-gib", "40",
+            "--results-dir", tmp / "results", timeout=300)
+    return r, copy, before, added
+
+
+@pytest.mark.e2e
+def test_models_added_to_a_finished_sweep_run_and_join_its_guide(grown):
+    r, copy, before, (small, big) = grown
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert all("/gone/" in m for m in before["options"]["sweep_models"])    # done: their folders need not be here
+    assert "2 of 8 jobs to run (guide-qwen3-1.7b-l1 r1, guide-qwen3-1.7b-l2 r1)" in r.stdout
+    after = json.loads((copy / "manifest.json").read_text())
+    assert after["complete"] is True
+    assert after["units"] == before["units"] + ["guide-qwen3-1.7b-l1", "guide-qwen3-1.7b-l2"]
+    assert after["options"]["sweep_models"] == before["options"]["sweep_models"] + [str(small), str(big)]
+    part, first = after["sweep"], before["sweep"]
+    assert part["models"][:4] == first["models"]          # the first models keep their fit, and the run's fields
+    assert (part["gpu_memory_gib"], part["gpu_memory_source"]) == (40.0, "--gpu-memory-gib")
+    new = {m["slug"]: m for m in part["models"][4:]}
+    for m in new.values():      # when, by which command, and against which GPU memory each was added
+        assert m["added"]["command"][1:5] == ["sweep", "--resume", copy.name, "--add-models"]
+        assert (m["added"]["gpu_memory_gib"], m["added"]["gpu_memory_source"]) == (40.0, "--gpu-memory-gib")
+        assert m["added"]["at"] >= before["ended"]
+    assert new["qwen3-1.7b"]["fits"] is True and new["qwen3-1.7b"]["skipped"] is None
+    assert "guide-qwen3-1.7b-l2" in after["server_args"] and len(after["resumes"]) == 1
+    assert {j["unit"] for j in after["jobs"]} == set(after["units"])
+    g = json.loads((copy / "tables" / "guide.json").read_text())
+    assert [row["slug"] for row in g["rows"] if row["level"] == 1] == [
+        "qwen3-0.6b", "qwen3-1.7b", "phi-3-mini", "qwen3-8b", "qwen3-32b", "big-32b"]     # size order
+    assert all(row["state"] == "ok" and row["switch"] for row in g["rows"] if row["slug"] == "qwen3-1.7b")
+    assert [a["models"] for a in g["run"]["added"]] == [["qwen3-1.7b", "big-32b"]]
+    md = (copy / "tables" / "guide.md").read_text()
+    assert "qwen3-1.7b, big-32b; fit against GPU memory 40.0 GiB, --gpu-memory-gib" in md
+    assert "the run's jobs ran on" not in md        # one GPU (the double's: none) throughout
+    again = kit("sweep", "--resume", copy.name, "--results-dir", copy.parent)        # a plain resume: as before
+    assert again.returncode == 0 and "is complete: nothing to resume" in again.stdout
+
+
+@pytest.mark.e2e
+def test_an_added_model_that_does_not_fit_is_skipped_with_its_reason(grown):
+    r, copy, _, (_, big) = grown
+    entry = next(m for m in json.loads((copy / "manifest.json").read_text())["sweep"]["models"] if m["slug"] == "big-32b")
+    assert entry["fits"] is False and entry["skipped"].startswith("does not fit: needs about 61.5 GiB")
+    assert "0.9 x 40.0 GiB = 36.0 GiB" in entry["skipped"]
+    assert not list(copy.glob("guide-big-32b-*"))
+    assert f"skipped {big} (32.76 B): does not fit" in r.stdout.replace("\n  ", " ")
+
+
+@pytest.mark.e2e
+def test_a_grown_sweep_run_bundles_and_verifies(grown):
+    _, copy, _, _ = grown
+    made = kit("bundle", copy.name, "--results-dir", copy.parent, "--no-figures", timeout=300)
+    assert made.returncode == 0, made.stderr
+    ok = kit("bundle", "verify", made.stdout.strip())
+    assert ok.returncode == 0 and ok.stdout.strip().endswith(": ok"), ok.stdout
+
+
+def _reference_copy(tmp_path):
+    import shutil
+    run = shutil.copytree(REFERENCE_GUIDE, tmp_path / "results" / "one")
+    return run, {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+
+
+def test_an_added_model_that_collides_with_the_runs_is_refused_and_nothing_changes(tmp_path, capsys):
+    from kit.cli import main
+    run, before = _reference_copy(tmp_path)
+    new = _model_folder(tmp_path / "new", "qwen3-14b", twins.twin_config("qwen3-14b"))
+    code = main(["sweep", "--resume", "one", "--add-models", f"{new},Qwen/Qwen3-4B", "--results-dir", str(run.parent)])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "--add-models Qwen/Qwen3-4B collides with the run's model /root/sk/twins/qwen3-4b: both would be named " \
+           "'qwen3-4b'" in err
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+def test_dry_run_of_added_models_prints_their_fit_and_plan_and_starts_nothing(tmp_path, capsys):
+    from kit.cli import main
+    run, before = _reference_copy(tmp_path)
+    new = [_model_folder(tmp_path / "new", name, twins.twin_config(name)) for name in ("qwen3-14b", "qwen3-32b")]
+    code = main(["sweep", "--resume", "one", "--add-models", ",".join(map(str, new)), "--gpu-memory-gib", "40",
+                 "--dry-run", "--results-dir", str(run.parent)])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert out[:2] == ["sweep one, adding 2 model(s): levels 1, 2; GPU memory 40.0 GiB (--gpu-memory-gib)",
+                       f"  {new[0]}: 14.77 B params, about 27.8 GiB: fits"]
+    assert out[2].startswith(f"  {new[1]}: 32.76 B params, about 61.5 GiB: SKIPPED, does not fit")
+    plan = next(line for line in out if line.startswith("plan:"))
+    assert "guide-qwen3-0.6b-l2 r1" in plan and "guide-qwen3-14b-l2 r1" in plan and "qwen3-32b" not in plan
+    assert "guide-qwen3-0.6b-l1 r1" not in plan and out[-1] == "dry run: nothing started"
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+def test_added_models_are_fitted_against_this_hosts_gpu_and_make_the_run_incomplete(tmp_path, monkeypatch):
+    """A complete run grown on a 24 GiB GPU (NVML): its first models keep their fit (80 GiB), the 14B says which
+    GPU memory skipped it."""
+    from kit import gpus, manifest
+    from kit.runtimes.base import Runtime
+    run, _ = _reference_copy(tmp_path)
+    record = manifest.read(manifest.layout.RunDir(run))
+    record.complete = True
+    monkeypatch.setattr(Runtime, "host_gpus", classmethod(lambda cls, options: [gpus.Gpu(id="0", index=0)]))
+    monkeypatch.setattr(gpus, "_memory", lambda gpu: _Mem(free_gib=24.0, total_gib=24.0))
+    new = [_model_folder(tmp_path / "new", name, twins.twin_config(twin))
+           for name, twin in (("qwen3-14b", "qwen3-14b"), ("qwen3-1.7b-base", "qwen3-1.7b"))]
+    entries = manifest.add_sweep_models(record, sweep.Addition(tuple(map(str, new))), ["kit", "sweep"])
+    assert [e["added"]["gpu_memory_source"] for e in entries] == ["NVML, GPU 0"] * 2
+    assert entries[0]["skipped"].endswith("0.9 x 24.0 GiB = 21.6 GiB") and entries[1]["fits"] is True
+    assert record.sweep["gpu_memory_gib"] == 79.647 and record.complete is False
+    assert record.units[-2:] == ["guide-qwen3-1.7b-base-l1", "guide-qwen3-1.7b-base-l2"]
+    assert sweep.fit_memory(record.sweep, record.sweep["models"][0]) == (79.647, "NVML, GPU 0")
+    assert sweep.fit_memory(record.sweep, entries[0]) == (24.0, "NVML, GPU 0")
+
+
+def test_the_guide_of_a_run_grown_on_another_gpu_says_where_each_fit_and_job_came_from(tmp_path):
+    from kit.results.load import Repeat, Run
+
+    def entry(slug, cfg, **more):
+        return {"name": f"/m/{slug}", "slug": slug, "estimate": sweep.estimate(cfg), "fits": True, "skipped": None,
+                "units": {"1": f"guide-{slug}-l1"}, **more}
+    added = {"at": "2026-07-20T10:00:00Z", "command": ["kit", "sweep"], "gpu_memory_gib": 139.8,
+             "gpu_memory_source": "NVML, GPU 0"}
+    jobs = [{"unit": "guide-qwen3-32b-l1", "repeat": 1, "host": "h200", "gpu": {"uuid": "GPU-b"}},
+            {"unit": "guide-qwen3-8b-l1", "repeat": 1, "host": "h100", "gpu": {"uuid": "GPU-a"}}]
+    manifest = {"run_id": "r", "complete": True, "h2d": {"gpu 0": 50.0}, "jobs": jobs,
+                "sweep": {"levels": [1], "gpu_memory_gib": 79.6, "gpu_memory_source": "NVML, GPU 0",
+                          "server_args": scenarios.SWEEP_SERVER_ARGS,
+                          "models": [entry("qwen3-32b", QWEN3_32B, added=added), entry("qwen3-8b", QWEN3_8B)]}}
+    env = {"h2d_gbps": 50.0}
+    units = {f"guide-{s}-l1": [Repeat(1, _events(1, 2.0, 1.5, 15.0), {"ok": True}, env)] for s in ("qwen3-32b", "qwen3-8b")}
+    g = guide.build_guide(Run(tmp_path, manifest, RunOptions(sweep_models=("/m/qwen3-32b", "/m/qwen3-8b"), sweep_levels=(1,)),
+                              units))
+    assert [r.slug for r in g.rows] == ["qwen3-8b", "qwen3-32b"]
+    text = guide.text(g, "plain")
+    assert "fit: --gpu-memory-utilization 0.9 x GPU memory (79.6 GiB, NVML, GPU 0)" in text
+    assert "added 2026-07-20T10:00:00Z: qwen3-32b; fit against GPU memory 139.8 GiB, NVML, GPU 0" in text
+    assert "the run's jobs ran on 2 different GPUs" in text
+    manifest["sweep"]["models"][0].pop("added")
+    manifest["jobs"][0].update(host="h100", gpu={"uuid": "GPU-a"})
+    g = guide.build_guide(Run(tmp_path, manifest, RunOptions(sweep_models=("/m/qwen3-32b", "/m/qwen3-8b"), sweep_levels=(1,)),
+                              units))
+    text = guide.text(g, "plain")
+    assert "added" not in g.run and "\nadded " not in text and "different GPUs" not in text

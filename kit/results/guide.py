@@ -19,7 +19,7 @@ from kit.results import metrics
 from kit.results.metrics import Cell
 from kit.results.records import Record, dumps
 from kit.results.render import WIDTH, fmt_value, wrap
-from kit.results.tables import NO_NUMBERS, arm_state, gpu_name
+from kit.results.tables import NO_NUMBERS, arm_state, devices, gpu_name
 
 SCHEMA = 1
 MIB_PER_GIB = 1024
@@ -223,14 +223,28 @@ def level1_ram(rows):
 
 
 def _facts(run):
+    """The run's facts; "added" only where models were added later (the guides of other runs stay as they were)."""
     m, part = run.manifest, run.manifest["sweep"]
+    added = _added(part["models"])
     env = m.get("environment") or next((r.env for reps in run.units.values() for r in reps if r.env), {})
     return {"run_id": run.run_id, "complete": m.get("complete"), "gpu": gpu_name(env),
             "vllm": env.get("vllm_version"), "cache": run.options.cache, "repeat": run.options.repeat,
             "runtime": run.options.runtime, "fixed_output": run.options.fixed_output,
             "h2d_gbps": dict(sorted((m.get("h2d") or {}).items())), "levels": part["levels"],
             "gpu_memory_gib": part["gpu_memory_gib"], "gpu_memory_source": part["gpu_memory_source"],
-            "server_args": part["server_args"]}
+            "server_args": part["server_args"]} | ({"added": added} if added else {})
+
+
+def _added(models):
+    """The models added to the run later (kit sweep --resume --add-models), a group per command: when, and the
+    GPU memory their fit was made against (the run's gpu_memory_* are its first models')."""
+    groups = {}
+    for m in models:
+        if m.get("added"):
+            a = m["added"]
+            groups.setdefault((a["at"], a["gpu_memory_gib"], a["gpu_memory_source"]), []).append(m["slug"])
+    return [{"at": at, "models": slugs, "gpu_memory_gib": gib, "gpu_memory_source": source}
+            for (at, gib, source), slugs in groups.items()]
 
 
 def build_guide(run):
@@ -250,6 +264,11 @@ def build_guide(run):
              "= at that physical limit. Level 1 moves the weights out on sleep and back on wake; level 2 drops them "
              "and reloads them on wake (from disk or page cache, then host->GPU)",
              "sizes: parameters counted from each model's config.json"]
+    gpus = len(devices(run.manifest.get("jobs") or []))
+    if gpus > 1:          # a sweep grown in a later session (--add-models) may have moved
+        notes.append(f"the run's jobs ran on {gpus} different GPUs (host and GPU uuid in the manifest's jobs): a "
+                     "comparison between models measured on different GPUs also holds any difference between the GPUs, "
+                     "and a bound uses the host->GPU bandwidth its lane's first job measured, wherever it ran")
     return Guide(_facts(run), tuple(rows), skipped, crossover(rows), level1_ram(rows), tuple(notes))
 
 
@@ -295,13 +314,17 @@ def summary_lines(guide):
 def header(guide):
     f = guide.run
     h2d = ", ".join(f"{lane} {gbps:.1f} GB/s" for lane, gbps in f["h2d_gbps"].items()) or "not measured"
-    gpu_mem = (f"{f['gpu_memory_gib']:.1f} GiB, {f['gpu_memory_source']}" if f["gpu_memory_gib"]
-               else f["gpu_memory_source"])
     util = f["server_args"][f["server_args"].index("--gpu-memory-utilization") + 1]
     return [f"Guide: which sleep level for which model size - run {f['run_id']}" + ("" if f["complete"] else " (incomplete)"),
             f"GPU: {f['gpu'] or 'n/a'} | vLLM {f['vllm'] or 'n/a'} | host->GPU {h2d} | --cache {f['cache']}"
             f" | repeats {f['repeat']} | runtime {f['runtime']}",
-            f"fit: --gpu-memory-utilization {util} x GPU memory ({gpu_mem})"]
+            f"fit: --gpu-memory-utilization {util} x GPU memory ({_gpu_mem(f)})"] + [
+            f"added {a['at']}: {', '.join(a['models'])}; fit against GPU memory {_gpu_mem(a)}"
+            for a in f.get("added") or ()]
+
+
+def _gpu_mem(f):
+    return f"{f['gpu_memory_gib']:.1f} GiB, {f['gpu_memory_source']}" if f["gpu_memory_gib"] else f["gpu_memory_source"]
 
 
 def text(guide, fmt="terminal", width=WIDTH):
