@@ -79,13 +79,15 @@ bench: $(VENV)/.test-installed  ## the kit's timing error, and arms on 1 vs 2 GP
 
 # The unit tier runs on every core (pytest-xdist, a file per worker) with its temporary files in RAM where /dev/shm
 # has room (TEST_TMP=DIR puts them elsewhere): the kit fsyncs what it writes, and on a busy disk that waiting took
-# more of the tier's time than the tests did.
+# more of the tier's time than the tests did. PYTHONDONTWRITEBYTECODE is cleared for it: with it set, every worker
+# and every `python -m kit` the tests start compiled the kit and re-rewrote the tests' asserts from source, each time
+# (the .pyc files land in the __pycache__ folders git ignores).
 UNIT     := not e2e and not render and not docker and not slurm and not twins and not browser
 TEST_TMP ?= $(shell df -Pk /dev/shm 2>/dev/null | awk 'NR == 2 && $$4 > 1048576 {print "/dev/shm"}')
 
 test-fast: $(VENV)/.test-installed  ## the unit tier only (in-process, no engine, no Slurm): seconds
 	tmp=$$(mktemp -d "$(or $(TEST_TMP),$(TMPDIR),/tmp)/sleepkit-tests.XXXXXX") || exit 1; \
-	    TMPDIR=$$tmp $(VENV)/bin/python -m pytest -q -n auto --dist loadfile --basetemp=$$tmp/pytest -m "$(UNIT)" $(PYTEST_ARGS); \
+	    TMPDIR=$$tmp PYTHONDONTWRITEBYTECODE= $(VENV)/bin/python -m pytest -q -n auto --dist loadfile --basetemp=$$tmp/pytest -m "$(UNIT)" $(PYTEST_ARGS); \
 	    status=$$?; rm -rf "$$tmp"; exit $$status
 
 test: $(VENV)/.test-installed  ## all tests; starts a Docker engine and a one-node Slurm for the integration tests
