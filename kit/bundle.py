@@ -14,7 +14,7 @@ import re
 import sys
 from pathlib import Path, PurePosixPath
 
-from kit import layout, manifest, results, runs
+from kit import layout, manifest, plot, results, runs
 from kit.errors import BadInput, BadRecord, KitError, NotFound
 from kit.results import archive
 from kit.results.load import mixed_workloads
@@ -98,7 +98,6 @@ def render_outputs(run, figures=True):
     results.write_tables(run)
     if not figures:
         return
-    from kit import plot        # matplotlib, only to draw
     folder = layout.RunDir(run.source).figures_dir
     if any(not (folder / name).is_file() for name in plot.expected_figures(run, run.tables)):
         plot.plot_run(run, run.tables)

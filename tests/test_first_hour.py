@@ -14,6 +14,7 @@ import pytest
 from conftest import ROOT, double_config, server_cmd
 from fabricate import fabricate_run
 from kit import doctor, hints, plot, progress, runs
+from kit.plot import specs
 from kit.checks import Check
 from kit.cli import main
 from kit.errors import BadInput, Checklist
@@ -187,7 +188,7 @@ def test_a_run_on_the_test_double_says_so_in_every_header(tmp_path):
     table = tables.build_table(load_run(run_dir), 1)
     first = "- test double (no GPU, no vLLM): not a result"
     assert render.text([table]).splitlines()[2] == first and render.markdown(table).splitlines()[2] == first
-    assert plot.provenance(table.run)[0] == "test double (no GPU, no vLLM): not a result"
+    assert specs.provenance(table.run)[0] == "test double (no GPU, no vLLM): not a result"
     assert "test double" in runs.listing_text(runs.listing(tmp_path / "results"))
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from fabricate import fabricate_run
-from kit import layout, plot, results
+from kit import layout, results
+from kit.plot import specs
 from kit.cli import main
 from kit.results import loads
 from kit.workload import events, serverlog
@@ -204,12 +205,13 @@ def test_kit_table_shows_the_breakdown_after_the_tables_and_alone(tmp_path, caps
 def test_the_figure_stacks_the_tables_part_medians(tmp_path):
     run = results.load_run(H200X2)
     table = loads.build_loads(run)
-    spec = plot.loads_spec(run, table)
+    spec = specs.loads_spec(run, table)
     assert len(spec.bars) == len(table.rows)
     for bar, row in zip(spec.bars, table.rows):
         assert [s["seconds"] for s in bar["segments"]] == [row.parts[p].median for p, _ in loads.PARTS]
         assert bar["load"] == row.load.to_json()
-    paths = plot.save(plot.loads_figure(spec), tmp_path / "loads")
+    from kit.plot import charts, style      # matplotlib: the render tier only
+    paths = style.save(charts.loads_figure(spec), tmp_path / "loads")
     assert [p.suffix for p in paths] == [".png", ".svg"] and all(p.stat().st_size > 0 for p in paths)
 
 

@@ -3,23 +3,29 @@ beside them; every figure carries its provenance, is written as PNG (200 dpi) an
 same when re-plotted; failed, unfinished and not-run arms are drawn as such; memory changes are shown at
 their size; the timeline ends where its data ends.
 The tests of what a drawn figure shows, or of its files, are the render tier (marker `render`: matplotlib takes
-seconds); the specs the figures are drawn from are unit tests."""
+seconds, and they import the drawing modules, kit.plot.charts and kit.plot.traces, where they draw); the specs the
+figures are drawn from are unit tests, and import no matplotlib."""
 import json
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
-import matplotlib.text
 import pytest
 from PIL import Image
 
 from fabricate import GPU_ASLEEP, GPU_SERVER, WEIGHTS_MIB, fabricate_run
 from kit import layout, plot, results
+from kit.plot import specs
 from kit.workload import scenarios
 from kit.workload.steps import steps
 
 ALL = [1, 2, 3, 4, 5]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def texts(fig):
+    import matplotlib.text
     return [t.get_text() for t in fig.findobj(matplotlib.text.Text) if t.get_text()]
 
 
@@ -82,12 +88,31 @@ def test_the_index_gives_each_figure_the_digest_of_what_it_shows_and_a_subset_ke
     plot.plot_run(run, [4])
     digests = {p.stem: p.digest for p in plot.plots(run, ALL)}
     assert plot.read_index(folder) == digests and len(set(digests.values())) == len(digests)
-    monkeypatch.setattr(plot, "code_digest", lambda: "another kit/plot.py")
+    monkeypatch.setattr(plot, "code_digest", lambda: "another drawing code")
     assert all(p.digest != digests[p.stem] for p in plot.plots(run, ALL)), "a change of the drawing code"
     doc = json.loads((folder / plot.INDEX).read_text())
     (folder / plot.INDEX).write_text(json.dumps(dict(doc, matplotlib="0.1")))
     assert plot.read_index(folder) == {} and plot.read_index(folder, any_matplotlib=True) == digests
     (folder / plot.INDEX).write_text(json.dumps(doc))
+    import matplotlib
+    assert doc["matplotlib"] == plot.matplotlib_version() == matplotlib.__version__
+
+
+def test_the_specs_and_the_list_of_figures_import_no_matplotlib():
+    """What only reads a run's figures' specs (tests, the site's alt texts and stored figures, bundle) does not pay
+    for matplotlib; it is imported when a figure is drawn."""
+    code = ("import sys, kit.plot, kit.plot.specs, kit.site.figures, kit.bundle, kit.site.build\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))\n"
+            "kit.plot.builders()\nprint('matplotlib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    assert out.split() == ["[]", "True"]
+
+
+def test_the_digest_covers_every_module_that_decides_a_figures_pixels():
+    """A change of the specs or of the drawing code marks every stored figure stale: every module of kit.plot
+    but the list of figures itself is in the digest."""
+    modules = {p.name for p in (ROOT / "kit" / "plot").glob("*.py")} - {"__init__.py"}
+    assert set(plot.PIXEL_SOURCES) == modules
 
 
 @pytest.mark.parametrize("number", ALL)
@@ -95,7 +120,7 @@ def test_bar_values_are_the_table_json_medians(five, number):
     run = five
     table = json.loads((layout.RunDir(run.source).tables_dir / f"table{number}.json").read_text())
     rows = {(r["metric"], r["model"]): r for r in table["rows"]}
-    spec = plot.bars_spec(run, number)
+    spec = specs.bars_spec(run, number)
     keys = [s["key"] for s in spec.sources]
     assert keys == ["measured", *[r["gpu"] for r in table["published"]]]
     checked = 0
@@ -115,7 +140,7 @@ def test_bar_values_are_the_table_json_medians(five, number):
 
 def test_published_numbers_beside_the_measured_ones(five):
     run = five
-    spec = plot.bars_spec(run, 1)
+    spec = specs.bars_spec(run, 1)
     assert [s["label"] for s in spec.sources[1:]] == [
         "published: A100, vLLM 0.11.0 (blog figure plotly-sleep-levels-comparison)",
         "published: A4000, vLLM 0.11.0 (blog figure plotly-sleep-mode-a4000)"]
@@ -125,8 +150,13 @@ def test_published_numbers_beside_the_measured_ones(five):
     assert switch["nosleep", "B", "A4000"]["median"] == 46.02       # loads 46.01, 46.02, 46.02
     assert switch["l1", "A", "A100"]["median"] == 0.25              # wakes 0.25, 0.28, 0.25
     for n in (2, 3, 4, 5):
-        assert [s["key"] for s in plot.bars_spec(run, n).sources] == ["measured", "A100"]
-    fig = plot.bars_figure(spec)
+        assert [s["key"] for s in specs.bars_spec(run, n).sources] == ["measured", "A100"]
+
+
+@pytest.mark.render
+def test_the_bars_figure_labels_the_published_references_and_their_medians(five):
+    from kit.plot import charts
+    fig = charts.bars_figure(specs.bars_spec(five, 1))
     assert {"published: A100, vLLM 0.11.0 (blog figure plotly-sleep-levels-comparison)", "38.1"} <= set(texts(fig))
 
 
@@ -136,19 +166,20 @@ def test_provenance_on_every_figure(five):
     want = [run.run_id, "GPU: NVIDIA H100 80GB HBM3", "vLLM 0.11.0", "protocol: corrected", "output not fixed",
             "repeats: 2", "compile cache: warm", "A = Qwen/Qwen3-0.6B (twin of qwen3-0.6b",
             "B = microsoft/Phi-3-vision-128k-instruct"]
-    figures = [plot.bars_figure(plot.bars_spec(run, 1)), plot.timeline_figure(plot.timeline_spec(run, 4)),
-               plot.memory_figure(plot.memory_spec(run, "l2"))]
+    from kit.plot import charts, traces
+    figures = [charts.bars_figure(specs.bars_spec(run, 1)), traces.timeline_figure(specs.timeline_spec(run, 4)),
+               traces.memory_figure(specs.memory_spec(run, "l2"))]
     for fig in figures:
         text = "\n".join(texts(fig))
         assert all(w in text for w in want), [w for w in want if w not in text]
-    fixed = plot.provenance(replace(results.build_table(run, 1).run, fixed_output=True))
+    fixed = specs.provenance(replace(results.build_table(run, 1).run, fixed_output=True))
     assert f"output fixed at {scenarios.MAX_TOKENS} tokens" in fixed[0]
 
 
 @pytest.mark.parametrize("number", ALL)
 def test_timeline_shows_every_event_and_ends_where_the_data_ends(five, number):
     run = five
-    spec = plot.timeline_spec(run, number)
+    spec = specs.timeline_spec(run, number)
     measured = [r for r in spec.rows if r["source"] == "measured"]
     assert [r["unit"] for r in measured] == list(scenarios.TABLES[number].arms)
     for row in measured:
@@ -161,19 +192,23 @@ def test_timeline_shows_every_event_and_ends_where_the_data_ends(five, number):
     assert len(published) == 2 * (2 if number == 1 else 1) and all(r["segments"] for r in published)
     ends = [s["start"] + s["duration"] for r in spec.rows for s in r["segments"]]
     assert spec.end == pytest.approx(max(ends))
-    if number == 4:
-        fig = plot.timeline_figure(spec)
-        main, *zooms = fig.axes
-        assert main.get_xlim() == pytest.approx((0, spec.end))
-        for ax, zoom in zip(zooms, spec.zooms):
-            switch_ends = [sw["segments"][-1]["offset"] + sw["segments"][-1]["duration"]
-                           for sws in zoom["switches"].values() for sw in sws]
-            assert ax.get_xlim() == pytest.approx((0, max(switch_ends)))
+
+
+@pytest.mark.render
+def test_the_timeline_figure_ends_where_the_data_ends_and_each_zoom_where_its_switches_do(five):
+    from kit.plot import traces
+    spec = specs.timeline_spec(five, 4)
+    main, *zooms = traces.timeline_figure(spec).axes
+    assert main.get_xlim() == pytest.approx((0, spec.end))
+    for ax, zoom in zip(zooms, spec.zooms):
+        switch_ends = [sw["segments"][-1]["offset"] + sw["segments"][-1]["duration"]
+                       for sws in zoom["switches"].values() for sw in sws]
+        assert ax.get_xlim() == pytest.approx((0, max(switch_ends)))
 
 
 def test_zoom_cuts_rounds_into_switches(five):
     run = five
-    zoom = plot.timeline_spec(run, 4).zooms[1]                  # l2
+    zoom = specs.timeline_spec(run, 4).zooms[1]                  # l2
     switches = zoom["switches"]["measured"]
     assert [(s["round"], s["model"]) for s in switches] == [(r, m) for r in (1, 2, 3) for m in "AB"]
     assert [s["kind"] for s in switches[0]["segments"]] == ["wake", "prompt", "sleep"]
@@ -186,15 +221,16 @@ def test_zoom_cuts_rounds_into_switches(five):
 @pytest.mark.render
 def test_memory_changes_are_shown_at_their_size(five):
     run = five
-    l1, l2 = plot.memory_spec(run, "l1"), plot.memory_spec(run, "l2")
+    from kit.plot import traces
+    l1, l2 = specs.memory_spec(run, "l1"), specs.memory_spec(run, "l2")
     assert l1.first_sleep == {m: WEIGHTS_MIB[m] + 700 for m in "AB"}          # fabricate: weights + 700 MiB
     assert l2.first_sleep == {"A": 10, "B": 10}
-    assert (plot.fmt_mib(10), plot.fmt_mib(WEIGHTS_MIB["B"] + 700), plot.fmt_mib(-(GPU_SERVER - GPU_ASLEEP))) == (
+    assert (traces.fmt_mib(10), traces.fmt_mib(WEIGHTS_MIB["B"] + 700), traces.fmt_mib(-(GPU_SERVER - GPU_ASLEEP))) == (
         "+10 MiB", "+8.4 GiB", "-22.6 GiB")
     sleeps = [p for p in l1.points if p["kind"] == "sleep"]
     assert all(p["gpu_delta"] == -(GPU_SERVER - GPU_ASLEEP) for p in sleeps)
-    limits = plot.memory_limits([plot.memory_spec(run, u) for u in run.units])
-    figs = {name: plot.memory_figure(replace(spec, limits=limits)) for name, spec in (("l1", l1), ("l2", l2))}
+    limits = specs.memory_limits([specs.memory_spec(run, u) for u in run.units])
+    figs = {name: traces.memory_figure(replace(spec, limits=limits)) for name, spec in (("l1", l1), ("l2", l2))}
     for fig in figs.values():
         gpu, rss = fig.axes
         assert gpu.get_ylim() == (0, limits["gpu"]) and rss.get_ylim() == (0, limits["rss"])   # zero-based, shared
@@ -205,29 +241,30 @@ def test_memory_changes_are_shown_at_their_size(five):
 @pytest.mark.render
 def test_failed_unfinished_and_not_run_arms_are_drawn_as_such(five, tmp_path):
     run = five
-    bars = plot.bars_spec(run, 2)
+    from kit.plot import charts, traces
+    bars = specs.bars_spec(run, 2)
     fp8 = [b for p in bars.panels for b in p["bars"] if b["arm"] == "l1-fp8" and b["source"] == "measured"]
     assert fp8 and all(b["median"] is None and b["note"] == "FAILED" for b in fp8)
-    fig = plot.bars_figure(bars)
+    fig = charts.bars_figure(bars)
     assert texts(fig).count("FAILED") == len(fp8)
     assert any("l1-fp8" in t and "FAILED: r1: fabricated failure" in t for t in texts(fig))
-    memory = plot.memory_spec(run, "l1-fp8")
+    memory = specs.memory_spec(run, "l1-fp8")
     assert memory.note.startswith("FAILED") and [p["kind"] for p in memory.points][-1] == "warmup"
 
     not_run = results.load_run(fabricate_run(tmp_path / "a", tables=(4,), arms=("l1",)))
     unfinished = results.load_run(fabricate_run(tmp_path / "b", tables=(4,), complete=False,
                                                 arm_opts={"l2": {"skip": True}}))
     for run2, state, word in ((not_run, "not run", "not run"), (unfinished, "unfinished", "unfinished")):
-        spec = plot.bars_spec(run2, 4)
+        spec = specs.bars_spec(run2, 4)
         assert [a["state"] for a in spec.arms] == ["ok", state]
         l2 = [b for p in spec.panels for b in p["bars"] if b["arm"] == "l2" and b["source"] == "measured"]
-        assert {b["note"] for b in l2} == {plot.STATE_NOTE[state]} and all(b["median"] is None for b in l2)
-        timeline = plot.timeline_spec(run2, 4)
+        assert {b["note"] for b in l2} == {specs.STATE_NOTE[state]} and all(b["median"] is None for b in l2)
+        timeline = specs.timeline_spec(run2, 4)
         row = next(r for r in timeline.rows if r["unit"] == "l2" and r["source"] == "measured")
         assert row["segments"] == [] and row["note"].startswith(word)
-        fig = plot.timeline_figure(timeline)
+        fig = traces.timeline_figure(timeline)
         assert any(t.startswith(word) for t in texts(fig))
-        assert plot.memory_spec(run2, "l2").note.startswith(word)
+        assert specs.memory_spec(run2, "l2").note.startswith(word)
 
 
 def test_a_failed_repeat_fails_the_arm_in_the_figure_as_in_the_table(tmp_path):
@@ -236,11 +273,11 @@ def test_a_failed_repeat_fails_the_arm_in_the_figure_as_in_the_table(tmp_path):
     text = status.read_text()
     status.write_text(text.replace('"ok": true', '"ok": false').replace('"error": null', '"error": "oom"'))
     run = results.load_run(run_dir)
-    spec = plot.bars_spec(run, 1)
+    spec = specs.bars_spec(run, 1)
     assert spec.arms[0]["note"] == "FAILED: r2: oom"
     l1 = [b for p in spec.panels for b in p["bars"] if b["arm"] == "l1" and b["source"] == "measured"]
     assert all(b["median"] is None for b in l1)
-    assert plot.timeline_spec(run, 1).rows[0]["repeat"] == 2          # the timeline shows the failed repeat
+    assert specs.timeline_spec(run, 1).rows[0]["repeat"] == 2          # the timeline shows the failed repeat
     nosleep = next(b for b in spec.panels[0]["bars"] if b["arm"] == "nosleep" and b["source"] == "measured")
     assert nosleep["n"] == 6
 
@@ -249,13 +286,13 @@ def test_seed_units_get_their_own_memory_figure(tmp_path):
     run = results.load_run(fabricate_run(tmp_path, tables=(4, 5), protocol="seed"))
     names = plot.expected_figures(run, [4, 5])
     assert {"memory-l2.png", "memory-l2@online_sleep2_nosleep.svg", "memory-nosleep.png"} <= set(names)
-    assert [r["unit"] for r in plot.timeline_spec(run, 5).rows if r["source"] == "measured"] == [
+    assert [r["unit"] for r in specs.timeline_spec(run, 5).rows if r["source"] == "measured"] == [
         "l2@online_sleep2_nosleep", "nosleep"]
 
 
 def test_a_suspect_arm_keeps_its_bars_and_says_so(tmp_path):
     run = results.load_run(fabricate_run(tmp_path, tables=(4,), arm_opts={"l2": {"failed_check": True}}))
-    spec = plot.bars_spec(run, 4)
+    spec = specs.bars_spec(run, 4)
     assert spec.arms[1]["note"] == "SUSPECT: 1 sleep check(s) failed"
     assert all(b["median"] is not None for p in spec.panels for b in p["bars"])
-    assert plot.timeline_spec(run, 4).rows[2]["note"].startswith("SUSPECT")
+    assert specs.timeline_spec(run, 4).rows[2]["note"].startswith("SUSPECT")

@@ -248,7 +248,8 @@ def test_guide_sets_sleep_and_wake_against_the_bandwidth_bound(tmp_path):
     assert "level 1 holds in host RAM while asleep: 8.19 B 15.00 GiB" in text
     assert "gpu 0 20.0 GB/s" in text
     from kit import plot
-    spec = plot.guide_spec(run, g)          # the figure's numbers are the guide's; level 1's bound is out and back
+    from kit.plot import specs
+    spec = specs.guide_spec(run, g)          # the figure's numbers are the guide's; level 1's bound is out and back
     bars = {b["level"]: b for b in spec.bars}
     assert bars[1]["bound_s"] == pytest.approx(2 * bound, abs=1e-6) and bars[2]["bound_s"] == pytest.approx(bound, abs=1e-6)
     assert (bars[1]["sleep"], bars[1]["wake"], bars[1]["ram_gib"]) == (2.0, 1.5, 15.0)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from kit import __version__, bundle, layout, runs
+from kit import __version__, bundle, layout, plot, runs
 from kit.errors import BadInput, KitError, NotFound
 from kit.bundle import load_any
 from kit.results import json_file, load_run, published
@@ -161,7 +161,7 @@ class Inline:
 
 def pool(workers):
     workers = workers or os.cpu_count() or 1
-    # fork: the workers start with kit.plot and matplotlib already imported
+    # fork: the workers start with what is imported here (_write imports the drawing code first)
     return Inline() if workers <= 1 else ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
 
 
@@ -218,6 +218,8 @@ def _write(site, entries, draw, workers):
     # a name is what a figure shows: any run's file of that name has its bytes
     stored = {name: path for e in loaded if e.source.is_dir() for name, path in figs.stored(e.source, figures[e.slug]).items()}
     todo, copied = figs.reuse(jobs, lambda f, dest: site.old(dest), lambda f, dest: stored.get(f.name))
+    if todo:
+        plot.builders()         # matplotlib, once, before the workers fork
     with pool(workers) as workers:
         checks = {e.slug: workers.submit(bundle.verify_bundle, e.bundle) for e in loaded if e.bundle}
         drawing = [workers.submit(figs.draw, f.plot, dest) for f, dest in todo]

@@ -2,8 +2,9 @@
 
 Drawing is the slow part of a build (about a fifth of a second of CPU per figure, most of it matplotlib's
 axes, ticks and text), so:
-- each file is named for what it shows: <stem>-<digest of the spec, kit/plot.py and matplotlib's version>.svg,
-  and a rebuild into the same folder copies the files whose name it already has instead of drawing them;
+- each file is named for what it shows: <stem>-<digest of the spec, the code that draws it (kit.plot.PIXEL_SOURCES)
+  and matplotlib's version>.svg, and a rebuild into the same folder copies the files whose name it already has
+  instead of drawing them;
 - a run folder's own figures/<stem>.svg, drawn by `kit plot`, is copied when figures/index.json gives it the
   digest this build would draw (kit.plot.Plot.digest, with the same matplotlib): the committed reference runs
   carry theirs, so a site of them draws nothing (drawing is deterministic: the bytes are the same);
@@ -14,8 +15,6 @@ the page says so.
 import hashlib
 import shutil
 from dataclasses import dataclass
-
-import matplotlib
 
 from kit import layout, plot
 from kit.site.views import safe_name
@@ -31,7 +30,7 @@ class Figure:
     name: str = ""                  # file name in the run's figures/ folder
 
     def __post_init__(self):
-        digest = hashlib.sha256(f"{self.plot.digest} matplotlib {matplotlib.__version__}".encode())
+        digest = hashlib.sha256(f"{self.plot.digest} matplotlib {plot.matplotlib_version()}".encode())
         self.name = f"{safe_name(self.plot.stem)}-{digest.hexdigest()[:12]}.svg"
 
     @property
@@ -90,7 +89,7 @@ def run_figures(run, tables):
 
 def draw(p, path):
     """One figure as SVG (kit.plot's settings: no date, no version, stable ids)."""
-    plot.save(p.figure(), path.with_suffix(""), formats=("svg",))
+    p.save(path.with_suffix(""), formats=("svg",))
     return path
 
 
