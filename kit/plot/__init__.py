@@ -47,7 +47,7 @@ class Plot:
 
     @property
     def digest(self):
-        """sha256 of what decides the picture, matplotlib aside: kind, spec and the drawing code's source."""
+        """sha256 of what decides the picture, matplotlib aside: kind, spec and code_digest()."""
         return hashlib.sha256(json.dumps([self.kind, asdict(self.spec), code_digest()], sort_keys=True).encode()
                               ).hexdigest()
 
