@@ -71,30 +71,46 @@ def test_sweep_units_steps_and_bad_input():
 
 
 # -- the crossover --------------------------------------------------------------------------------------
-def _rows(switches):
-    """Guide rows from {size B: (level-1 switch s, level-2 switch s)}."""
+def _rows(switches, first=None):
+    """Guide rows from {size B: (level-1 switch s, level-2 switch s)} (and the same for the first switch)."""
+    cell = lambda s: metrics.Cell(s, s, s, 1)
     return [guide.GuideRow(f"m{size}", f"m{size}", size * 1e9, f"{size} B", level, f"m{size}-l{level}", "ok",
-                           switch=metrics.Cell(s, s, s, 1))
+                           switch=cell(s), first_switch=cell((first or switches)[size][level - 1]))
             for size, pair in switches.items() for level, s in zip((1, 2), pair)]
 
 
 def test_crossover_is_the_size_from_which_level_2_stays_faster():
     c = guide.crossover(_rows({0.6: (1.0, 2.0), 8: (5.0, 3.0), 32: (20.0, 9.0)}))
-    assert c.size == "8 B" and c.text.startswith("crossover at 8 B (m8)")
+    assert c.size == "8 B" and c.text.startswith("later switches: crossover at 8 B (m8)")
     c = guide.crossover(_rows({0.6: (1.0, 2.0), 8: (2.0, 3.0)}))
-    assert c.size is None and c.text.startswith("no crossover up to 8 B")
+    assert c.size is None and c.text.startswith("later switches: no crossover up to 8 B")
     c = guide.crossover(_rows({0.6: (1.0, 2.0), 8: (5.0, 3.0), 32: (8.0, 9.0)}))     # faster at 8 B only
     assert c.size is None and "faster at 8 B only" in c.text
     c = guide.crossover(_rows({0.6: (3.0, 2.0), 8: (5.0, 3.0)}))
-    assert c.size == "0.6 B" and c.text.startswith("no crossover: level 2's switch is faster")
-    assert guide.crossover([]).text.startswith("crossover: not measured")
+    assert c.size == "0.6 B" and c.text.startswith("later switches: no crossover: level 2's switch is faster")
+    assert guide.crossover([]).text == "later switches: crossover: not measured (it needs levels 1 and 2 of at least one model)"
+
+
+def test_the_first_switch_has_its_own_crossover():
+    # level 1's first sleep also allocates the pinned host buffers: slow at every size, so level 2 wins the
+    # first switch everywhere while level 1 wins the later ones up to 8 B
+    rows = _rows({0.6: (1.0, 2.0), 8: (2.0, 3.0)}, first={0.6: (3.0, 2.0), 8: (12.0, 3.0)})
+    later, first = guide.crossover(rows), guide.crossover(rows, "first_switch")
+    assert later.size is None and [p.faster for p in later.pairs] == [1, 1]
+    assert first.size == "0.6 B" and [p.faster for p in first.pairs] == [2, 2]
+    assert first.text.startswith("first switch: no crossover: level 2's switch is faster than level 1's at every size")
+    assert [(p.l1_s, p.l2_s) for p in first.pairs] == [(3.0, 2.0), (12.0, 3.0)]
 
 
 # -- end to end on the test double -------------------------------------------------------------------------
 # Level 1 moves the weights (its sleep and wake grow with size); level 2 drops them and reloads (its reload
 # is what grows): set so that level 2's switch is faster from the 8B shape on, by margins far above noise.
-MODELS = {"qwen3-0.6b": (twins.twin_config("qwen3-0.6b"), 32, {"sleep_1": 0.05, "wake": 0.05, "reload": 0.7}),
-          "phi-3-mini": (twins.twin_config("phi-3-mini"), 64, {"sleep_1": 0.3, "wake": 0.2, "reload": 1.2}),
+# A server's first level-1 sleep also pins its host buffers ("pin_1"): slow enough that level 2 wins every
+# first switch, while level 1 wins the later ones below 8B.
+MODELS = {"qwen3-0.6b": (twins.twin_config("qwen3-0.6b"), 32, {"sleep_1": 0.05, "wake": 0.05, "reload": 0.7,
+                                                               "pin_1": 1.2}),
+          "phi-3-mini": (twins.twin_config("phi-3-mini"), 64, {"sleep_1": 0.3, "wake": 0.2, "reload": 1.2,
+                                                               "pin_1": 1.5}),
           "qwen3-8b": (QWEN3_8B, 128, {"sleep_1": 2.0, "wake": 0.4, "reload": 0.3}),
           "qwen3-32b": (QWEN3_32B, 256, None)}
 MARKER = "sweep-e2e"
@@ -127,6 +143,7 @@ def test_sweep_end_to_end_reports_the_crossover(sweep_run):
         (m, level) for m in ("qwen3-0.6b", "phi-3-mini", "qwen3-8b") for level in (1, 2)]   # smallest first
     assert g["crossover"]["model"] == "qwen3-8b" and g["crossover"]["size"] == "8.19 B"
     assert [p["faster"] for p in g["crossover"]["pairs"]] == [1, 1, 2]
+    assert [p["faster"] for p in g["first_crossover"]["pairs"]] == [2, 2, 2] and g["first_crossover"]["size"] == "0.60 B"
     ram = {x["size"]: x["gib"] for x in g["level1_ram"]}
     assert ram["8.19 B"] >= 0.9 * 128 / 1024 and ram["0.60 B"] < ram["8.19 B"]      # the double's pinned copy
     l2 = next(row for row in g["rows"] if row["unit"] == "guide-qwen3-8b-l2")
@@ -205,11 +222,12 @@ def test_sweep_table_plot_bundle_and_verify(sweep_run, tmp_path):
 
 
 # -- the bandwidth bound, on a made-up run with a GPU ----------------------------------------------------------
-def _events(level, sleep_s, wake_s, backed_gib):
+def _events(level, sleep_s, wake_s, backed_gib, first_sleep_s=None):
     evs, gpu, rss = [], 70_000, 2_000
     for r in (1, 2, 3):
         held = 15_360 if level == 1 and r == 1 else 0             # the first level-1 sleep pins 15 GiB
-        evs.append({"kind": "sleep", "model": "A", "round": r, "duration_s": sleep_s, "ok": True, "level": level,
+        took = first_sleep_s if r == 1 and first_sleep_s is not None else sleep_s
+        evs.append({"kind": "sleep", "model": "A", "round": r, "duration_s": took, "ok": True, "level": level,
                     "gpu_mib_before": gpu, "gpu_mib_after": gpu - 60_000, "rss_mib_before": rss,
                     "rss_mib_after": rss + held,
                     "checks": [{"check": "engine_log", "ok": True,
@@ -228,7 +246,7 @@ def test_guide_sets_sleep_and_wake_against_the_bandwidth_bound(tmp_path):
                 "sweep": {"levels": [1, 2], "gpu_memory_gib": 79.2, "gpu_memory_source": "NVML, GPU 0",
                           "server_args": scenarios.SWEEP_SERVER_ARGS, "models": [entry]}}
     env = {"h2d_gbps": 20.0, "gpus": [{"name": "NVIDIA H100 80GB HBM3"}]}
-    units = {"guide-qwen3-8b-l1": [Repeat(1, _events(1, 2.0, 1.5, 15.0), {"ok": True}, env)],
+    units = {"guide-qwen3-8b-l1": [Repeat(1, _events(1, 2.0, 1.5, 15.0, first_sleep_s=9.0), {"ok": True}, env)],
              "guide-qwen3-8b-l2": [Repeat(1, _events(2, 0.3, 1.2, 0), {"ok": True}, env)]}
     run = Run(tmp_path, manifest, RunOptions(sweep_models=("/m/qwen3-8b",), sweep_levels=(1, 2)), units)
     g = guide.build_guide(run)
@@ -241,8 +259,10 @@ def test_guide_sets_sleep_and_wake_against_the_bandwidth_bound(tmp_path):
     assert l2.wake_x_bound == pytest.approx(1.2 / bound, abs=1e-6) and l2.sleep_x_bound is None
     assert l1.ram_held_gib.median == 15.0 and l2.ram_held_gib.median == 0
     assert l1.gpu_freed_gib.median == pytest.approx(60_000 / 1024, abs=1e-3)
-    assert l1.switch.median == 3.5 and l2.switch.median == 1.5
-    assert g.crossover.model == "qwen3-8b" and g.crossover.text.startswith("no crossover: level 2")
+    assert l1.switch.median == 3.5 and l2.switch.median == 1.5            # the later cycles: round 1 left out
+    assert l1.first_switch.median == 10.5 and l1.first_sleep.median == 9.0 and l2.first_switch.median == 1.5
+    assert g.crossover.model == "qwen3-8b" and g.crossover.text.startswith("later switches: no crossover: level 2")
+    assert g.first_crossover.model == "qwen3-8b" and g.first_crossover.pairs[0].l1_s == 10.5
     text = guide.text(g, "terminal", None)
     assert "wake against the host->GPU bound: 8.19 B L1 wake 1.86x; 8.19 B L2 wake 1.49x" in text
     assert "level 1 holds in host RAM while asleep: 8.19 B 15.00 GiB" in text
@@ -252,7 +272,7 @@ def test_guide_sets_sleep_and_wake_against_the_bandwidth_bound(tmp_path):
     spec = specs.guide_spec(run, g)          # the figure's numbers are the guide's; level 1's bound is out and back
     bars = {b["level"]: b for b in spec.bars}
     assert bars[1]["bound_s"] == pytest.approx(2 * bound, abs=1e-6) and bars[2]["bound_s"] == pytest.approx(bound, abs=1e-6)
-    assert (bars[1]["sleep"], bars[1]["wake"], bars[1]["ram_gib"]) == (2.0, 1.5, 15.0)
+    assert (bars[1]["sleep"], bars[1]["wake"], bars[1]["ram_gib"], bars[1]["first_switch"]) == (2.0, 1.5, 15.0, 10.5)
     assert plot.figure_stems(run, []) == ["loads", "guide"]
     from kit.site import figures as site_figures      # the site draws the same figures, the guide among them
     shown = site_figures.run_figures(run, {})
@@ -401,9 +421,16 @@ def test_a_grown_sweep_run_bundles_and_verifies(grown):
     assert ok.returncode == 0 and ok.stdout.strip().endswith(": ok"), ok.stdout
 
 
-def _reference_copy(tmp_path):
+def _reference_copy(tmp_path, unfinished=None):
+    """A copy of the reference sweep as run "one" (with the unit `unfinished` as if stopped before it) and its
+    files' bytes."""
     import shutil
     run = shutil.copytree(REFERENCE_GUIDE, tmp_path / "results" / "one")
+    if unfinished:
+        shutil.rmtree(run / unfinished)
+        manifest = json.loads((run / "manifest.json").read_text())
+        manifest.update(complete=False, jobs=[j for j in manifest["jobs"] if j["unit"] != unfinished])
+        (run / "manifest.json").write_text(json.dumps(manifest))
     return run, {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
 
 
@@ -421,7 +448,7 @@ def test_an_added_model_that_collides_with_the_runs_is_refused_and_nothing_chang
 
 def test_dry_run_of_added_models_prints_their_fit_and_plan_and_starts_nothing(tmp_path, capsys):
     from kit.cli import main
-    run, before = _reference_copy(tmp_path)
+    run, before = _reference_copy(tmp_path, unfinished="guide-qwen3-8b-l2")
     new = [_model_folder(tmp_path / "new", name, twins.twin_config(name)) for name in ("qwen3-14b", "qwen3-32b")]
     code = main(["sweep", "--resume", "one", "--add-models", ",".join(map(str, new)), "--gpu-memory-gib", "40",
                  "--dry-run", "--results-dir", str(run.parent)])
@@ -431,7 +458,7 @@ def test_dry_run_of_added_models_prints_their_fit_and_plan_and_starts_nothing(tm
                        f"  {new[0]}: 14.77 B params, about 27.8 GiB: fits"]
     assert out[2].startswith(f"  {new[1]}: 32.76 B params, about 61.5 GiB: SKIPPED, does not fit")
     plan = next(line for line in out if line.startswith("plan:"))
-    assert "guide-qwen3-0.6b-l2 r1" in plan and "guide-qwen3-14b-l2 r1" in plan and "qwen3-32b" not in plan
+    assert "guide-qwen3-8b-l2 r1" in plan and "guide-qwen3-14b-l2 r1" in plan and "qwen3-32b" not in plan
     assert "guide-qwen3-0.6b-l1 r1" not in plan and out[-1] == "dry run: nothing started"
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
 

@@ -142,7 +142,8 @@ DEFAULT_VERSION = "0.24.0"
 NATURAL_LEN = 17  # tokens a reply has when EOS is honoured (the last one is EOS)
 DEFAULT_DELAYS = {"startup": 0.2, "first_token": 0.02, "token": 0.002,
                   "sleep_1": 0.05, "sleep_2": 0.03, "wake": 0.03,
-                  "reload": 0.05, "reset": 0.01, "shutdown": 0.05, "watchdog": 5.0}
+                  "reload": 0.05, "reset": 0.01, "shutdown": 0.05, "watchdog": 5.0,
+                  "pin_1": 0.0}
 EVENTS = ("startup", "sleep", "wake", "reload", "reset", "prompt")
 ACTIONS = ("exit", "hang", "error500", "never_ready")
 ENGINE_DEAD = ("EngineCore encountered an issue. See stack trace (above) for the "
@@ -346,6 +347,9 @@ class Engine:
         weights, kv = (self.o.weights_mib, self.o.kv_mib) if on else (0, 0)
         backed = weights if level == 1 else 0
         if level == 1 and on and self.backup is None:
+            # cumem.py sleep(): torch.empty(..., pin_memory=True) per tensor, dropped on wake; PyTorch's caching
+            # host allocator keeps the pinned blocks, so only a server's first level-1 sleep pays for them
+            time.sleep(self.d["pin_1"])
             self.backup = touch(bytearray(self.o.weights_mib << 20))
         if level != 1 and on:
             self.weights_valid = False

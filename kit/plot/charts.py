@@ -133,8 +133,9 @@ LEVEL_COLOURS = {1: ARM_COLOURS["l1"], 2: ARM_COLOURS["l2"]}
 
 
 def guide_figure(spec):
-    """Left: each model's switch per level, sleep (light) under wake (dark), whiskers min..max of the switch,
-    a black tick at the bandwidth bound. Right: host RAM held while asleep."""
+    """Left: each model's switch per level, the later cycles' sleep (light) under wake (dark), whiskers min..max
+    of their switch, a diamond at the first switch, a black tick at the bandwidth bound. Right: host RAM held
+    while asleep."""
     fig = Figure(figsize=(14, 6.5))
     grid = GridSpec(1, 2, figure=fig, width_ratios=[2.2, 1], left=0.06, right=0.99, top=0.84, bottom=0.26, wspace=0.18)
     ax, ram = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
@@ -153,12 +154,14 @@ def guide_figure(spec):
         ax.bar(x, sleep, width * 0.9, color=lighter(colour), edgecolor="black", linewidth=0.5)
         ax.bar(x, wake, width * 0.9, bottom=sleep, color=colour, edgecolor="black", linewidth=0.5,
                yerr=[[max(0, sleep + wake - b["switch_min"])], [max(0, b["switch_max"] - sleep - wake)]], capsize=2)
+        if b["first_switch"] is not None:
+            ax.plot(x, b["first_switch"], marker="D", markersize=6, color="white", markeredgecolor="black")
         if b["bound_s"]:
             ax.plot([x - width * 0.45, x + width * 0.45], [b["bound_s"]] * 2, color="black", linewidth=2)
         if b["ram_gib"] is not None:
             ram.bar(x, b["ram_gib"], width * 0.9, color=colour, edgecolor="black", linewidth=0.5)
     labels = [f"{m['slug']}\n{m['size']}" for m in spec.models]
-    for a, title, unit in ((ax, "Switch = sleep (light) + wake (dark), rounds 1-3", "seconds (linear, from 0)"),
+    for a, title, unit in ((ax, "Switch = sleep (light) + wake (dark), later cycles (rounds 2-3)", "seconds (linear, from 0)"),
                            (ram, "Host RAM held while asleep (first sleep's RSS growth)", "GiB")):
         a.set_xticks(range(len(labels)))
         a.set_xticklabels(labels, fontsize=8)
@@ -169,9 +172,12 @@ def guide_figure(spec):
         a.grid(axis="y", alpha=0.3)
     handles = [Patch(facecolor=LEVEL_COLOURS.get(level, "grey"), edgecolor="black", label=f"level {level}")
                for level in spec.levels]
+    handles.append(Line2D([], [], color="white", marker="D", markeredgecolor="black", linestyle="none",
+                          label="first switch (round 1)"))
     handles.append(Line2D([], [], color="black", linewidth=2, label="bandwidth bound: GiB moved / host->GPU GB/s"))
     ax.legend(handles=handles, fontsize=8, loc="upper left")
     frame(fig, spec.title, spec.provenance + spec.summary
-           + ["bars: medians; whiskers: min..max of the switch over rounds 1-3 x repeats"])
+           + ["bars: medians of the later cycles; whiskers: their min..max (rounds 2-3 x repeats); diamonds: the "
+              "first switch (median over repeats)"])
     return fig
 

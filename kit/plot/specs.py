@@ -272,7 +272,7 @@ class GuideSpec:
     provenance: list
     levels: list
     models: list        # [{slug, size}]
-    bars: list          # [{model, level, sleep, wake, switch_min, switch_max, bound_s, ram_gib, note}]
+    bars: list          # [{model, level, first_switch, sleep, wake, switch_min, switch_max, bound_s, ram_gib, note}]
     summary: list       # lines
 
 
@@ -285,7 +285,8 @@ def guide_spec(run, guide=None):
     for r in guide["rows"]:
         med = lambda key, r=r: r[key]["median"] if r.get(key) else None
         bound = r["bound_s"] * (2 if r["level"] == 1 else 1) if r["bound_s"] else None   # L1 moves out and back
-        bars.append({"model": r["slug"], "level": r["level"], "sleep": med("sleep"), "wake": med("wake"),
+        bars.append({"model": r["slug"], "level": r["level"], "first_switch": med("first_switch"),
+                     "sleep": med("sleep"), "wake": med("wake"),
                      "switch_min": r["switch"]["min"] if r["switch"] else None,
                      "switch_max": r["switch"]["max"] if r["switch"] else None,
                      "bound_s": bound, "ram_gib": med("ram_held_gib"),

@@ -3,13 +3,16 @@
     guide = build_guide(run)      a Guide (its to_json(): tables/guide.json)
     text(guide, fmt, width)       terminal / github (tables/guide.md) / plain / json
 
-Per model (smallest first) and level, from the unit's cycles (rounds 1-3 x repeats): sleep, wake, switch
-(that cycle's sleep + wake), the first prompt after the wake, host RAM held while asleep (the RSS the first
+Per model (smallest first) and level, from the unit's cycles: the first switch (round 1's sleep + wake: a
+level-1 server's first sleep also allocates the pinned host memory its later sleeps reuse, so it is the
+slow one), and from the later cycles (rounds 2-3 x repeats) sleep, wake, switch, the first prompt after
+the wake, host RAM held while asleep (the RSS the first
 sleep added: level 1's pinned copy of the weights), GPU memory freed by a sleep, and the bandwidth bound:
 the bytes a sleep or wake must move (the weights: the engine's "N GiB is backed up in CPU" at level 1,
 else the config.json estimate) over the pinned host->GPU bandwidth measured on the unit's GPU. Level 1
 copies the weights out on sleep and back on wake; level 2 drops them on sleep and reloads them on wake.
-Then the crossover (from which size level 2's switch is faster than level 1's) and level 1's RAM per size.
+Then the crossover (from which size level 2's switch is faster than level 1's), for the first switch and
+for the later ones, and level 1's RAM per size.
 """
 from dataclasses import dataclass, replace
 
@@ -25,8 +28,8 @@ SCHEMA = 1
 MIB_PER_GIB = 1024
 TABLEFMT = {"terminal": "simple", "github": "github", "plain": "plain"}
 # (key, header, unit); the terminal view drops columns from the end until the table fits its width
-COLUMNS = [("sleep", "sleep s", "s"), ("wake", "wake s", "s"), ("switch", "switch s", "s"),
-           ("prompt", "prompt s", "s"), ("ram_held_gib", "RAM held GiB", "GiB"),
+COLUMNS = [("first_switch", "first switch s", "s"), ("sleep", "sleep s", "s"), ("wake", "wake s", "s"),
+           ("switch", "switch s", "s"), ("prompt", "prompt s", "s"), ("ram_held_gib", "RAM held GiB", "GiB"),
            ("gpu_freed_gib", "GPU freed GiB", "GiB"), ("wake_x_bound", "wake/bound", "x"),
            ("sleep_x_bound", "sleep/bound", "x"), ("bound_s", "bound s", "s"), ("moved_gib", "moved GiB", "GiB")]
 
@@ -45,6 +48,8 @@ class GuideRow(Record):
     reason: str | None = None
     errors: tuple[str, ...] = ()
     failed_checks: int = 0
+    first_sleep: Cell | None = None
+    first_switch: Cell | None = None
     sleep: Cell | None = None
     wake: Cell | None = None
     switch: Cell | None = None
@@ -62,7 +67,7 @@ class GuideRow(Record):
 
 @dataclass(frozen=True)
 class Pair(Record):
-    """Levels 1 and 2 of one model: their switch medians, and which level was faster."""
+    """Levels 1 and 2 of one model: their switch medians (first or later), and which level was faster."""
     model: str
     size: str
     params: int | None
@@ -73,7 +78,8 @@ class Pair(Record):
 
 @dataclass(frozen=True)
 class Crossover(Record):
-    """The size (model, params) from which level 2's switch stays faster; None where there is none."""
+    """The size (model, params) from which level 2's switch (first or later) stays faster; None where there is
+    none."""
     text: str
     pairs: tuple[Pair, ...]
     size: str | None = None
@@ -102,6 +108,7 @@ class Guide(Record):
     rows: tuple[GuideRow, ...]
     skipped: tuple[Skipped, ...]
     crossover: Crossover
+    first_crossover: Crossover
     level1_ram: tuple[Level1Ram, ...]
     notes: tuple[str, ...]
     schema: int = SCHEMA
@@ -128,13 +135,19 @@ def _median(values):
 
 
 def _cycles(reps):
-    """Per repeat and round 1-3: {kind: event}."""
+    """(first, later): per repeat, round 1's {kind: event}; and rounds 2-3's."""
     out = {}
     for rep in reps:
         for e in rep.events:
             if e["round"] >= 1 and e["kind"] in ("sleep", "wake", "prompt"):
                 out.setdefault((rep.repeat, e["round"]), {})[e["kind"]] = e
-    return [c for _, c in sorted(out.items())]
+    cycles = sorted(out.items())
+    return [c for (_, rnd), c in cycles if rnd == 1], [c for (_, rnd), c in cycles if rnd > 1]
+
+
+def _switch(cycles):
+    return metrics.stats(c["sleep"]["duration_s"] + c["wake"]["duration_s"] for c in cycles
+                         if "sleep" in c and "wake" in c)
 
 
 def _moved_gib(model, l1_reps):
@@ -161,12 +174,13 @@ def _row(run, model, level, l1_reps):
 def _cells(run, model, unit, level, l1_reps):
     """The measured columns of a unit with numbers: GuideRow's fields from sleep on."""
     reps = [r for r in run.units[unit] if r.ok]
-    cycles = _cycles(reps)
+    first, cycles = _cycles(reps)
     stat = metrics.stats
-    cells = dict(sleep=stat(c["sleep"]["duration_s"] for c in cycles if "sleep" in c),
+    cells = dict(first_sleep=stat(c["sleep"]["duration_s"] for c in first if "sleep" in c),
+                 first_switch=_switch(first),
+                 sleep=stat(c["sleep"]["duration_s"] for c in cycles if "sleep" in c),
                  wake=stat(c["wake"]["duration_s"] for c in cycles if "wake" in c),
-                 switch=stat(c["sleep"]["duration_s"] + c["wake"]["duration_s"] for c in cycles
-                             if "sleep" in c and "wake" in c),
+                 switch=_switch(cycles),
                  prompt=stat(c["prompt"]["duration_s"] for c in cycles if "prompt" in c),
                  ttft=stat(c["prompt"].get("ttft_s") for c in cycles if "prompt" in c))
     firsts = [metrics.first_sleep(r.events, level) for r in reps]
@@ -187,16 +201,23 @@ def _cells(run, model, unit, level, l1_reps):
     return cells
 
 
-def crossover(rows):
-    """From which size level 2's switch (median) is faster than level 1's, at that size and every larger one
-    measured: a Crossover, with a Pair per model measured at both levels."""
+def crossover(rows, key="switch"):
+    """From which size level 2's switch (key: "switch", the later cycles' median, or "first_switch") is faster
+    than level 1's, at that size and every larger one measured: a Crossover, with a Pair per model measured
+    at both levels. Its text starts with what it compares ("later switches: ", "first switch: ")."""
+    med = lambda r: getattr(r, key).median
     by_model = {}
     for r in rows:
-        if r.switch:
+        if getattr(r, key):
             by_model.setdefault(r.model, {})[r.level] = r
-    pairs = tuple(Pair(v[1].slug, v[1].size, v[1].params, v[1].switch.median, v[2].switch.median,
-                       2 if v[2].switch.median < v[1].switch.median else 1)
+    pairs = tuple(Pair(v[1].slug, v[1].size, v[1].params, med(v[1]), med(v[2]), 2 if med(v[2]) < med(v[1]) else 1)
                   for v in by_model.values() if 1 in v and 2 in v)
+    found = _crossover_text(pairs)
+    what = {"switch": "later switches", "first_switch": "first switch"}[key]
+    return replace(found, text=f"{what}: {found.text}")
+
+
+def _crossover_text(pairs):
     if not pairs:
         return Crossover("crossover: not measured (it needs levels 1 and 2 of at least one model)", pairs)
     start = next((i for i in range(len(pairs)) if all(p.faster == 2 for p in pairs[i:])), None)
@@ -257,8 +278,10 @@ def build_guide(run):
         rows += [_row(run, model, level, l1_reps) for level in part["levels"]]
     skipped = tuple(Skipped(m["name"], _size_label(m), m["skipped"]) for m in models if m["skipped"])
     notes = ["switch = a cycle's sleep + the wake after it (level 2's wake: wake_up + reload_weights + "
-             "reset_prefix_cache + a 1-token warm-up); prompt = the first prompt after that wake; medians over "
-             f"rounds 1-3 x {run.options.repeat} repeat(s)",
+             "reset_prefix_cache + a 1-token warm-up); prompt = the first prompt after that wake",
+             f"first switch = round 1's (median over {run.options.repeat} repeat(s)): a level-1 server's first sleep "
+             "also allocates the pinned host memory for the weights, which later sleeps reuse; sleep, wake, switch, "
+             f"prompt = medians over the later cycles (rounds 2-3 x {run.options.repeat} repeat(s))",
              "RAM held = host RSS the first sleep added (level 1 keeps the weights in pinned host memory while asleep)",
              "bound = GiB moved / measured pinned host->GPU GB/s (the copy alone at full bandwidth); wake/bound 1.0 "
              "= at that physical limit. Level 1 moves the weights out on sleep and back on wake; level 2 drops them "
@@ -269,7 +292,8 @@ def build_guide(run):
         notes.append(f"the run's jobs ran on {gpus} different GPUs (host and GPU uuid in the manifest's jobs): a "
                      "comparison between models measured on different GPUs also holds any difference between the GPUs, "
                      "and a bound uses the host->GPU bandwidth its lane's first job measured, wherever it ran")
-    return Guide(_facts(run), tuple(rows), skipped, crossover(rows), level1_ram(rows), tuple(notes))
+    return Guide(_facts(run), tuple(rows), skipped, crossover(rows), crossover(rows, "first_switch"),
+                 level1_ram(rows), tuple(notes))
 
 
 # -- text ----------------------------------------------------------------------------------------------
@@ -302,7 +326,7 @@ def _grid(guide, columns):
 
 
 def summary_lines(guide):
-    lines = [guide.crossover.text]
+    lines = [guide.first_crossover.text, guide.crossover.text]
     ram = [f"{x.size} {x.gib:.2f} GiB" for x in guide.level1_ram if x.gib is not None]
     lines.append("level 1 holds in host RAM while asleep: " + ("; ".join(ram) if ram else "n/a (no RSS reading)"))
     bounds = [f"{r.size} L{r.level} wake {r.wake_x_bound:.2f}x" for r in guide.rows if r.wake_x_bound]
