@@ -4,6 +4,7 @@ get_archive, labels, cleanup, exit statuses, stop_run; and compose.yaml kept in 
 Needs `bash .ci/docker-up.sh` (engine + sleepkit-testbase:bookworm); with CI set, no engine is a failure.
 """
 import copy
+import dataclasses
 import json
 import os
 import re
@@ -15,6 +16,8 @@ import threading
 import sys
 import time
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -25,7 +28,7 @@ from kit.errors import BadInput
 from kit.gpus import Gpu
 from kit.runtimes import ArmJob, gpu_access
 from kit.runtimes.common import COMPILE_CACHE_TARGET, HF_CACHE_TARGET, OUT, container_spec
-from kit.runtimes.docker import DockerRuntime
+from kit.runtimes.docker import DockerRuntime, run_kwargs
 from kit.workload import events, scenarios
 from kit.workload.options import ArmOptions
 
@@ -428,3 +431,47 @@ def test_a_sigkilled_kit_run_leaves_no_workload_running_in_its_container(docker_
         parent.kill()
         for c in labelled(docker_client, docker_run_id):
             c.remove(force=True)
+
+
+def test_a_spilled_twin_reads_whole_in_the_arms_container(docker_client, testbase, docker_run_id, tmp_path):
+    """scripts/offline/spill-twin.sh keeps a twin bigger than the disk partly on a RAM disk, partly on disk,
+    bind-mounted back shard by shard: the arm's container (its model mount, as the runtime makes it) must
+    read every shard's bytes."""
+    import hashlib
+    if os.geteuid() != 0:
+        pytest.skip("spill-twin.sh mounts: it needs root")
+    ram, disk = tmp_path / "ram", tmp_path / "disk"
+    ram.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16M", "tmpfs", str(ram)], check=True)
+    twin = ram / "twin"
+    try:
+        twin.mkdir()
+        (twin / "sleepkit-twin.json").write_text("{}")
+        shards = {f"model-0000{i}-of-00003.safetensors": os.urandom(1 << 20) for i in (1, 2, 3)}
+        for name, data in shards.items():
+            (twin / name).write_bytes(data)
+        script = ROOT / "scripts" / "offline" / "spill-twin.sh"
+        bad = subprocess.run(["bash", script, twin, disk, "lots"], capture_output=True, text=True)
+        assert bad.returncode == 2 and "RAM_GB" in bad.stderr and not disk.exists()
+        done = subprocess.run(["bash", script, twin, disk, "0.0015"], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        moved = sorted(p.name for p in disk.iterdir())
+        assert len(moved) == 2 and all(os.path.ismount(twin / name) for name in moved)
+        (tmp_path / "hf").mkdir()
+        job = dataclasses.replace(job_for(docker_run_id), model_paths=[str(twin)])
+        spec = container_spec(job, testbase, hf_cache=tmp_path / "hf",
+                              cache="cold")
+        args = dict(run_kwargs(spec), command=["sha256sum", *sorted(str(twin / n) for n in shards)],
+                    stdin_open=False, detach=True)
+        container = docker_client.containers.run(**args)
+        try:
+            assert container.wait(timeout=60)["StatusCode"] == 0
+            seen = {Path(line.split()[1]).name: line.split()[0]
+                    for line in container.logs().decode().splitlines()}
+        finally:
+            container.remove(force=True)
+        assert seen == {n: hashlib.sha256(d).hexdigest() for n, d in shards.items()}
+        subprocess.run(["bash", script, "--undo", twin], check=True)
+        assert not any(os.path.ismount(twin / name) for name in moved)
+    finally:
+        subprocess.run(["umount", "-R", str(ram)], check=False)

@@ -13,8 +13,11 @@ if [ "${1:-}" = --undo ]; then
   exit 0
 fi
 [ $# -eq 3 ] || { echo "usage: $0 TWIN_DIR DISK_DIR RAM_GB" >&2; exit 2; }
-twin=$(cd "$1" && pwd); mkdir -p "$2"; disk=$(cd "$2" && pwd); keep=$(( $3 * 1000**3 ))
+twin=$(cd "$1" && pwd)
+keep=$(awk -v gb="$3" 'BEGIN { if (gb !~ /^[0-9]+([.][0-9]+)?$/) exit 1; printf "%d", gb * 1e9 }') ||
+  { echo "RAM_GB: give a number of GB, e.g. 30 or 0.5 (got '$3')" >&2; exit 2; }
 test -f "$twin/sleepkit-twin.json" || { echo "$twin: not a finished twin (make it with make-twins.sh)" >&2; exit 2; }
+mkdir -p "$2"; disk=$(cd "$2" && pwd)
 in_ram() { local n=0 f; for f in "$twin"/*.safetensors; do mountpoint -q "$f" || n=$(( n + $(stat -c %s "$f") )); done; echo $n; }
 for f in "$twin"/*.safetensors; do
   [ "$(in_ram)" -gt "$keep" ] || break
@@ -22,4 +25,5 @@ for f in "$twin"/*.safetensors; do
   name=$(basename "$f")
   mv "$f" "$disk/$name" && touch "$f" && mount --bind "$disk/$name" "$f"
 done
-echo "$twin: $(( $(in_ram) / 1000**3 )) GB in RAM, $(du -sb "$disk" | cut -f1 | awk '{printf "%d", $1/1e9}') GB on disk ($disk)"
+awk -v ram="$(in_ram)" -v disk="$(du -sb "$disk" | cut -f1)" -v t="$twin" -v d="$disk" \
+  'BEGIN { printf "%s: %.1f GB in RAM, %.1f GB on disk (%s)\n", t, ram / 1e9, disk / 1e9, d }'
