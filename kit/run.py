@@ -179,7 +179,7 @@ class Execution:
             manifest.write(self.run_dir, self.manifest)
 
     def resume_hint(self):
-        return hints.resume_command(self.manifest.run_id, self.run_dir.path.parent)
+        return hints.resume_command(self.manifest.run_id, self.run_dir.path.parent, sweep=bool(self.manifest.sweep))
 
 
 @dataclass(frozen=True)

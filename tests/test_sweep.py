@@ -2,6 +2,7 @@
 import io
 import json
 import re
+import sys
 import tarfile
 from pathlib import Path
 
@@ -407,6 +408,16 @@ def _reference_copy(tmp_path):
     return run, {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
 
 
+def test_bundling_an_incomplete_sweep_names_kit_sweep_resume(tmp_path):
+    from kit import bundle
+    run, _ = _reference_copy(tmp_path)
+    data = json.loads((run / "manifest.json").read_text())
+    (run / "manifest.json").write_text(json.dumps(dict(data, complete=False)))
+    with pytest.raises(BadInput, match="incomplete") as refused:
+        bundle.make_bundle(run)
+    assert "`kit sweep --resume one`" in refused.value.hint
+
+
 def test_an_added_model_that_collides_with_the_runs_is_refused_and_nothing_changes(tmp_path, capsys):
     from kit.cli import main
     run, before = _reference_copy(tmp_path)
@@ -598,3 +609,22 @@ def test_an_old_manifest_resumed_on_another_gpu_gives_that_gpus_units_no_bound()
     assert manifest.h2d_by_device(data) == {"vm/GPU-a": 50.0}
     assert manifest.h2d_by_device(dict(data, schema=3)) == {"gpu 0": 50.0}
 
+
+@pytest.mark.e2e
+def test_an_interrupted_sweep_prints_kit_sweep_resume_and_that_finishes_it(tmp_path):
+    import shlex
+    import subprocess
+
+    from test_e2e_local import CLI_ENV, interrupt_when
+    model = _model_folder(tmp_path / "models", "qwen3-0.6b", twins.twin_config("qwen3-0.6b"))
+    cmd = [sys.executable, "-m", "kit", "sweep", "--models", str(model), "--runtime", "local", "--cache", "shared",
+           "--results-dir", str(tmp_path / "results"), "--server-cmd", server_cmd({"marker": "sweep-int"})]
+    code, err = interrupt_when(cmd, r"l1 r1: done\s+load A round 0 .* ok")
+    assert code == 130, err
+    printed = re.search(r"`([^`]* --resume [^`]+)`", err).group(1)
+    assert " sweep --resume " in printed and " run --resume " not in err
+    r = subprocess.run(shlex.split(printed), capture_output=True, text=True, env=CLI_ENV, cwd=ROOT, timeout=240)
+    assert r.returncode == 0, r.stdout + r.stderr
+    m = json.loads((only_run(tmp_path / "results") / "manifest.json").read_text())
+    assert m["complete"] is True and m["resumes"][0]["command"][1:3] == ["sweep", "--resume"]
+    assert not leftover_servers("sweep-int")
