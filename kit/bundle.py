@@ -77,7 +77,8 @@ def make_bundle(run_dir, allow_incomplete=False, render=None, figures=True):
     incomplete = data.get("complete") is not True
     if incomplete and not allow_incomplete:
         raise BadInput(f"run {run_dir.run_id} is incomplete (manifest says complete: false)",
-                       "finish it with `kit run --resume`, or bundle it anyway with --allow-incomplete")
+                       f"finish it with `kit {'sweep' if data.get('sweep') else 'run'} --resume {run_dir.run_id}`, "
+                       "or bundle it anyway with --allow-incomplete")
     if render is not None:
         render(results.load_run(run_dir.path))
     contents = bundle_contents(run_dir.path, data, incomplete, figures)

@@ -44,11 +44,14 @@ def results_flag(results_dir, env=None):
     return "" if str(results_dir) == default else f" --results-dir {shlex.quote(str(results_dir))}"
 
 
-def resume_command(run_id, results_dir, env=None):
+def resume_command(run_id, results_dir, env=None, sweep=False):
+    """The command that finishes the run: `kit sweep --resume` for a sweep run (kit sweep), as the docs give
+    it, else `kit run --resume`; through make, `make resume` (its `kit run --resume` finishes a sweep too)."""
     if via_make(env):
         return f"make resume RUN={run_id}" + ("" if str(results_dir) == MAKE_RESULTS
                                                else f" RESULTS={shlex.quote(str(results_dir))}")
-    return f"{kit_command(env=env)} run --resume {run_id} --results-dir {shlex.quote(str(results_dir))}"
+    return (f"{kit_command(env=env)} {'sweep' if sweep else 'run'} --resume {run_id} "
+            f"--results-dir {shlex.quote(str(results_dir))}")
 
 
 def doctor_command(runtime, env=None):

@@ -1,7 +1,8 @@
 """A run's manifest.json, in one place: its keys and their types (FIELDS), a new run's (`new`, for `kit run`
 and `kit adopt`), reading it (`read_dict`: the JSON object, checked; `read`: the typed record, Manifest, with
-kit 0.1.0's schema 1 migrated once, in `Manifest.from_dict`), writing it back (`write`: the same JSON, at
-SCHEMA), and the stricter check `kit bundle verify` makes (`problems`).
+older schemas migrated once, in `Manifest.from_dict`: kit 0.1.0's options and units, schema 2's "h2d"),
+writing it back (`write`: the same JSON, at SCHEMA), and the stricter check `kit bundle verify` makes
+(`problems`).
 """
 import hashlib
 import json
@@ -17,7 +18,7 @@ from kit.runtimes import runtime_class
 from kit.workload import jsonfile, scenarios
 from kit.workload.options import defaults as arm_defaults
 
-SCHEMA = 2       # 1: no "schema" key (kit 0.1.0); 2: typed options, jobs, schema key
+SCHEMA = 3       # 1: no "schema" key (kit 0.1.0); 2: typed options, jobs, schema key; 3: "h2d" keyed by device
 KIT_ROOT = Path(__file__).resolve().parents[1]
 NULL = type(None)
 DAMAGED = "the run's manifest is damaged; restore it from its bundle"
@@ -44,10 +45,10 @@ class Manifest:
     ended: str | None = None
     complete: bool = False
     environment: dict | None = None
-    h2d: dict = field(default_factory=dict)          # lane -> host->GPU GB/s measured there
+    h2d: dict = field(default_factory=dict)          # device_key -> host->GPU GB/s measured there
     jobs: list = field(default_factory=list)
     resumes: list = field(default_factory=list)
-    schema: int = SCHEMA          # as read: 1 is migrated on reading and written back as SCHEMA
+    schema: int = SCHEMA          # as read: an older one is migrated on reading and written back as SCHEMA
     rest: dict = field(default_factory=dict)
 
     @property
@@ -76,8 +77,8 @@ class Manifest:
         options = _options(stored, where)
         # kit 0.1.0 recorded no units: its units were its arms
         units = data["units"] if "units" in data else list(options.arms) or scenarios.arms_for(options.tables)
-        return cls(options=options, units=list(units), schema=version,
-                   **{k: data[k] for k in _TYPED - {"options", "units", "schema"} if k in data},
+        return cls(options=options, units=list(units), schema=version, h2d=h2d_by_device(data),
+                   **{k: data[k] for k in _TYPED - {"options", "units", "schema", "h2d"} if k in data},
                    rest={k: v for k, v in data.items() if k not in _TYPED})
 
     def to_dict(self):
@@ -86,6 +87,35 @@ class Manifest:
 
 
 _TYPED = {f.name for f in fields(Manifest)} - {"rest"}
+
+
+def device_key(job):
+    """Where a job record ran, as "h2d" keys it: "host/GPU uuid"; a job without a GPU uuid (no NVML, Slurm's
+    "job N" lanes, an adopted run) by its lane's label. The kit measures host->GPU once per key."""
+    uuid = (job.get("gpu") or {}).get("uuid")
+    return f"{job.get('host')}/{uuid}" if uuid else job.get("lane")
+
+
+def h2d_by_device(data):
+    """A manifest's "h2d" as {device_key: GB/s}. Before schema 3 it was {lane label: GB/s}, measured by the
+    first job a lane ran, once per run: a resume on another GPU under the same label measured nothing. So a
+    lane's number goes to the device of the lane's earliest recorded job when that job ran before the first
+    resume (it measured) or every job of the lane ran on one device; else it stays under the lane's label,
+    which no job with a GPU uuid reads: such a job's device has no number."""
+    h2d = dict(data.get("h2d") or {})
+    if data.get("schema", 1) >= 3:
+        return h2d
+    resumed = min((r.get("at") or "" for r in data.get("resumes") or []), default=None)
+    out = {}
+    for lane, gbps in h2d.items():
+        jobs = sorted((j for j in data.get("jobs") or [] if j.get("lane") == lane), key=lambda j: j.get("started") or "")
+        first = jobs[0] if jobs else None
+        if first and (resumed is None or (first.get("started") or "") < resumed
+                      or len({device_key(j) for j in jobs}) == 1):
+            out.setdefault(device_key(first), gbps)
+        else:
+            out.setdefault(lane, gbps)
+    return out
 
 
 def _options(stored, where):

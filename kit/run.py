@@ -92,7 +92,7 @@ def open_resume(results_dir, run_id, given, command, held=None, add=None):
         if record.complete is True and not add:
             raise AlreadyComplete(run_id)
     record.options = record.options.with_(**changed)      # how its jobs are scheduled (a longer time limit after a TIMEOUT)
-    record.resumes.append({"at": layout.now(), "command": command})
+    record.resumes.append({"at": layout.now(), "command": command, "git_commit": manifest.git_commit()})
     if add:
         manifest.add_sweep_models(record, add, command, None if held is not None else unhashed)
     return run_dir, record, record.options
@@ -117,7 +117,7 @@ class Execution:
         self.run_dir, self.manifest, self.options, self.runtime = run_dir, record, record.options, runtime
         self.label = label          # names the run in a group's progress lines ("" for a single run)
         self.lock = threading.Lock()
-        self.measured = set(record.h2d)
+        self.measured = set(record.h2d)     # devices (kit.manifest.device_key) with a host->GPU number
         # (lane, prime_key) primed by this process: a resume primes again, since it may run on another host,
         # or after the cache was cleared, and a measured load must never meet an empty cache
         self.primed = set()
@@ -133,9 +133,11 @@ class Execution:
         if out.exists():   # an interrupted attempt: start this repeat afresh
             for f in out.iterdir():
                 f.unlink()
+        host = socket.gethostname()
+        device = manifest.device_key({"host": host, "gpu": lane.gpu.record() if lane.gpu else None, "lane": lane.label})
         with self.lock:
-            measure = lane.label not in self.measured
-            self.measured.add(lane.label)
+            measure = device not in self.measured      # once per device: a resume on another GPU measures there
+            self.measured.add(device)
         key = prime_key(lane.label, job.unit)
         prime = self.options.cache == "warm" and (key not in self.primed or not self.runtime.lanes_keep_gpu)
         argv = self.options.arm_options(job.unit.arm, job.unit.script, job.repeat, self.manifest.run_id,
@@ -147,7 +149,7 @@ class Execution:
         started, t0 = layout.now(), time.monotonic()
         code = self.runtime.run_arm(arm_job, out, lambda line: self.progress.line(task, lane, line))
         status = {"arm": job.unit.name, "repeat": job.repeat, "ok": code == 0, "exit_code": code,
-                  "seconds": round(time.monotonic() - t0, 3), "host": socket.gethostname(),
+                  "seconds": round(time.monotonic() - t0, 3), "host": host,
                   "ended": layout.now(), "error": None if code == 0 else last_error(out)}
         layout.write_json(out / layout.STATUS, status)
         priming = priming_record(out, 1 if job.unit.model else 2) if prime else None
@@ -156,17 +158,17 @@ class Execution:
         record = dict(status, unit=job.unit.name, lane=lane.label, started=started,
                       gpu=lane.gpu.record() if lane.gpu else None, priming=priming,
                       **self.runtime.job_record(arm_job, out))
-        self.record(out, record, lane)
+        self.record(out, record, device)
         return status
 
-    def record(self, out, record, lane):
+    def record(self, out, record, device):
         env = layout.read_json(out / layout.ENV)
         with self.lock:
             m = self.manifest
             if env and m.environment is None:
                 m.environment = env
             if env and env.get("h2d_gbps") is not None:
-                m.h2d[lane.label] = env["h2d_gbps"]
+                m.h2d[device] = env["h2d_gbps"]
             m.jobs = [j for j in m.jobs if (j["unit"], j["repeat"]) != (record["unit"], record["repeat"])]
             m.jobs.append(record)
             manifest.write(self.run_dir, m)
@@ -177,7 +179,7 @@ class Execution:
             manifest.write(self.run_dir, self.manifest)
 
     def resume_hint(self):
-        return hints.resume_command(self.manifest.run_id, self.run_dir.path.parent)
+        return hints.resume_command(self.manifest.run_id, self.run_dir.path.parent, sweep=bool(self.manifest.sweep))
 
 
 @dataclass(frozen=True)

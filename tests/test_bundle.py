@@ -249,8 +249,9 @@ def test_incomplete_run_refused_unless_allowed(run_dir):
     manifest = json.loads((run_dir / "manifest.json").read_text())
     manifest.update(complete=False, ended=None)
     (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-    with pytest.raises(BadInput, match="incomplete"):
+    with pytest.raises(BadInput, match="incomplete") as refused:
         bundle.make_bundle(run_dir, render=render_outputs)
+    assert f"kit run --resume {run_dir.name}" in refused.value.hint
     assert list(run_dir.parent.iterdir()) == [run_dir]       # nothing written, not even a temp file
 
     # its tables still say "complete": the self-check refuses a bundle that would not verify

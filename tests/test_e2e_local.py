@@ -15,6 +15,7 @@ import pytest
 
 from conftest import (DELAYS, MODEL_A, MODEL_B, ROOT, double_config, kit, kit_cmd, leftover_servers, only_run,
                       run_args, server_cmd)
+from kit import manifest
 from kit.workload import events, scenarios
 
 pytestmark = pytest.mark.e2e
@@ -234,7 +235,7 @@ def test_dry_run_prints_the_plan_and_starts_nothing(results):
 def test_manifest_records_what_repeats_the_run(shared_run):
     _, run = shared_run
     m = json.loads((run / "manifest.json").read_text())
-    assert m["schema"] == 2 and m["command"][:3] == ["kit", "run", "--all"] and "--fixed-output" in m["command"]
+    assert m["schema"] == manifest.SCHEMA and m["command"][:3] == ["kit", "run", "--all"] and "--fixed-output" in m["command"]
     assert m["kit_version"] and m["git_commit"]
     assert m["runtime"]["name"] == "local" and any(p.startswith("click==") for p in m["runtime"]["packages"])
     assert m["models"]["A"] == {"name": MODEL_A, "path": None, "sha256": None}

@@ -81,6 +81,8 @@ def test_resume_and_doctor_hints_follow_how_the_kit_was_started():
     assert hints.resume_command("r1", "/tmp/my res", make) == "make resume RUN=r1 RESULTS='/tmp/my res'"
     assert hints.doctor_command("local", make) == "make doctor RUNTIME=local"
     assert hints.resume_command("r1", "out", {}).endswith(" run --resume r1 --results-dir out")
+    assert hints.resume_command("r1", "out", {}, sweep=True).endswith(" sweep --resume r1 --results-dir out")
+    assert hints.resume_command("r1", "results", make, sweep=True) == "make resume RUN=r1"   # kit run --resume does it
 
 
 def test_the_venv_kit_not_on_path_is_printed_by_its_full_path_and_runs_as_printed(tmp_path):

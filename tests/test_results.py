@@ -118,6 +118,20 @@ def test_h2d_of_each_arm_is_its_own_gpus(tmp_path):
     assert mem(t, "h2d_gbps", "A").arms["l1"] == cell(40.0, 40.0, 40.0, 1)
 
 
+def test_an_arm_resumed_on_another_gpu_by_an_older_kit_has_no_host_to_gpu_number():
+    """h100-vllm0.24.0-twins-warm (manifest schema 2): nosleep, l2, l1-nowarm and l1-fp8 ran on one H100, whose
+    first job measured 55.31 GB/s for lane "gpu 0"; the resume ran l1 on another H100 under that lane."""
+    run = results.load_run(Path(__file__).parents[1] / "results" / "reference" / "h100-vllm0.24.0-twins-warm")
+    assert run.manifest["schema"] == 2 and run.manifest["h2d"] == {"gpu 0": 55.31}
+    assert run.h2d == {"vm/GPU-0241ab4e-e6a9-e448-4b7e-ba06ae509255": 55.31}
+    t = results.build_table(run, 1)
+    assert mem(t, "h2d_gbps", "A").arms["nosleep"].median == 55.31 and mem(t, "h2d_gbps", "A").arms["l1"] is None
+    assert mem(t, "wake_gbps", "A").arms["l1"] is not None and not [r for r in t.memory if r.metric == "wake_vs_h2d"]
+    assert any(n.startswith("no host->GPU GB/s for l1: none was measured on the GPU it ran on") for n in t.notes)
+    assert mem(results.build_table(run, 4), "h2d_gbps", "A").arms["l2"].median == 55.31
+    assert not any("no host->GPU" in n for n in results.build_table(run, 5).notes)     # l2 and nosleep: one GPU
+
+
 def test_h2d_unknown_leaves_the_rows_out(tmp_path):
     no_h2d = {"env": dict(ENV, h2d_gbps=None)}
     run_dir = make_run(tmp_path, (1,), arm_opts={"l1": no_h2d, "nosleep": no_h2d})
@@ -353,7 +367,7 @@ def test_newer_schemas_are_refused_by_name(tmp_path):
     m = json.loads((run_dir / "manifest.json").read_text())
     assert m["schema"] == manifest.SCHEMA
     (run_dir / "manifest.json").write_text(json.dumps(dict(m, schema=manifest.SCHEMA + 1)))
-    with pytest.raises(BadRecord, match="manifest schema 3 is newer than this kit reads"):
+    with pytest.raises(BadRecord, match=f"manifest schema {manifest.SCHEMA + 1} is newer than this kit reads"):
         results.load_run(run_dir)
 
 

@@ -334,6 +334,7 @@ def test_end_states_give_statuses_and_messages():
     line = failure_line("42", d, workload_said=True, run_id="r7")
     assert line.startswith("arm failed: Slurm job 42 ended PREEMPTED (reason None, exit 0:15) on n3 after 00:10:00")
     assert "`kit run --resume r7`" in line
+    assert "`kit sweep --resume r7`" in failure_line("42", d, workload_said=True, run_id="r7", command="sweep")
     assert failure_line("42", dict(d, state="FAILED"), workload_said=True) is None    # the workload said why
     assert "FAILED" in failure_line("42", dict(d, state="FAILED", exit_code="127:0"), workload_said=False)
     assert failure_line("42", dict(d, state="COMPLETED"), workload_said=False) is None

@@ -2,6 +2,7 @@
 import io
 import json
 import re
+import sys
 import tarfile
 from pathlib import Path
 
@@ -434,6 +435,16 @@ def _reference_copy(tmp_path, unfinished=None):
     return run, {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
 
 
+def test_bundling_an_incomplete_sweep_names_kit_sweep_resume(tmp_path):
+    from kit import bundle
+    run, _ = _reference_copy(tmp_path)
+    data = json.loads((run / "manifest.json").read_text())
+    (run / "manifest.json").write_text(json.dumps(dict(data, complete=False)))
+    with pytest.raises(BadInput, match="incomplete") as refused:
+        bundle.make_bundle(run)
+    assert "`kit sweep --resume one`" in refused.value.hint
+
+
 def test_an_added_model_that_collides_with_the_runs_is_refused_and_nothing_changes(tmp_path, capsys):
     from kit.cli import main
     run, before = _reference_copy(tmp_path)
@@ -513,3 +524,134 @@ def test_the_guide_of_a_run_grown_on_another_gpu_says_where_each_fit_and_job_cam
                               units))
     text = guide.text(g, "plain")
     assert "added" not in g.run and "\nadded " not in text and "different GPUs" not in text
+
+
+# -- the host->GPU bandwidth of each device: a sweep grown on another GPU measures there ---------------------------
+FAKE_TORCH = '''"""torch as kit.workload.runner's H2D_SCRIPT uses it: a copy at FAKE_H2D_GBPS."""
+import os
+import types
+
+uint8 = "uint8"
+version = types.SimpleNamespace(cuda="12.8")
+
+
+class _Tensor:
+    def copy_(self, other, non_blocking=False):
+        return self
+
+
+def empty(n, **kw):
+    return _Tensor()
+
+
+class _Event:
+    def __init__(self, enable_timing=False):
+        pass
+
+    def record(self):
+        pass
+
+    def elapsed_time(self, end):      # ms to copy the script's 1 GiB
+        return (1 << 30) / (float(os.environ["FAKE_H2D_GBPS"]) * 1e9) * 1e3
+
+
+cuda = types.SimpleNamespace(is_available=lambda: True, synchronize=lambda: None, Event=_Event)
+'''
+
+
+def _on_device(monkeypatch, host, uuid, gbps, commit):
+    """This process runs as if on `host` with one GPU (NVML's uuid), whose copy measures gbps; the kit at commit."""
+    import socket
+
+    from kit import gpus
+    monkeypatch.setattr(gpus, "nvml_gpus", lambda: [gpus.Gpu("0", 0, uuid, "Fake GPU", 0)])
+    monkeypatch.setattr(socket, "gethostname", lambda: host)
+    monkeypatch.setenv("FAKE_H2D_GBPS", str(gbps))
+    monkeypatch.setenv("SLEEPKIT_GIT_COMMIT", commit)
+
+
+@pytest.mark.e2e
+def test_a_sweep_grown_on_another_gpu_measures_there_and_each_bound_uses_its_gpus_bandwidth(tmp_path, monkeypatch):
+    from kit.cli import main
+    (tmp_path / "fake" / "torch.py").parent.mkdir()
+    (tmp_path / "fake" / "torch.py").write_text(FAKE_TORCH)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "fake"))          # the workload's h2d probe imports it
+    first, second = (_model_folder(tmp_path / "models", name, twins.twin_config(name)) for name in ("qwen3-0.6b", "qwen3-1.7b"))
+    results = tmp_path / "results"
+    cmd = ["--runtime", "local", "--results-dir", str(results), "--cache", "shared", "--gpu-memory-gib", "40",
+           "--server-cmd", server_cmd({"marker": "sweep-h2d"})]
+    _on_device(monkeypatch, "host-a", "GPU-aaaa", 50.0, "commit-a")
+    assert main(["sweep", "--models", str(first), "--levels", "1", "--run-id", "grown", *cmd]) == 0
+    _on_device(monkeypatch, "host-b", "GPU-bbbb", 40.0, "commit-b")
+    assert main(["sweep", "--resume", "grown", "--add-models", str(second), *cmd[:4], "--gpu-memory-gib", "40"]) == 0
+    m = json.loads((results / "grown" / "manifest.json").read_text())
+    assert m["h2d"] == {"host-a/GPU-aaaa": 50.0, "host-b/GPU-bbbb": 40.0}       # measured again on the new GPU
+    assert m["git_commit"] == "commit-a" and [r["git_commit"] for r in m["resumes"]] == ["commit-b"]
+    g = json.loads((results / "grown" / "tables" / "guide.json").read_text())
+    rows = {r["slug"]: r for r in g["rows"]}
+    assert rows["qwen3-0.6b"]["h2d_gbps"] == 50.0 and rows["qwen3-1.7b"]["h2d_gbps"] == 40.0
+    for r in rows.values():
+        assert r["bound_s"] == pytest.approx(r["moved_gib"] * 2**30 / (r["h2d_gbps"] * 1e9), rel=1e-3)
+    shown = (results / "grown" / "tables" / "guide.md").read_text()
+    assert "host->GPU host-a GPU-aaaa 50.0 GB/s, host-b GPU-bbbb 40.0 GB/s" in shown
+    assert "a bound uses that of the GPU its unit ran on" in shown and "no bound for" not in shown
+    assert not leftover_servers("sweep-h2d")
+
+
+def test_an_old_manifest_resumed_on_another_gpu_gives_that_gpus_units_no_bound():
+    """Schema 2 keyed "h2d" by lane and measured once per lane: "gpu 0"'s number was measured on the first GPU,
+    so the unit resumed on a second GPU under the same lane has no bound, and the guide says why."""
+    from kit import manifest
+    from kit.results.load import Repeat, Run
+
+    def entry(slug, cfg):
+        return {"name": f"/m/{slug}", "slug": slug, "estimate": sweep.estimate(cfg), "fits": True, "skipped": None,
+                "units": {"1": f"guide-{slug}-l1"}}
+
+    def job(slug, started, uuid):
+        return {"unit": f"guide-{slug}-l1", "repeat": 1, "lane": "gpu 0", "host": "vm", "started": started,
+                "gpu": {"id": "0", "index": 0, "uuid": uuid, "name": "NVIDIA H100 80GB HBM3"}}
+    data = {"schema": 2, "run_id": "r", "complete": True, "h2d": {"gpu 0": 50.0},
+            "jobs": [job("qwen3-8b", "2026-07-20T09:00:00Z", "GPU-a"), job("qwen3-32b", "2026-07-20T11:00:00Z", "GPU-b")],
+            "resumes": [{"at": "2026-07-20T10:00:00Z", "command": ["kit", "sweep", "--resume", "r"]}],
+            "sweep": {"levels": [1], "gpu_memory_gib": 79.6, "gpu_memory_source": "NVML, GPU 0",
+                      "server_args": scenarios.SWEEP_SERVER_ARGS,
+                      "models": [entry("qwen3-8b", QWEN3_8B), entry("qwen3-32b", QWEN3_32B)]}}
+    assert manifest.h2d_by_device(data) == {"vm/GPU-a": 50.0}
+    env = {"h2d_gbps": None}       # the measuring job's own env.json is not needed: the manifest's number serves
+    units = {f"guide-{s}-l1": [Repeat(1, _events(1, 2.0, 1.5, 15.0), {"ok": True}, env)] for s in ("qwen3-32b", "qwen3-8b")}
+    g = guide.build_guide(Run(Path("r"), data, RunOptions(sweep_models=("/m/qwen3-8b", "/m/qwen3-32b"), sweep_levels=(1,)),
+                              units))
+    rows = {r.slug: r for r in g.rows}
+    assert rows["qwen3-8b"].h2d_gbps == 50.0 and rows["qwen3-8b"].bound_s
+    assert rows["qwen3-32b"].h2d_gbps is None and rows["qwen3-32b"].bound_s is None and rows["qwen3-32b"].wake
+    assert any(n.startswith("no bound for guide-qwen3-32b-l1: no host->GPU bandwidth was measured on the GPU")
+               for n in g.notes)
+    assert "host->GPU vm GPU-a 50.0 GB/s" in guide.text(g, "plain")
+    # the lane's first recorded job came after a resume: which device measured cannot be told, so neither gets it
+    data["jobs"][0]["started"] = "2026-07-20T10:30:00Z"
+    assert manifest.h2d_by_device(data) == {"gpu 0": 50.0}
+    # every job of the lane on one device: the number is that device's; a schema 3 manifest is read as written
+    data["jobs"][1]["gpu"]["uuid"] = "GPU-a"
+    assert manifest.h2d_by_device(data) == {"vm/GPU-a": 50.0}
+    assert manifest.h2d_by_device(dict(data, schema=3)) == {"gpu 0": 50.0}
+
+
+@pytest.mark.e2e
+def test_an_interrupted_sweep_prints_kit_sweep_resume_and_that_finishes_it(tmp_path):
+    import shlex
+    import subprocess
+
+    from test_e2e_local import CLI_ENV, interrupt_when
+    model = _model_folder(tmp_path / "models", "qwen3-0.6b", twins.twin_config("qwen3-0.6b"))
+    cmd = [sys.executable, "-m", "kit", "sweep", "--models", str(model), "--runtime", "local", "--cache", "shared",
+           "--results-dir", str(tmp_path / "results"), "--server-cmd", server_cmd({"marker": "sweep-int"})]
+    code, err = interrupt_when(cmd, r"l1 r1: done\s+load A round 0 .* ok")
+    assert code == 130, err
+    printed = re.search(r"`([^`]* --resume [^`]+)`", err).group(1)
+    assert " sweep --resume " in printed and " run --resume " not in err
+    r = subprocess.run(shlex.split(printed), capture_output=True, text=True, env=CLI_ENV, cwd=ROOT, timeout=240)
+    assert r.returncode == 0, r.stdout + r.stderr
+    m = json.loads((only_run(tmp_path / "results") / "manifest.json").read_text())
+    assert m["complete"] is True and m["resumes"][0]["command"][1:3] == ["sweep", "--resume"]
+    assert not leftover_servers("sweep-int")

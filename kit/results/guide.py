@@ -251,7 +251,7 @@ def _facts(run):
     return {"run_id": run.run_id, "complete": m.get("complete"), "gpu": gpu_name(env),
             "vllm": env.get("vllm_version"), "cache": run.options.cache, "repeat": run.options.repeat,
             "runtime": run.options.runtime, "fixed_output": run.options.fixed_output,
-            "h2d_gbps": dict(sorted((m.get("h2d") or {}).items())), "levels": part["levels"],
+            "h2d_gbps": dict(sorted(run.h2d.items())), "levels": part["levels"],
             "gpu_memory_gib": part["gpu_memory_gib"], "gpu_memory_source": part["gpu_memory_source"],
             "server_args": part["server_args"]} | ({"added": added} if added else {})
 
@@ -290,8 +290,14 @@ def build_guide(run):
     gpus = len(devices(run.manifest.get("jobs") or []))
     if gpus > 1:          # a sweep grown in a later session (--add-models) may have moved
         notes.append(f"the run's jobs ran on {gpus} different GPUs (host and GPU uuid in the manifest's jobs): a "
-                     "comparison between models measured on different GPUs also holds any difference between the GPUs, "
-                     "and a bound uses the host->GPU bandwidth its lane's first job measured, wherever it ran")
+                     "comparison between models measured on different GPUs also holds any difference between the GPUs; "
+                     "each GPU's host->GPU bandwidth is measured by the first job there, and a bound uses that of the "
+                     "GPU its unit ran on")
+    unmeasured = [r.unit for r in rows if r.moved_gib is not None and r.h2d_gbps is None]
+    if unmeasured and run.h2d:
+        notes.append(f"no bound for {', '.join(unmeasured)}: no host->GPU bandwidth was measured on the GPU they ran "
+                     "on, and another GPU's is not used (a kit before manifest schema 3 measured once per lane, so a "
+                     "run it resumed on another GPU measured nothing there)")
     return Guide(_facts(run), tuple(rows), skipped, crossover(rows), crossover(rows, "first_switch"),
                  level1_ram(rows), tuple(notes))
 
@@ -337,7 +343,7 @@ def summary_lines(guide):
 
 def header(guide):
     f = guide.run
-    h2d = ", ".join(f"{lane} {gbps:.1f} GB/s" for lane, gbps in f["h2d_gbps"].items()) or "not measured"
+    h2d = ", ".join(f"{_device(key)} {gbps:.1f} GB/s" for key, gbps in f["h2d_gbps"].items()) or "not measured"
     util = f["server_args"][f["server_args"].index("--gpu-memory-utilization") + 1]
     return [f"Guide: which sleep level for which model size - run {f['run_id']}" + ("" if f["complete"] else " (incomplete)"),
             f"GPU: {f['gpu'] or 'n/a'} | vLLM {f['vllm'] or 'n/a'} | host->GPU {h2d} | --cache {f['cache']}"
@@ -345,6 +351,12 @@ def header(guide):
             f"fit: --gpu-memory-utilization {util} x GPU memory ({_gpu_mem(f)})"] + [
             f"added {a['at']}: {', '.join(a['models'])}; fit against GPU memory {_gpu_mem(a)}"
             for a in f.get("added") or ()]
+
+
+def _device(key):
+    """A key of the run's "h2d" (kit.manifest.device_key), short: "host GPU-c850827f", or a lane's label."""
+    host, sep, uuid = key.rpartition("/")
+    return f"{host} {uuid[:12]}" if sep else key
 
 
 def _gpu_mem(f):

@@ -3,6 +3,7 @@ repeat, the events, status and environment. Everything above this reads runs thr
 Unreadable files raise kit.errors.BadRecord naming the file (and line, for events).
 """
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from kit import layout, manifest
@@ -53,17 +54,22 @@ class Run:
             return "l2" if number == 5 else "l2@" + scenarios.TABLES[number].script.removesuffix(".py")
         return unit_name(arm, self.options.protocol, scenarios.TABLES[number].script)
 
+    @cached_property
+    def h2d(self):
+        """{device (kit.manifest.device_key): host->GPU GB/s measured there}, older manifests' migrated."""
+        return manifest.h2d_by_device(self.manifest)
+
     def h2d_gbps(self, unit, rep):
-        """The host->GPU bandwidth of the GPU this repeat ran on: its own measurement, else the one the
-        run made on that GPU (manifest "h2d"), else the run's single measurement (older runs)."""
+        """The host->GPU bandwidth of the device this repeat ran on: its own measurement, else the one the run
+        made on that device (h2d), else None: never another device's. A run that recorded no jobs (kit
+        0.1.0, one GPU) has its single measurement."""
         if rep.env.get("h2d_gbps") is not None:
             return rep.env["h2d_gbps"]
-        job = next((j for j in self.manifest.get("jobs") or [] if j.get("unit") == unit
-                    and j.get("repeat") == rep.repeat), None)
-        per_gpu = self.manifest.get("h2d") or {}
-        if job and job.get("lane") in per_gpu:
-            return per_gpu[job["lane"]]
-        return (self.manifest.get("environment") or {}).get("h2d_gbps")
+        jobs = self.manifest.get("jobs") or []
+        if not jobs:
+            return (self.manifest.get("environment") or {}).get("h2d_gbps")
+        job = next((j for j in jobs if j.get("unit") == unit and j.get("repeat") == rep.repeat), None)
+        return self.h2d.get(manifest.device_key(job)) if job else None
 
 
 def load_run(run_dir):

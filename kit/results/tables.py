@@ -361,7 +361,18 @@ def build_table(run, number):
     sources = {a: None if reps is None else [e for r in reps for e in r.events] for a, reps in usable.items()}
     refs = published.references(number)
     facts = run_facts(run, [units[a] for a in table_arms])
+    memory = _memory_rows(run, table_arms, units, usable)
     return Table(number, spec.title, facts, states, rows(table_arms, sources, refs), ratio=f"{table_arms[1]}/{table_arms[0]}",
-                 script=spec.script, memory=_memory_rows(run, table_arms, units, usable),
-                 published=tuple(Source.of(r) for r in refs),
-                 notes=tuple(_notes(facts, table_arms, refs)))
+                 script=spec.script, memory=memory, published=tuple(Source.of(r) for r in refs),
+                 notes=tuple(_notes(facts, table_arms, refs) + _h2d_note(memory, usable)))
+
+
+def _h2d_note(memory, usable):
+    """Why an arm with numbers has no host->GPU bandwidth where the other arm has one."""
+    measured = [r for r in memory if r.metric == "h2d_gbps"]
+    missing = [a for a, reps in usable.items() if reps and measured and all(r.arms.get(a) is None for r in measured)]
+    if not missing:
+        return []
+    return [f"no host->GPU GB/s for {', '.join(missing)}: none was measured on the GPU it ran on, and another GPU's "
+            "is not used (a kit before manifest schema 3 measured once per lane, so a run it resumed on another GPU "
+            "measured nothing there)"]

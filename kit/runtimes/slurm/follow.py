@@ -10,7 +10,7 @@ from kit.runtimes.slurm.client import ENDED, SlurmError, queue_states
 from kit.runtimes.slurm.script import MARK
 from kit.workload import progress
 
-RESUME = "resume the run with `kit run --resume {run}`"
+RESUME = "resume the run with `kit {command} --resume {run}`"
 HINTS = {"TIMEOUT": "raise the time limit (--slurm-time / KIT_SLURM_TIME) and " + RESUME,
          "CANCELLED": "the job was cancelled (scancel); " + RESUME,
          "PREEMPTED": "a higher-priority job took the node; " + RESUME,
@@ -35,14 +35,15 @@ def exit_status(state, exit_code):
     return code or (128 + sig if sig else 1)
 
 
-def failure_line(job_id, d, workload_said, run_id="RUN_ID"):
-    """The `arm failed:` line for a job that did not complete, or None when the workload said why itself."""
+def failure_line(job_id, d, workload_said, run_id="RUN_ID", command="run"):
+    """The `arm failed:` line for a job that did not complete, or None when the workload said why itself.
+    command: "sweep" for a job of a sweep run (`kit sweep --resume` finishes it)."""
     state = d.get("state") or "UNKNOWN"
     if state == "COMPLETED" or (state == "FAILED" and workload_said):
         return None
     where = f" on {d['node']}" if d.get("node") not in (None, "", "(null)", "None") else ""
     after = f" after {d['run_time']}" if d.get("run_time") else ""
-    hint = HINTS.get(state, f"see {LOG} and `scontrol show job {job_id}`").format(run=run_id)
+    hint = HINTS.get(state, f"see {LOG} and `scontrol show job {job_id}`").format(run=run_id, command=command)
     return (f"arm failed: Slurm job {job_id} ended {state} (reason {d.get('reason') or 'None'}, "
             f"exit {d.get('exit_code') or '?'}){where}{after}: {hint}")
 

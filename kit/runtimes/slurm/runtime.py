@@ -5,7 +5,7 @@ import subprocess
 import threading
 from pathlib import Path
 
-from kit import layout
+from kit import layout, sweep
 from kit.layout import WORKLOAD_LOG as LOG
 from kit.runtimes.base import Runtime, job_name
 from kit.runtimes.common import KIT_ROOT, LABEL_RUN
@@ -139,7 +139,8 @@ class SlurmRuntime(Runtime):
             details = {"state": "UNKNOWN", "reason": str(e)}
         record.update({k: v for k, v in details.items() if v is not None}, gpus=seen["gpus"], ended=layout.now())
         layout.write_json(out_dir / RECORD, record)
-        line = failure_line(job_id, details, seen["workload_said"], job.run_id)
+        line = failure_line(job_id, details, seen["workload_said"], job.run_id,
+                            "sweep" if job.unit.startswith(sweep.UNIT_PREFIX) else "run")
         if line:
             say(line)
         return exit_status(details.get("state"), details.get("exit_code"))
