@@ -56,6 +56,12 @@ def test_a_crossover_drawn_from_a_suspect_unit_says_so():
     assert "SUSPECT" not in guide.crossover(_rows([("qwen3-0.6b", 0.6e9, 1.0, 2.0)])).text
 
 
+def test_a_verdict_over_one_size_does_not_read_as_a_range():
+    c = guide.crossover(_rows([("qwen3-0.6b", 0.6e9, 2.0, 1.0)]))
+    assert c.text == ("later switches: no crossover: level 2's switch is faster than level 1's at every size measured "
+                      "(one size, 0.60 B)")
+
+
 # -- summary lines of made-up runs --------------------------------------------------------------------------
 def _events(level, sleep_s, wake_s, rss=True):
     evs = []

@@ -251,8 +251,9 @@ def _crossover_text(pairs):
     at = dict(size=first.size, params=first.params, model=first.model)
     names = ", ".join(p.model for p in steps[start])
     if start == 0:
+        span = f"{first.size} to {largest}" if len(steps) > 1 else f"one size, {largest}"
         return Crossover(f"no crossover: level 2's switch is faster than level 1's at every size measured "
-                         f"({first.size} to {largest})" + aside, pairs, **at)
+                         f"({span})" + aside, pairs, **at)
     upto = "there" if start == len(steps) - 1 else f"there up to {largest}"
     below, won_below = steps[:start], won[:start]
     if all(w == {1} for w in won_below):
