@@ -1,12 +1,23 @@
 """Hostile tests of the guide's crossover and summary lines (kit/results/guide.py) and of `kit sweep --resume
 --add-models`: each was a way to make the guide claim more than its cells measured."""
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+
 import pytest
 
+from conftest import ROOT, kit, kit_cmd, leftover_servers, server_cmd
 from kit import sweep, twins
 from kit.options import RunOptions
 from kit.results import guide, metrics
 from kit.results.load import Repeat, Run
 from kit.workload import scenarios
+from test_run_faults import read_until
+
+CLI_ENV = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
 
 
 def _rows(pairs, states=None):
@@ -118,3 +129,51 @@ def test_the_crossover_of_either_switch_reads_only_its_own_cells(key):
             for r in _rows([("a", 0.6e9, 1.0, 2.0), ("b", 8e9, 5.0, 3.0)])]
     c = guide.crossover(rows, key)
     assert [p.model for p in c.pairs] == ["a"] and c.size is None
+
+
+# -- an addition interrupted mid-unit, on the test double ----------------------------------------------------------
+@pytest.mark.e2e
+def test_an_addition_stopped_mid_unit_leaves_no_server_holds_the_run_and_resumes_to_a_verified_bundle(tmp_path):
+    """SIGTERM while an added model's unit runs: no server left, the manifest says interrupted with the added
+    model's entry, a second addition meanwhile is refused (the run lock) without a byte changed, and the printed
+    resume finishes the run into a bundle that verifies."""
+    marker, results = "hostile-add", tmp_path / "results"
+    models = {}
+    for name, twin in (("qwen3-0.6b", "qwen3-0.6b"), ("qwen3-slow", "qwen3-1.7b"), ("qwen3-other", "qwen3-0.6b")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps(twins.twin_config(twin)))
+        models[name] = str(tmp_path / name)
+    fast = {"startup": 0.1, "sleep_1": 0.02, "sleep_2": 0.01, "wake": 0.02, "reload": 0.03}
+    cfg = {"marker": marker, "models": {"qwen3-0.6b": {"delays": fast}, "qwen3-other": {"delays": fast},
+                                        "qwen3-slow": {"delays": dict(fast, wake=0.5)}}}
+    first = kit("sweep", "--models", models["qwen3-0.6b"], "--runtime", "local", "--results-dir", results, "--run-id", "g",
+                "--server-cmd", server_cmd(cfg))
+    assert first.returncode == 0, first.stdout + first.stderr
+    run = results / "g"
+    proc = subprocess.Popen(kit_cmd("sweep", "--resume", "g", "--add-models", models["qwen3-slow"], "--results-dir", results),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=CLI_ENV)
+    try:
+        read_until(proc, "guide-qwen3-slow-l1 r1: done  load A")
+        held = (run / "manifest.json").read_bytes()
+        assert [m["slug"] for m in json.loads(held)["sweep"]["models"]] == ["qwen3-0.6b", "qwen3-slow"]
+        busy = kit("sweep", "--resume", "g", "--add-models", models["qwen3-other"], "--results-dir", results)
+        assert busy.returncode == 2 and busy.stderr.startswith("kit: error: run g is being run by another kit run")
+        assert len(busy.stderr.strip().splitlines()) == 1 and (run / "manifest.json").read_bytes() == held
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert not leftover_servers(marker)
+    stopped = json.loads((run / "manifest.json").read_text())
+    assert stopped["complete"] is False and stopped["interrupted"]
+    assert stopped["units"][-2:] == ["guide-qwen3-slow-l1", "guide-qwen3-slow-l2"]
+    printed = re.search(r"`([^`]* --resume g [^`]+)`", err).group(1)
+    done = subprocess.run(shlex.split(printed), capture_output=True, text=True, env=CLI_ENV, timeout=240)
+    assert done.returncode == 0, done.stdout + done.stderr
+    after = json.loads((run / "manifest.json").read_text())
+    assert after["complete"] is True and after["sweep"] == stopped["sweep"]      # the fit is not redone
+    assert {j["unit"]: j["ok"] for j in after["jobs"]} == {u: True for u in after["units"]}
+    made = kit("bundle", "g", "--results-dir", results, "--no-figures")
+    assert made.returncode == 0, made.stderr
+    verified = kit("bundle", "verify", made.stdout.strip())
+    assert verified.returncode == 0 and verified.stdout.strip().endswith(": ok"), verified.stdout
