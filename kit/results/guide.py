@@ -204,37 +204,75 @@ def _cells(run, model, unit, level, l1_reps):
 def crossover(rows, key="switch"):
     """From which size level 2's switch (key: "switch", the later cycles' median, or "first_switch") is faster
     than level 1's, at that size and every larger one measured: a Crossover, with a Pair per model measured
-    at both levels. Its text starts with what it compares ("later switches: ", "first switch: ")."""
+    at both levels. Its text starts with what it compares ("later switches: ", "first switch: ") and ends
+    with SUSPECT where a unit behind a pair had a sleep check fail."""
     med = lambda r: getattr(r, key).median
     by_model = {}
     for r in rows:
         if getattr(r, key):
             by_model.setdefault(r.model, {})[r.level] = r
+    both = [v for v in by_model.values() if 1 in v and 2 in v]
     pairs = tuple(Pair(v[1].slug, v[1].size, v[1].params, med(v[1]), med(v[2]), 2 if med(v[2]) < med(v[1]) else 1)
-                  for v in by_model.values() if 1 in v and 2 in v)
+                  for v in both)
     found = _crossover_text(pairs)
     what = {"switch": "later switches", "first_switch": "first switch"}[key]
-    return replace(found, text=f"{what}: {found.text}")
+    suspect = [f"{r.slug} L{r.level}" for v in both for r in v.values() if r.state == "suspect"]
+    return replace(found, text=f"{what}: {found.text}"
+                   + (f" - SUSPECT: a sleep check failed ({', '.join(suspect)})" if suspect else ""))
 
 
 def _crossover_text(pairs):
-    if not pairs:
-        return Crossover("crossover: not measured (it needs levels 1 and 2 of at least one model)", pairs)
-    start = next((i for i in range(len(pairs)) if all(p.faster == 2 for p in pairs[i:])), None)
-    largest = pairs[-1].size
+    """The verdict over the sizes measured at both levels. Models of one size are one step: a crossover lies
+    between sizes, never inside one whose models disagree. A model of unknown size (its config.json lacks the
+    sizes) has no place in the order: said, not placed."""
+    unknown = [p.model for p in pairs if not p.params]
+    aside = f" (not placed, size unknown: {', '.join(unknown)})" if unknown else ""
+    sizes = {}
+    for p in pairs:
+        if p.params:
+            sizes.setdefault(p.params, []).append(p)
+    steps = list(sizes.values())       # pairs come in size order (build_guide's _order)
+    if not steps:
+        return Crossover("crossover: not measured (it needs levels 1 and 2 of at least one model"
+                         + (" of known size)" if unknown else ")") + aside, pairs)
+    won = [{p.faster for p in step} for step in steps]
+    start = next((i for i in range(len(steps)) if all(w == {2} for w in won[i:])), None)
+    largest = steps[-1][0].size
     if start is None:
-        some = [p.size for p in pairs if p.faster == 2]
+        if won[-1] == {1, 2}:
+            text = (f"no crossover up to {largest}: its models disagree (level 1's switch is faster for "
+                    f"{_models(steps[-1], 1)}, level 2's for {_models(steps[-1], 2)})")
+            return Crossover(text + aside, pairs)
+        some = _at(steps, won, 2)
         text = (f"no crossover up to {largest}: level 1's switch is faster at the largest size measured"
-                + (f" (level 2 was faster at {', '.join(some)} only)" if some else " and every smaller one"))
-        return Crossover(text, pairs)
-    first = pairs[start]
+                + (f" (level 2 was faster at {some} only)" if some else " and every smaller one"))
+        return Crossover(text + aside, pairs)
+    first = steps[start][0]
     at = dict(size=first.size, params=first.params, model=first.model)
+    names = ", ".join(p.model for p in steps[start])
     if start == 0:
+        span = f"{first.size} to {largest}" if len(steps) > 1 else f"one size, {largest}"
         return Crossover(f"no crossover: level 2's switch is faster than level 1's at every size measured "
-                         f"({first.size} to {largest})", pairs, **at)
-    upto = "there" if first is pairs[-1] else f"there up to {largest}"
-    return Crossover(f"crossover at {first.size} ({first.model}): level 2's switch is faster than level 1's "
-                     f"from {upto}; level 1's is faster up to {pairs[start - 1].size}", pairs, **at)
+                         f"({span})" + aside, pairs, **at)
+    upto = "there" if start == len(steps) - 1 else f"there up to {largest}"
+    below, won_below = steps[:start], won[:start]
+    if all(w == {1} for w in won_below):
+        smaller = f"level 1's is faster up to {below[-1][0].size}"
+    else:
+        smaller = f"below it level 1's is faster at {_at(below, won_below, 1)}; level 2 was also faster at " \
+                  f"{_at(below, won_below, 2)}"
+    return Crossover(f"crossover at {first.size} ({names}): level 2's switch is faster than level 1's from {upto}; "
+                     f"{smaller}" + aside, pairs, **at)
+
+
+def _at(steps, won, level):
+    """The sizes where `level`'s switch was faster, naming the models of a size whose models disagree."""
+    return ", ".join(s[0].size + ("" if w == {level} else f" ({_models(s, level)})")
+                     for s, w in zip(steps, won) if level in w)
+
+
+def _models(step, faster):
+    return ", ".join(p.model for p in step if p.faster == faster)
 
 
 def level1_ram(rows):
@@ -333,12 +371,23 @@ def _grid(guide, columns):
 
 def summary_lines(guide):
     lines = [guide.first_crossover.text, guide.crossover.text]
-    ram = [f"{x.size} {x.gib:.2f} GiB" for x in guide.level1_ram if x.gib is not None]
-    lines.append("level 1 holds in host RAM while asleep: " + ("; ".join(ram) if ram else "n/a (no RSS reading)"))
-    bounds = [f"{r.size} L{r.level} wake {r.wake_x_bound:.2f}x" for r in guide.rows if r.wake_x_bound]
+    label = _labels(guide.rows)
+    ram = [f"{label[x.model]} {x.gib:.2f} GiB" for x in guide.level1_ram if x.gib is not None]
+    why = ("not measured (the run has no level 1)" if 1 not in guide.run["levels"] else
+           "n/a (no level-1 unit has numbers)" if not guide.level1_ram else "n/a (no RSS reading)")
+    lines.append("level 1 holds in host RAM while asleep: " + ("; ".join(ram) if ram else why))
+    bounds = [f"{label[r.model]} L{r.level} wake {r.wake_x_bound:.2f}x" for r in guide.rows if r.wake_x_bound]
     if bounds:
         lines.append("wake against the host->GPU bound: " + "; ".join(bounds))
     return lines
+
+
+def _labels(rows):
+    """{model: its size}, with its name where another model has the same size (a twin beside the hub model)."""
+    sizes = {}
+    for r in rows:
+        sizes.setdefault(r.size, set()).add(r.model)
+    return {r.model: r.size + (f" ({r.slug})" if len(sizes[r.size]) > 1 else "") for r in rows}
 
 
 def header(guide):
