@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from kit import twins
+from kit.twins import weights, write
 from kit.errors import BadInput
 
 needs_torch = pytest.mark.twins
@@ -30,7 +31,7 @@ NAMES = sorted(twins.TWINS)
 @pytest.fixture(scope="module")
 def deps():
     try:
-        return twins._deps()
+        return write._deps()
     except twins.TwinDependencyError as e:
         if os.environ.get("CI"):
             pytest.fail(f"CI is set and {e}", pytrace=False)
@@ -193,10 +194,10 @@ def _splitmix64(x: int) -> int:
 @needs_torch
 def test_splitmix64_in_torch_is_exact(deps):
     torch = deps.torch
-    key = twins._tensor_seed(0, "model.layers.0.mlp.up_proj.weight")
+    key = weights._tensor_seed(0, "model.layers.0.mlp.up_proj.weight")
     index = [0, 1, 2, 12345, (1 << 33) + 7, (1 << 40) - 1]
     x = torch.tensor(index, dtype=torch.int64)
-    got = twins._splitmix64(torch, x, key, torch.empty_like(x))
+    got = weights._splitmix64(torch, x, key, torch.empty_like(x))
     assert [v & M64 for v in got.tolist()] == [
         _splitmix64(i * 0x9E3779B97F4A7C15 + key) for i in index]
 
@@ -204,10 +205,10 @@ def test_splitmix64_in_torch_is_exact(deps):
 @needs_torch
 def test_weights_do_not_depend_on_the_chunk_size(deps, monkeypatch):
     torch = deps.torch
-    whole = twins._fill(torch, "w", (301, 77), 5)
-    monkeypatch.setattr(twins, "_CHUNK", 1000)                  # many chunks, a short last one
-    assert torch.equal(twins._fill(torch, "w", (301, 77), 5), whole)
-    assert not torch.equal(twins._fill(torch, "w2", (301, 77), 5), whole)
+    whole = weights._fill(torch, "w", (301, 77), 5)
+    monkeypatch.setattr(weights, "_CHUNK", 1000)                # many chunks, a short last one
+    assert torch.equal(weights._fill(torch, "w", (301, 77), 5), whole)
+    assert not torch.equal(weights._fill(torch, "w2", (301, 77), 5), whole)
 
 
 @needs_torch
@@ -215,10 +216,10 @@ def test_cuda_makes_the_bytes_the_cpu_makes(deps, monkeypatch, tmp_path):
     torch = deps.torch
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU")
-    monkeypatch.setattr(twins, "_CHUNK_GPU", 1 << 20)           # several chunks on the GPU too
+    monkeypatch.setattr(weights, "_CHUNK_GPU", 1 << 20)         # several chunks on the GPU too
     for shape in [(64, 32), (3001, 1024)]:
-        cpu = twins._fill(torch, "w", shape, 0)
-        assert torch.equal(twins._fill(torch, "w", shape, 0, device="cuda").cpu(), cpu)
+        cpu = weights._fill(torch, "w", shape, 0)
+        assert torch.equal(weights._fill(torch, "w", shape, 0, device="cuda").cpu(), cpu)
     made = {dev: twins.make_twin("qwen3-coder-30b-a3b", tmp_path / dev, tiny=True, progress=None,
                                  device=dev) for dev in ("cpu", "cuda")}
     assert made["cuda"]["device"] == "cuda" and made["cuda"]["digest"] == made["cpu"]["digest"]
@@ -238,7 +239,7 @@ def test_a_device_that_cannot_make_the_weights_is_refused(deps, tmp_path):
 
 @needs_torch
 def test_large_twins_are_written_in_shards_with_an_index(deps, monkeypatch, tmp_path):
-    monkeypatch.setattr(twins, "_SHARD_BYTES", 600_000)        # the tiny MoE is 1.35 MB
+    monkeypatch.setattr(weights, "_SHARD_BYTES", 600_000)      # the tiny MoE is 1.35 MB
     info = twins.make_twin("qwen3-coder-30b-a3b", tmp_path / "m", tiny=True, progress=None)
     shards = sorted(f for f in info["files"] if f.endswith(".safetensors"))
     assert len(shards) > 2 and shards[0] == f"model-00001-of-{len(shards):05d}.safetensors"
