@@ -82,6 +82,8 @@ def open_resume(results_dir, run_id, given, command, held=None, add=None):
         if not field_meta(name).get("resume"):
             raise BadInput(f"--{flag(name)} {value!r} conflicts with the run's {getattr(options, name)!r}",
                            "a resumed run keeps its options: leave it out, or start a new run")
+    if record.complete is not True:       # before the lock: a missing model folder writes nothing
+        options.check(needed=pending_models(run_dir, record))
     if add:
         manifest.check_addition(record, add)     # before the lock too: a bad addition writes nothing
     if held is not None:

@@ -459,7 +459,7 @@ def test_an_added_model_that_collides_with_the_runs_is_refused_and_nothing_chang
 
 def test_dry_run_of_added_models_prints_their_fit_and_plan_and_starts_nothing(tmp_path, capsys):
     from kit.cli import main
-    run, before = _reference_copy(tmp_path, unfinished="guide-qwen3-8b-l2")
+    run, before = _reference_copy(tmp_path)
     new = [_model_folder(tmp_path / "new", name, twins.twin_config(name)) for name in ("qwen3-14b", "qwen3-32b")]
     code = main(["sweep", "--resume", "one", "--add-models", ",".join(map(str, new)), "--gpu-memory-gib", "40",
                  "--dry-run", "--results-dir", str(run.parent)])
@@ -469,7 +469,7 @@ def test_dry_run_of_added_models_prints_their_fit_and_plan_and_starts_nothing(tm
                        f"  {new[0]}: 14.77 B params, about 27.8 GiB: fits"]
     assert out[2].startswith(f"  {new[1]}: 32.76 B params, about 61.5 GiB: SKIPPED, does not fit")
     plan = next(line for line in out if line.startswith("plan:"))
-    assert "guide-qwen3-8b-l2 r1" in plan and "guide-qwen3-14b-l2 r1" in plan and "qwen3-32b" not in plan
+    assert "2 job(s)" in plan and "guide-qwen3-14b-l2 r1" in plan and "qwen3-32b" not in plan
     assert "guide-qwen3-0.6b-l1 r1" not in plan and out[-1] == "dry run: nothing started"
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
 
@@ -655,3 +655,15 @@ def test_an_interrupted_sweep_prints_kit_sweep_resume_and_that_finishes_it(tmp_p
     m = json.loads((only_run(tmp_path / "results") / "manifest.json").read_text())
     assert m["complete"] is True and m["resumes"][0]["command"][1:3] == ["sweep", "--resume"]
     assert not leftover_servers("sweep-int")
+
+
+def test_a_dry_run_resume_refuses_what_the_resume_would_refuse(tmp_path, capsys):
+    """The reference's 8B unit unfinished, its twin's folder (/root/sk/twins on the GPU host) not here: the
+    resume needs it, so its dry run says so too, in one line, and writes nothing."""
+    from kit.cli import main
+    run, before = _reference_copy(tmp_path, unfinished="guide-qwen3-8b-l2")
+    for extra in ([], ["--dry-run"]):
+        code = main(["sweep", "--resume", "one", "--results-dir", str(run.parent), *extra])
+        err = capsys.readouterr().err
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "/root/sk/twins/qwen3-8b" in err, err
+        assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
