@@ -82,10 +82,10 @@ def open_resume(results_dir, run_id, given, command, held=None, add=None):
         if not field_meta(name).get("resume"):
             raise BadInput(f"--{flag(name)} {value!r} conflicts with the run's {getattr(options, name)!r}",
                            "a resumed run keeps its options: leave it out, or start a new run")
-    if record.complete is not True:       # before the lock: a missing model folder writes nothing
-        options.check(needed=pending_models(run_dir, record))
     if add:
-        manifest.check_addition(record, add)     # before the lock too: a bad addition writes nothing
+        manifest.check_addition(record, add)     # before the lock: a bad addition writes nothing
+    if record.complete is not True or add:     # checked once, before the lock too: a bad one writes nothing
+        options.with_(**changed).check(needed=pending_models(run_dir, record))
     if held is not None:
         if record.complete is True and not add:      # checked before the lock too: a complete run is not touched
             raise AlreadyComplete(run_id)
@@ -368,7 +368,7 @@ def run(options, results_dir, run_id=None, resume=None, given=None, command=None
             except AlreadyComplete:
                 say(f"run {resume} is complete: nothing to resume, nothing changed (its tables: `kit table {resume}`)")
                 return []
-            runtime = ready_runtime(options.check(needed=pending_models(run_dir, record)), results_dir, build_line)
+            runtime = ready_runtime(options, results_dir, build_line)       # options checked by open_resume
             record.runtime = record.resumes[-1]["runtime"] = runtime.describe()
             manifest.write(run_dir, record)
             return finish([Execution(run_dir, record, runtime)], say, tty)
