@@ -14,7 +14,7 @@ import re
 import sys
 from pathlib import Path, PurePosixPath
 
-from kit import layout, manifest, plot, results, runs
+from kit import hints, layout, manifest, plot, results, runs
 from kit.errors import BadInput, BadRecord, KitError, NotFound
 from kit.results import archive
 from kit.results.load import mixed_workloads
@@ -76,9 +76,9 @@ def make_bundle(run_dir, allow_incomplete=False, render=None, figures=True):
     data = manifest.read_dict(run_dir)
     incomplete = data.get("complete") is not True
     if incomplete and not allow_incomplete:
+        resume = hints.resume_command(run_dir.run_id, run_dir.path.parent, sweep=bool(data.get("sweep")))
         raise BadInput(f"run {run_dir.run_id} is incomplete (manifest says complete: false)",
-                       f"finish it with `kit {'sweep' if data.get('sweep') else 'run'} --resume {run_dir.run_id}`, "
-                       "or bundle it anyway with --allow-incomplete")
+                       f"finish it with `{resume}`, or bundle it anyway with --allow-incomplete")
     if render is not None:
         render(results.load_run(run_dir.path))
     contents = bundle_contents(run_dir.path, data, incomplete, figures)

@@ -22,7 +22,7 @@ from kit.results import metrics
 from kit.results.metrics import Cell
 from kit.results.records import Record, dumps
 from kit.results.render import WIDTH, fmt_value, wrap
-from kit.results.tables import NO_NUMBERS, arm_state, devices, gpu_name
+from kit.results.tables import NO_NUMBERS, UNMEASURED_H2D, arm_state, devices, gpu_name
 
 SCHEMA = 1
 MIB_PER_GIB = 1024
@@ -333,9 +333,7 @@ def build_guide(run):
                      "GPU its unit ran on")
     unmeasured = [r.unit for r in rows if r.moved_gib is not None and r.h2d_gbps is None]
     if unmeasured and run.h2d:
-        notes.append(f"no bound for {', '.join(unmeasured)}: no host->GPU bandwidth was measured on the GPU they ran "
-                     "on, and another GPU's is not used (a kit before manifest schema 3 measured once per lane, so a "
-                     "run it resumed on another GPU measured nothing there)")
+        notes.append(f"no bound for {', '.join(unmeasured)}: host->GPU GB/s {UNMEASURED_H2D}")
     return Guide(_facts(run), tuple(rows), skipped, crossover(rows), crossover(rows, "first_switch"),
                  level1_ram(rows), tuple(notes))
 

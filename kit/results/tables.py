@@ -367,12 +367,15 @@ def build_table(run, number):
                  notes=tuple(_notes(facts, table_arms, refs) + _h2d_note(memory, usable)))
 
 
+# why a unit has no host->GPU number (kit.manifest.h2d_by_device)
+UNMEASURED_H2D = ("none was measured on the GPU it ran on, and another GPU's is not used (a kit before manifest "
+                  "schema 3 measured once per lane, so a run it resumed on another GPU measured nothing there)")
+
+
 def _h2d_note(memory, usable):
     """Why an arm with numbers has no host->GPU bandwidth where the other arm has one."""
     measured = [r for r in memory if r.metric == "h2d_gbps"]
     missing = [a for a, reps in usable.items() if reps and measured and all(r.arms.get(a) is None for r in measured)]
     if not missing:
         return []
-    return [f"no host->GPU GB/s for {', '.join(missing)}: none was measured on the GPU it ran on, and another GPU's "
-            "is not used (a kit before manifest schema 3 measured once per lane, so a run it resumed on another GPU "
-            "measured nothing there)"]
+    return [f"no host->GPU GB/s for {', '.join(missing)}: {UNMEASURED_H2D}"]
