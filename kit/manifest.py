@@ -234,7 +234,7 @@ def add_sweep_models(record, addition, command, describe=None):
     and by which command: kit.sweep.added_entries), and their units that fit join its units and server_args,
     so the run is incomplete until they are done. BadInput, the record unchanged, for a run that is no sweep
     or models that --models would refuse or that collide with the run's. Returns the added entries."""
-    check_addition(record, addition)
+    check_addition(record, addition)     # again: record was re-read under the lock, and another resume may have added
     part, added = record.sweep, addition.models
     options = record.options.with_(sweep_models=record.options.sweep_models + added)
     cls = runtime_class(options)

@@ -35,8 +35,12 @@ GIB = 2**30
 
 def slug(model):
     """'Qwen/Qwen3-0.6B' or '/models/qwen3-0.6b/' -> 'qwen3-0.6b': the model's part of its unit names."""
+    return _name_slug(model) or "model"
+
+
+def _name_slug(model):
     name = Path(str(model).rstrip("/")).name or str(model)
-    return re.sub(r"[^a-z0-9.]+", "-", name.lower()).strip("-.") or "model"
+    return re.sub(r"[^a-z0-9.]+", "-", name.lower()).strip("-.")
 
 
 def unit_name(model, level):
@@ -51,6 +55,10 @@ def parse_models(text, option="models"):
     models = [m.strip() for m in str(text).split(",") if m.strip()]
     if not models:
         raise BadInput(f"--{option}: give at least one model (hub names or folders, comma-separated)")
+    for m in models:
+        if not _name_slug(m):      # ".", "~", "/": the units would be named after nothing
+            raise BadInput(f"--{option} {m!r}: the model's units are named after its last path part, and this has none",
+                           "give the folder by a path that ends in its name, e.g. ../qwen3-0.6b")
     return tuple(dict.fromkeys(models))
 
 
