@@ -448,7 +448,7 @@ def test_bundling_an_incomplete_sweep_names_kit_sweep_resume(tmp_path):
 def test_an_added_model_that_collides_with_the_runs_is_refused_and_nothing_changes(tmp_path, capsys):
     from kit.cli import main
     run, before = _reference_copy(tmp_path)
-    new = _model_folder(tmp_path / "new", "qwen3-14b", twins.twin_config("qwen3-14b"))
+    new = _model_folder(tmp_path / "new", "qwen3-14b-base", twins.twin_config("qwen3-14b"))
     code = main(["sweep", "--resume", "one", "--add-models", f"{new},Qwen/Qwen3-4B", "--results-dir", str(run.parent)])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1
@@ -460,7 +460,7 @@ def test_an_added_model_that_collides_with_the_runs_is_refused_and_nothing_chang
 def test_dry_run_of_added_models_prints_their_fit_and_plan_and_starts_nothing(tmp_path, capsys):
     from kit.cli import main
     run, before = _reference_copy(tmp_path)
-    new = [_model_folder(tmp_path / "new", name, twins.twin_config(name)) for name in ("qwen3-14b", "qwen3-32b")]
+    new = [_model_folder(tmp_path / "new", f"{name}-base", twins.twin_config(name)) for name in ("qwen3-14b", "qwen3-32b")]
     code = main(["sweep", "--resume", "one", "--add-models", ",".join(map(str, new)), "--gpu-memory-gib", "40",
                  "--dry-run", "--results-dir", str(run.parent)])
     out = capsys.readouterr().out.splitlines()
@@ -469,7 +469,7 @@ def test_dry_run_of_added_models_prints_their_fit_and_plan_and_starts_nothing(tm
                        f"  {new[0]}: 14.77 B params, about 27.8 GiB: fits"]
     assert out[2].startswith(f"  {new[1]}: 32.76 B params, about 61.5 GiB: SKIPPED, does not fit")
     plan = next(line for line in out if line.startswith("plan:"))
-    assert "2 job(s)" in plan and "guide-qwen3-14b-l2 r1" in plan and "qwen3-32b" not in plan
+    assert "2 job(s)" in plan and "guide-qwen3-14b-base-l2 r1" in plan and "qwen3-32b-base" not in plan
     assert "guide-qwen3-0.6b-l1 r1" not in plan and out[-1] == "dry run: nothing started"
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
 
@@ -485,7 +485,7 @@ def test_added_models_are_fitted_against_this_hosts_gpu_and_make_the_run_incompl
     monkeypatch.setattr(Runtime, "host_gpus", classmethod(lambda cls, options: [gpus.Gpu(id="0", index=0)]))
     monkeypatch.setattr(gpus, "_memory", lambda gpu: _Mem(free_gib=24.0, total_gib=24.0))
     new = [_model_folder(tmp_path / "new", name, twins.twin_config(twin))
-           for name, twin in (("qwen3-14b", "qwen3-14b"), ("qwen3-1.7b-base", "qwen3-1.7b"))]
+           for name, twin in (("qwen3-14b-base", "qwen3-14b"), ("qwen3-1.7b-base", "qwen3-1.7b"))]
     entries = manifest.add_sweep_models(record, sweep.Addition(tuple(map(str, new))), ["kit", "sweep"])
     assert [e["added"]["gpu_memory_source"] for e in entries] == ["NVML, GPU 0"] * 2
     assert entries[0]["skipped"].endswith("0.9 x 24.0 GiB = 21.6 GiB") and entries[1]["fits"] is True

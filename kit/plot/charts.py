@@ -10,7 +10,7 @@ from matplotlib.gridspec import GridSpec
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from kit.plot.style import ARM_COLOURS, arm_colour, frame, lighter
+from kit.plot.style import ARM_COLOURS, arm_colour, footer, frame, lighter
 
 PUBLISHED_HATCH = ["///", "xxx", "..."]
 
@@ -136,8 +136,13 @@ def guide_figure(spec):
     """Left: each model's switch per level, the later cycles' sleep (light) under wake (dark), whiskers min..max
     of their switch, a diamond at the first switch, a black tick at the bandwidth bound. Right: host RAM held
     while asleep."""
-    fig = Figure(figsize=(14, 6.5))
-    grid = GridSpec(1, 2, figure=fig, width_ratios=[2.2, 1], left=0.06, right=0.99, top=0.84, bottom=0.26, wspace=0.18)
+    lines, below = footer(spec.provenance + spec.summary
+                          + ["bars: medians of the later cycles; whiskers: their min..max (rounds 2-3 x repeats); "
+                             "diamonds: the first switch (median over repeats)"])
+    height = 4.85 + 0.75 + below       # title and plot, the tick labels, the provenance (a grown run has more)
+    fig = Figure(figsize=(14, height))
+    grid = GridSpec(1, 2, figure=fig, width_ratios=[2.2, 1], left=0.06, right=0.99, top=1 - 1.05 / height,
+                    bottom=(0.75 + below) / height, wspace=0.18)
     ax, ram = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
     index = {m["slug"]: i for i, m in enumerate(spec.models)}
     width = 0.8 / max(len(spec.levels), 1)
@@ -164,7 +169,8 @@ def guide_figure(spec):
     for a, title, unit in ((ax, "Switch = sleep (light) + wake (dark), later cycles (rounds 2-3)", "seconds (linear, from 0)"),
                            (ram, "Host RAM held while asleep (first sleep's RSS growth)", "GiB")):
         a.set_xticks(range(len(labels)))
-        a.set_xticklabels(labels, fontsize=8)
+        crowded = a is ram and len(labels) > 4      # the narrow panel: slanted names do not run into each other
+        a.set_xticklabels(labels, fontsize=8, rotation=25 if crowded else 0, ha="right" if crowded else "center")
         a.set_xlim(-0.5, len(labels) - 0.5)
         a.set_ylim(bottom=0)
         a.set_ylabel(unit)
@@ -176,8 +182,6 @@ def guide_figure(spec):
                           label="first switch (round 1)"))
     handles.append(Line2D([], [], color="black", linewidth=2, label="bandwidth bound: GiB moved / host->GPU GB/s"))
     ax.legend(handles=handles, fontsize=8, loc="upper left")
-    frame(fig, spec.title, spec.provenance + spec.summary
-           + ["bars: medians of the later cycles; whiskers: their min..max (rounds 2-3 x repeats); diamonds: the "
-              "first switch (median over repeats)"])
+    frame(fig, spec.title, lines)
     return fig
 

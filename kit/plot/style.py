@@ -4,6 +4,7 @@ Figures are matplotlib Figures (the object-oriented API: no pyplot, no global ba
 <stem>.png (200 dpi) and .svg. The files carry no date or software version: re-plotting the same run gives
 the same bytes.
 """
+import textwrap
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -31,6 +32,15 @@ def arm_colour(unit):
 
 def lighter(colour, amount=0.55):
     return tuple(c + (1 - c) * amount for c in to_rgb(colour))
+
+
+FOOTER_LINE_PT = 7.5 * 1.5      # a provenance line below the plot: font size x line spacing
+
+
+def footer(lines, width=200):
+    """Provenance lines wrapped at width characters, and the inches they take below a figure's plot."""
+    wrapped = [w for line in lines for w in textwrap.wrap(line, width, subsequent_indent="  ") or [""]]
+    return wrapped, len(wrapped) * FOOTER_LINE_PT / 72 + 0.1
 
 
 def frame(fig, title, lines):
