@@ -279,6 +279,16 @@ def test_guide_sets_sleep_and_wake_against_the_bandwidth_bound(tmp_path):
     shown = site_figures.run_figures(run, {})
     assert [f.stem for f in shown] == ["loads", "guide"] and "level 1 and 2" in shown[1].alt
     assert b"<svg" in site_figures.draw(shown[1].plot, tmp_path / shown[1].name).read_bytes()[:2000]
+    assert "SUSPECT" not in _guide_svg(spec, tmp_path / "plain")
+    from dataclasses import replace     # a unit whose sleep check failed keeps its bars, marked
+    suspect = specs.guide_spec(run, replace(g, rows=(replace(l1, state="suspect"), l2)))
+    assert [b["suspect"] for b in suspect.bars] == [True, False]
+    assert _guide_svg(suspect, tmp_path / "suspect").count(">SUSPECT<") == 1
+
+
+def _guide_svg(spec, stem):
+    from kit.plot import charts, style
+    return style.save(charts.guide_figure(spec), stem, ("svg",))[0].read_text()
 
 
 @pytest.mark.e2e

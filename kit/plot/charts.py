@@ -159,6 +159,8 @@ def guide_figure(spec):
         ax.bar(x, sleep, width * 0.9, color=lighter(colour), edgecolor="black", linewidth=0.5)
         ax.bar(x, wake, width * 0.9, bottom=sleep, color=colour, edgecolor="black", linewidth=0.5,
                yerr=[[max(0, sleep + wake - b["switch_min"])], [max(0, b["switch_max"] - sleep - wake)]], capsize=2)
+        if b["suspect"]:     # numbers drawn, but a sleep check failed: the guide's text says SUSPECT too
+            ax.text(x, sleep + wake, "SUSPECT", rotation=90, ha="center", va="bottom", fontsize=7, color="red")
         if b["first_switch"] is not None:
             ax.plot(x, b["first_switch"], marker="D", markersize=6, color="white", markeredgecolor="black")
         if b["bound_s"]:

@@ -272,7 +272,8 @@ class GuideSpec:
     provenance: list
     levels: list
     models: list        # [{slug, size}]
-    bars: list          # [{model, level, first_switch, sleep, wake, switch_min, switch_max, bound_s, ram_gib, note}]
+    bars: list          # [{model, level, first_switch, sleep, wake, switch_min, switch_max, bound_s, ram_gib, note,
+                        #   suspect}]
     summary: list       # lines
 
 
@@ -290,7 +291,8 @@ def guide_spec(run, guide=None):
                      "switch_min": r["switch"]["min"] if r["switch"] else None,
                      "switch_max": r["switch"]["max"] if r["switch"] else None,
                      "bound_s": bound, "ram_gib": med("ram_held_gib"),
-                     "note": None if r["switch"] else (r["state"] if r["state"] != "skipped" else "skipped")})
+                     "note": None if r["switch"] else (r["state"] if r["state"] != "skipped" else "skipped"),
+                     "suspect": r["state"] == "suspect"})
     return GuideSpec(title=guides.header(typed)[0], provenance=guides.header(typed)[1:], levels=guide["run"]["levels"],
                      models=[{"slug": m, "size": size} for m, size in models], bars=bars,
                      summary=guides.summary_lines(typed))
