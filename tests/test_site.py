@@ -148,6 +148,32 @@ def test_every_run_page_has_its_tables_with_the_numbers_of_the_table_json(refere
 
 
 @pytest.mark.render
+def test_a_sweeps_page_has_its_guide_grid_and_lines_and_its_grown_provenance(reference_site):
+    sweeps = [r for r in reference_runs() if (r / "tables" / "guide.json").is_file()]
+    assert len(sweeps) >= 2
+    for run_dir in sweeps:
+        guide = json.loads((run_dir / "tables" / "guide.json").read_text())
+        doc = parse(reference_site / "runs" / f"{run_dir.name}.html")
+        section = doc.find(".//section[@id='guide']")
+        trs = section.findall(".//table[@data-grid='guide']/tbody/tr")
+        assert [text(tr[0]) for tr in trs] == [r["slug"] for r in guide["rows"]]
+        for tr, row in zip(trs, guide["rows"]):
+            cells = [text(c) for c in tr]
+            assert cells[2].startswith(f"L{row['level']}") and f"{row['switch']['median']:.3f}" in cells
+        shown = text(section)
+        for line in [guide["crossover"]["text"], guide["first_crossover"]["text"], *guide["notes"]]:
+            assert " ".join(line.split()) in shown
+        linked = reference_site / "runs" / run_dir.name / "tables" / "guide.json"
+        assert json.loads(linked.read_text()) == guide
+    grown = parse(reference_site / "runs" / "h100-vllm0.24.0-guide.html").find(".//section[@id='provenance']")
+    shown = text(grown)
+    assert "qwen3-32b = /mnt/twins/qwen3-32b (twin of qwen3-32b" in shown      # the sweep's models, with digests
+    assert "--add-models /mnt/twins/qwen3-32b" in shown and "commit fc9809714052c45bc8dfb41412ded9dff7a0cde7" in shown
+    # kits before resumes recorded their commit
+    assert "commit not recorded, image sleepkit:vllm0.24.0-kit0.1.0-7cff9658d43e" in shown
+
+
+@pytest.mark.render
 def test_index_has_one_row_per_run_with_its_headline_ratios_and_the_published_rows(reference_site):
     doc = parse(reference_site / "index.html")
     rows = doc.findall(".//table[@id='matrix']/tbody[@class='runs']/tr")

@@ -351,7 +351,8 @@ def _cell(value, unit):
     return fmt_value(value, unit)
 
 
-def _grid(guide, columns):
+def grid(guide, columns=COLUMNS):
+    """Headers and rows of cells (text), as guide.md shows them."""
     headers = ["model", "size", "level"] + [h for _, h, _ in columns]
     lines = []
     for r in guide.rows:
@@ -415,21 +416,25 @@ def text(guide, fmt="terminal", width=WIDTH):
         return json_file(guide)
     columns = list(COLUMNS)
     while True:
-        headers, lines = _grid(guide, columns)
-        grid = tabulate(lines, headers, tablefmt=TABLEFMT[fmt], disable_numparse=True)
-        if fmt != "terminal" or width is None or len(columns) <= 3 or max(map(len, grid.splitlines())) <= width:
+        headers, lines = grid(guide, columns)
+        table = tabulate(lines, headers, tablefmt=TABLEFMT[fmt], disable_numparse=True)
+        if fmt != "terminal" or width is None or len(columns) <= 3 or max(map(len, table.splitlines())) <= width:
             break
         columns.pop()
     head = header(guide)
     if fmt == "github":
         head = [f"## {head[0]}", ""] + [line + "  " for line in head[1:]]
-    tail = [f"skipped {s.model} ({s.size}): {s.reason}; no server started" for s in guide.skipped]
-    tail += [f"FAILED {r.unit}: {'; '.join(r.errors)}" for r in guide.rows if r.state == "failed"]
-    tail += summary_lines(guide)
-    tail += ["", "notes:"] + [f"- {n}" for n in guide.notes]
+    tail = outcome_lines(guide) + ["", "notes:"] + [f"- {n}" for n in guide.notes]
     if fmt == "terminal" and width:
         head, tail = [wrap(x, width) for x in head], [wrap(x, width) for x in tail]
-    return "\n".join([*head, "", grid, "", *tail]) + "\n"
+    return "\n".join([*head, "", table, "", *tail]) + "\n"
+
+
+def outcome_lines(guide):
+    """What the grid does not show: skipped and failed models, then the crossovers, RAM and bounds."""
+    return ([f"skipped {s.model} ({s.size}): {s.reason}; no server started" for s in guide.skipped]
+            + [f"FAILED {r.unit}: {'; '.join(r.errors)}" for r in guide.rows if r.state == "failed"]
+            + summary_lines(guide))
 
 
 def json_file(guide):

@@ -146,6 +146,17 @@ def loads_view(run):
     return {"grid": grid_rows(headers, grid), "notes": list(table.notes)} if table.rows else None
 
 
+def guide_view(run):
+    """A sweep's guide as tables/guide.md shows it, in pieces for HTML; None for a run of the study's tables."""
+    from kit.results import guide as guides
+    if not guides.is_sweep(run):
+        return None
+    g = guides.build_guide(run)
+    return {"header": [shorten(x) for x in guides.header(g)[1:]], "grid": grid_rows(*guides.grid(g)),
+            "outcome": [shorten(x) for x in guides.outcome_lines(g)], "notes": [shorten(x) for x in g.notes],
+            "json": guides.json_file(g)}
+
+
 def table_view(table):
     """A table as `kit table --wide` shows it, in pieces for HTML: the same grids, lines and notes."""
     main = render.wide_grid(table)
@@ -178,6 +189,8 @@ def provenance(run):
     image = (m.get("runtime") or {}).get("image") or {}
     models = [{"key": k, "name": v.get("name"), "twin": v.get("twin"), "sha256": v.get("sha256")}
               for k, v in sorted((m.get("models") or {}).items()) if isinstance(v, dict)]
+    models += [{"key": v.get("slug"), "name": v.get("name"), "twin": v.get("twin"), "sha256": v.get("sha256")}
+               for v in (m.get("sweep") or {}).get("models") or () if isinstance(v, dict)]
     items = [("command", " ".join(map(str, m.get("command") or [])) or "n/a"),
              ("kit", f"{m.get('kit_version') or '?'} (commit {m.get('git_commit') or '?'})"),
              ("manifest schema", str(m.get("schema", 1))),
@@ -191,9 +204,17 @@ def provenance(run):
     if image:
         items += [("image", f"{image.get('tag') or '?'} ({image.get('id') or '?'})"),
                   ("base image", f"{image.get('base_image') or '?'} ({image.get('base_id') or '?'})")]
+    items += [(f"resumed {r.get('at') or '?'}", _resume(r)) for r in m.get("resumes") or () if isinstance(r, dict)]
     return {"items": [(k, shorten(v)) for k, v in items], "models": models,
             "server_args": [(unit, shorten(" ".join(map(str, args or [])))) for unit, args in
                             sorted((m.get("server_args") or {}).items())]}
+
+
+def _resume(record):
+    """A resume's command, with the commit and image it ran (a sweep grown later may have run newer ones)."""
+    image = ((record.get("runtime") or {}).get("image") or {}).get("tag")
+    return " ".join(map(str, record.get("command") or ["?"])) + f" (commit {record.get('git_commit') or 'not recorded'}" \
+        + (f", image {image})" if image else ")")
 
 
 def facts_gpu_access(manifest):
