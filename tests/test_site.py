@@ -165,6 +165,8 @@ def test_a_sweeps_page_has_its_guide_grid_and_lines_and_its_grown_provenance(ref
             assert " ".join(line.split()) in shown
         linked = reference_site / "runs" / run_dir.name / "tables" / "guide.json"
         assert json.loads(linked.read_text()) == guide
+    # no compare page: a sweep shares no table with another run, nor with the published ones
+    assert not [p.name for p in (reference_site / "compare").iterdir() if any(r.name in p.name for r in sweeps)]
     grown = parse(reference_site / "runs" / "h100-vllm0.24.0-guide.html").find(".//section[@id='provenance']")
     shown = text(grown)
     assert "qwen3-32b = /mnt/twins/qwen3-32b (twin of qwen3-32b" in shown      # the sweep's models, with digests
@@ -181,7 +183,14 @@ def test_index_has_one_row_per_run_with_its_headline_ratios_and_the_published_ro
     heads = [text(th) for th in doc.findall(".//table[@id='matrix']/thead/tr/th")]
     for tr in rows:
         run_dir = REFERENCE / text(tr.find("th"))
-        cells = dict(zip(heads[1:], [text(td) for td in tr.findall("td")]))
+        tds = [td for td in tr.findall("td") for _ in range(int(td.get("colspan", 1)))]   # a sweep's guide spans
+        cells = dict(zip(heads[1:], [text(td) for td in tds]))
+        guide = run_dir / "tables" / "guide.json"
+        if guide.is_file():     # a sweep: its crossovers where the tables' ratios would be
+            crossovers = json.loads(guide.read_text())
+            (shown,) = {v for k, v in cells.items() if k.startswith("Table ")}      # one cell under all five
+            assert shown.startswith(f"guide: {crossovers['first_crossover']['text']}")
+            assert shown.endswith(crossovers["crossover"]["text"])
         for f in (run_dir / "tables").glob("table*.json"):
             table = json.loads(f.read_text())
             switch_a = next(r for r in table["rows"] if (r["metric"], r["model"]) == ("switch", "A"))
@@ -528,4 +537,10 @@ def test_every_page_of_the_reference_site_in_chromium_at_1280_and_390_px(browser
     before = browser.evaluate(first)
     browser.evaluate("document.querySelector('#matrix thead th').click(); document.querySelector('#matrix thead th').click()")
     assert browser.evaluate(first) == max(p.name for p in reference_runs()) != before, "the script sorts by run"
+    # by repeats: a sweep's row (one cell under the five tables) sorts by its own repeats, not by a shifted cell
+    browser.evaluate("Array.from(document.querySelectorAll('#matrix thead th')).find(th => th.textContent === 'repeats')"
+                     ".click()")
+    order = browser.evaluate("Array.from(document.querySelectorAll('#matrix tbody.runs tr th')).map(th => th.textContent)")
+    repeats = {p.name: json.loads((p / layout.MANIFEST).read_text())["options"]["repeat"] for p in reference_runs()}
+    assert [repeats[name] for name in order] == sorted(repeats.values()) and max(repeats.values()) > 1
     assert sorted(p.name for p in SHOTS.iterdir()) == ["index-1280.png", "index-390.png", "run-1280.png", "run-390.png"]

@@ -260,8 +260,9 @@ def _write_pages(site, entries, figures, checks):
         guide = views.guide_view(e.run)
         if guide:
             site.write(f"runs/{e.slug}/tables/guide.json", guide["json"])
-        site.page(f"compare/{e.slug}--published.html", "compare.html", a=e, b=None,
-                  sources=views.published_compare(e), title=f"{e.run.run_id} against the published numbers")
+        if e.tables:      # a sweep has no table of the study's to hold against the published ones
+            site.page(f"compare/{e.slug}--published.html", "compare.html", a=e, b=None,
+                      sources=views.published_compare(e), title=f"{e.run.run_id} against the published numbers")
         info = bundle_info(e, _problems(checks[e.slug])) if e.slug in checks else None
         if info:
             site.write(f"runs/{e.slug}/{info['name']}", info.pop("data"))

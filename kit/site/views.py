@@ -123,7 +123,17 @@ def matrix_row(entry, bundle):
             "at_once": max(facts.at_once, 1), "date": (m.get("created") or "?")[:16].replace("T", " "),
             "commit": (m.get("git_commit") or "?")[:12], "state": state + (f"; {', '.join(problems)}" if problems else ""),
             "bad": bool(problems) or state != "complete", "bundle": bundle,
-            "cells": {n: headline(entry.tables[n]) if n in entry.tables else None for n in scenarios.TABLES}}
+            "cells": {n: headline(entry.tables[n]) if n in entry.tables else None for n in scenarios.TABLES},
+            "guide": guide_headline(run)}
+
+
+def guide_headline(run):
+    """A sweep's two crossover lines, for the index row where a study run has its tables' ratios; None otherwise."""
+    from kit.results import guide as guides
+    if not guides.is_sweep(run):
+        return None
+    g = guides.build_guide(run)
+    return ["guide: " + g.first_crossover.text, g.crossover.text]
 
 
 def table_columns():
@@ -269,10 +279,11 @@ def published_compare(entry):
 
 
 def pairs(entries):
-    """(a, b) for every two loaded runs of the same GPU type, in site order."""
+    """(a, b) for every two loaded runs of the same GPU type that share a table, in site order (a sweep has none:
+    its guide is compared by eye, on its page)."""
     loaded = [e for e in entries if e.run]
     return [(a, b) for a, b in combinations(loaded, 2)
-            if gpu_type(run_facts(a.run)) == gpu_type(run_facts(b.run))]
+            if set(a.tables) & set(b.tables) and gpu_type(run_facts(a.run)) == gpu_type(run_facts(b.run))]
 
 
 def pair_compare(a, b):
