@@ -31,6 +31,7 @@ UNIT_PREFIX = "guide-"
 LEVELS = (1, 2)
 DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "half": 2, "float32": 4, "float": 4}
 GIB = 2**30
+MAX_SLUG = 100        # as a run id: unit folders, bundle paths and Slurm/Docker job names stay short
 
 
 def slug(model):
@@ -56,9 +57,14 @@ def parse_models(text, option="models"):
     if not models:
         raise BadInput(f"--{option}: give at least one model (hub names or folders, comma-separated)")
     for m in models:
-        if not _name_slug(m):      # ".", "~", "/": the units would be named after nothing
-            raise BadInput(f"--{option} {m!r}: the model's units are named after its last path part, and this has none",
-                           "give the folder by a path that ends in its name, e.g. ../qwen3-0.6b")
+        name = _name_slug(m)
+        if not name:      # ".", "~", "/", "模型": the units would be named after nothing
+            raise BadInput(f"--{option} {m!r}: the model's units are named after its last path part, and this has "
+                           "no letter or digit (a-z, 0-9)",
+                           "give the folder by a path that ends in its name, e.g. ../qwen3-0.6b, or by a link so named")
+        if len(name) > MAX_SLUG:     # else the run starts, and its first unit folder cannot be made
+            raise BadInput(f"--{option} {m[:60]!r}...: the model's units are named after its last path part, and this "
+                           f"has {len(name)} characters (at most {MAX_SLUG})", "give the folder by a link with a shorter name")
     return tuple(dict.fromkeys(models))
 
 

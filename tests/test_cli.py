@@ -137,7 +137,11 @@ BAD_INPUTS = [
     (["sweep", "--resume", "guide", "--add-models", "a/Qwen3-Coder-30B,b/qwen3-coder-30b", "--results-dir", "{tmp}/sweeps"],
      "--add-models b/qwen3-coder-30b collides with a/Qwen3-Coder-30B: both would be named 'qwen3-coder-30b'"),
     (["sweep", "--models", ".", "--dry-run", "--results-dir", "{r}"],
-     "--models '.': the model's units are named after its last path part, and this has none"),
+     "--models '.': the model's units are named after its last path part, and this has no letter or digit (a-z, 0-9)"),
+    (["sweep", "--models", "/models/通义千问", "--dry-run", "--results-dir", "{r}"],
+     "--models '/models/通义千问': the model's units are named after its last path part, and this has no letter or digit"),
+    (["sweep", "--models", "/models/" + "q" * 250, "--results-dir", "{r}"],     # a unit folder's name would be too long
+     "the model's units are named after its last path part, and this has 250 characters (at most 100)"),
     (["sweep", "--resume", "guide", "--add-models", "~/", "--results-dir", "{tmp}/sweeps"],
      "--add-models '~/': the model's units are named after its last path part"),
     (["sweep", "--resume", "guide", "--add-models", "/nonexistent/qwen3-coder-30b", "--results-dir", "{tmp}/sweeps"],

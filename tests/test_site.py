@@ -411,6 +411,25 @@ def test_a_run_that_does_not_load_is_a_row_that_says_why(tmp_path):
     check_links(out)
 
 
+def test_a_sweep_whose_guide_cannot_be_built_is_a_row_that_says_why(tmp_path):
+    """A sweep's guide is read from its manifest's sweep part: one of an unexpected shape is that run's
+    'could not be read' row, as a damaged table run's is, not the end of the whole site."""
+    results_dir = tmp_path / "results"
+    fabricate_run(results_dir, tables=(1,), run_id="good")
+    sweep = shutil.copytree(REFERENCE / "h100-vllm0.24.0-guide", results_dir / "damaged-sweep")
+    record = json.loads((sweep / layout.MANIFEST).read_text())
+    del record["sweep"]["models"][0]["estimate"]
+    (sweep / layout.MANIFEST).write_text(json.dumps(record))
+    out = tmp_path / "site"
+    site.build([], out, results_dir, say=quiet, draw=False)
+    rows = parse(out / "index.html").findall(".//tbody[@class='runs']/tr")
+    by_name = {text(r.find("th")).rsplit("/", 1)[-1]: text(r) for r in rows}
+    assert set(by_name) == {"good", "damaged-sweep"}
+    assert "could not be read" in by_name["damaged-sweep"] and "estimate" in by_name["damaged-sweep"]
+    assert "could not be read" not in by_name["good"]
+    check_links(out)
+
+
 def test_an_out_folder_that_is_not_a_site_is_refused_and_left_alone(tmp_path):
     results_dir = tmp_path / "results"
     fabricate_run(results_dir, tables=(1,), run_id="good")

@@ -54,6 +54,7 @@ def _entry(source, load, bundle_path):
     try:
         entry.run = load()
         entry.tables = views.load_tables(entry.run)
+        entry.guide = views.guide_view(entry.run)       # here: a sweep part of an unexpected shape is this run's error
     except KitError as e:
         entry.run, entry.error = None, e.line()
     except (KeyError, TypeError, ValueError, AttributeError, OSError) as e:     # a record of an unexpected shape
@@ -257,9 +258,8 @@ def _write_pages(site, entries, figures, checks):
             continue
         for n, table in e.tables.items():
             site.write(f"runs/{e.slug}/tables/table{n}.json", json_file(table))
-        guide = views.guide_view(e.run)
-        if guide:
-            site.write(f"runs/{e.slug}/tables/guide.json", guide["json"])
+        if e.guide:
+            site.write(f"runs/{e.slug}/tables/guide.json", e.guide["json"])
         if e.tables:      # a sweep has no table of the study's to hold against the published ones
             site.page(f"compare/{e.slug}--published.html", "compare.html", a=e, b=None,
                       sources=views.published_compare(e), title=f"{e.run.run_id} against the published numbers")
@@ -270,7 +270,7 @@ def _write_pages(site, entries, figures, checks):
         others = [(b if a is e else a, views.pair_slug(a, b)) for a, b in pair_list if e in (a, b)]
         site.page(f"runs/{e.slug}.html", "run.html", entry=e, run=e.run, bundle=info, figures=figures[e.slug],
                   tables=[views.table_view(t) for t in e.tables.values()], loads=views.loads_view(e.run),
-                  checks=views.checks_view(e), guide=guide,
+                  checks=views.checks_view(e), guide=e.guide,
                   provenance=views.provenance(e.run), others=others, row=rows[-1])
     site.page("index.html", "index.html", rows=rows, columns=views.table_columns(), published_rows=views.published_headlines(),
               pairs=[(a, b, views.pair_slug(a, b)) for a, b in pair_list], runs=len([e for e in entries if e.run]))

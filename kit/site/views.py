@@ -28,6 +28,7 @@ class Entry:
     slug: str = ""               # its name in the site (runs/<slug>.html)
     run: object = None
     tables: dict = field(default_factory=dict)      # number -> build_table's Table
+    guide: dict | None = None    # a sweep's guide_view
     bundle: Path | None = None   # the bundle file to publish beside it
     error: str | None = None
 
@@ -124,16 +125,7 @@ def matrix_row(entry, bundle):
             "commit": (m.get("git_commit") or "?")[:12], "state": state + (f"; {', '.join(problems)}" if problems else ""),
             "bad": bool(problems) or state != "complete", "bundle": bundle,
             "cells": {n: headline(entry.tables[n]) if n in entry.tables else None for n in scenarios.TABLES},
-            "guide": guide_headline(run)}
-
-
-def guide_headline(run):
-    """A sweep's two crossover lines, for the index row where a study run has its tables' ratios; None otherwise."""
-    from kit.results import guide as guides
-    if not guides.is_sweep(run):
-        return None
-    g = guides.build_guide(run)
-    return ["guide: " + g.first_crossover.text, g.crossover.text]
+            "guide": entry.guide["headline"] if entry.guide else None}
 
 
 def table_columns():
@@ -157,14 +149,15 @@ def loads_view(run):
 
 
 def guide_view(run):
-    """A sweep's guide as tables/guide.md shows it, in pieces for HTML; None for a run of the study's tables."""
+    """A sweep's guide as tables/guide.md shows it, in pieces for HTML, and its two crossover lines for the index
+    row where a study run has its tables' ratios; None for a run of the study's tables."""
     from kit.results import guide as guides
     if not guides.is_sweep(run):
         return None
     g = guides.build_guide(run)
     return {"header": [shorten(x) for x in guides.header(g)[1:]], "grid": grid_rows(*guides.grid(g)),
             "outcome": [shorten(x) for x in guides.outcome_lines(g)], "notes": [shorten(x) for x in g.notes],
-            "json": guides.json_file(g)}
+            "json": guides.json_file(g), "headline": ["guide: " + g.first_crossover.text, g.crossover.text]}
 
 
 def table_view(table):
