@@ -1,6 +1,7 @@
 """kit sweep: the fit estimate, the crossover, and the sweep end to end on the vLLM test double."""
 import io
 import json
+import math
 import re
 import sys
 import tarfile
@@ -677,3 +678,48 @@ def test_a_dry_run_resume_refuses_what_the_resume_would_refuse(tmp_path, capsys)
         err = capsys.readouterr().err
         assert code == 2 and len(err.strip().splitlines()) == 1 and "/root/sk/twins/qwen3-8b" in err, err
         assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+def test_the_suspect_mark_is_above_its_bars_whisker_and_inside_the_axes(tmp_path):
+    """SUSPECT written over the whisker is struck through by it; written above the axes it runs into the title."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from kit.plot import charts, specs
+    bars = [dict(model=m, level=level, first_switch=None, sleep=0.5 * k, wake=1.0 * k, switch_min=1.0 * k,
+                 switch_max=4.0 * k, bound_s=None, ram_gib=1.0, note=None, suspect=True)
+            for k, m in enumerate(("a", "b"), 1) for level in (1, 2)]
+    spec = specs.GuideSpec(title="t", provenance=["p"], levels=[1, 2], models=[{"slug": "a", "size": "1 B"},
+                           {"slug": "b", "size": "2 B"}], bars=bars, summary=[])
+    fig = charts.guide_figure(spec)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    ax = fig.axes[0]
+    marks = [t for t in ax.texts if t.get_text() == "SUSPECT"]
+    assert len(marks) == 4
+    for t, b in zip(marks, bars):                  # drawn in the bars' order
+        box, x = t.get_window_extent(renderer), t.get_position()[0]
+        assert box.y0 >= ax.transData.transform((x, b["switch_max"]))[1] - 0.5     # above the whisker's top
+        assert box.y1 <= ax.get_window_extent(renderer).y1                          # below the axes' top
+
+
+@pytest.mark.parametrize("names", [[f"q{k}b" for k in range(12)], [f"a-long-model-name-{k}" for k in range(6)],
+                                   ["qwen3-0.6b"]])
+def test_the_guides_model_names_neither_run_into_each_other_nor_into_the_provenance(names):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from kit.plot import charts, specs
+    bars = [dict(model=m, level=1, first_switch=None, sleep=0.5, wake=1.0, switch_min=1.5, switch_max=1.5,
+                 bound_s=None, ram_gib=1.0, note=None, suspect=False) for m in names]
+    spec = specs.GuideSpec(title="t", provenance=["a provenance line"] * 12, levels=[1],
+                           models=[{"slug": m, "size": "14.77 B"} for m in names], bars=bars, summary=[])
+    fig = charts.guide_figure(spec)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    footer_top = max(t.get_window_extent(renderer).y1 for t in fig.texts if "provenance" in t.get_text())
+    for ax in fig.axes:
+        ticks = ax.get_xticklabels()
+        boxes = [t.get_window_extent(renderer) for t in ticks]
+        assert len(boxes) == len(names) and min(b.y0 for b in boxes) > footer_top
+        angle = ticks[0].get_rotation()
+        if angle == 0:
+            assert all(a.x1 <= b.x0 for a, b in zip(boxes, boxes[1:])), [(b.x0, b.x1) for b in boxes]
+        else:       # slanted lines of text, parallel: apart when the gap across them holds a line's height
+            step = ax.transData.transform((1, 0))[0] - ax.transData.transform((0, 0))[0]
+            lines = ticks[0].get_text().count("\n") + 1
+            assert step * math.sin(math.radians(angle)) >= renderer.points_to_pixels(ticks[0].get_fontsize()) * lines

@@ -5,10 +5,13 @@ each drawn from its spec (kit.plot.specs) as a matplotlib Figure.
 - The load breakdown stacks each row's part medians; the guide stacks sleep under wake per level against the
   bandwidth bound.
 """
+import math
+
 from matplotlib.figure import Figure
 from matplotlib.gridspec import GridSpec
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.textpath import TextPath
 
 from kit.plot.style import ARM_COLOURS, arm_colour, footer, frame, lighter
 
@@ -132,6 +135,34 @@ def loads_figure(spec):
 LEVEL_COLOURS = {1: ARM_COLOURS["l1"], 2: ARM_COLOURS["l2"]}
 
 
+NAME_PT = 8          # the model names under the guide's bars
+
+
+def _name_layout(models, fig, axes):
+    """Per panel, its model names as tick labels and their angle: upright on two lines (name, size) where the
+    widest fits a model's share of the panel, else on one line, slanted just enough that neighbours stay
+    apart; and the inches the names need below the panels."""
+    upright = [f"{m['slug']}\n{m['size']}" for m in models]
+    flat = [f"{m['slug']} {m['size']}" for m in models]
+    line = NAME_PT * 1.25 / 72
+    layout, need = [], 2 * line
+    for a in axes:
+        slot = a.get_position().width * fig.get_figwidth() / max(len(models), 1)
+        if _widest(upright) <= 0.9 * slot:
+            layout.append((upright, 0))
+            continue
+        angle = next((d for d in (30, 45, 60) if slot * math.sin(math.radians(d)) >= 1.2 * line), 90)
+        layout.append((flat, angle))
+        r = math.radians(angle)
+        need = max(need, _widest(flat) * math.sin(r) + line * math.cos(r))
+    return layout, 0.35 + need
+
+
+def _widest(labels):
+    return max((TextPath((0, 0), part, size=NAME_PT).get_extents().width / 72
+                for label in labels for part in label.split("\n")), default=0)
+
+
 def guide_figure(spec):
     """Left: each model's switch per level, the later cycles' sleep (light) under wake (dark), whiskers min..max
     of their switch, a diamond at the first switch, a black tick at the bandwidth bound. Right: host RAM held
@@ -139,13 +170,18 @@ def guide_figure(spec):
     lines, below = footer(spec.provenance + spec.summary
                           + ["bars: medians of the later cycles; whiskers: their min..max (rounds 2-3 x repeats); "
                              "diamonds: the first switch (median over repeats)"])
-    height = 4.85 + 0.75 + below       # title and plot, the tick labels, the provenance (a grown run has more)
-    fig = Figure(figsize=(14, height))
-    grid = GridSpec(1, 2, figure=fig, width_ratios=[2.2, 1], left=0.06, right=0.99, top=1 - 1.05 / height,
-                    bottom=(0.75 + below) / height, wspace=0.18)
+    fig = Figure(figsize=(14, 6.5))
+    grid = GridSpec(1, 2, figure=fig, width_ratios=[2.2, 1], left=0.06, right=0.99, wspace=0.18)
     ax, ram = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
+    names_layout, names = _name_layout(spec.models, fig, (ax, ram))
+    height = 4.85 + names + below       # title and plot, the model names, the provenance (a grown run has more)
+    fig.set_size_inches(14, height)
+    grid.update(top=1 - 1.05 / height, bottom=(names + below) / height)
+    for a in (ax, ram):
+        a.set_position(a.get_subplotspec().get_position(fig))
     index = {m["slug"]: i for i, m in enumerate(spec.models)}
     width = 0.8 / max(len(spec.levels), 1)
+    suspect_tops = []
     for b in spec.bars:
         k = spec.levels.index(b["level"]) if b["level"] in spec.levels else 0
         x = index[b["model"]] + (k - (len(spec.levels) - 1) / 2) * width
@@ -160,19 +196,24 @@ def guide_figure(spec):
         ax.bar(x, wake, width * 0.9, bottom=sleep, color=colour, edgecolor="black", linewidth=0.5,
                yerr=[[max(0, sleep + wake - b["switch_min"])], [max(0, b["switch_max"] - sleep - wake)]], capsize=2)
         if b["suspect"]:     # numbers drawn, but a sleep check failed: the guide's text says SUSPECT too
-            ax.text(x, sleep + wake, "SUSPECT", rotation=90, ha="center", va="bottom", fontsize=7, color="red")
+            top = max(sleep + wake, b["switch_max"] or 0)         # above the whisker, which would strike it through
+            ax.annotate("SUSPECT", (x, top), xytext=(0, 3), textcoords="offset points", rotation=90, ha="center",
+                        va="bottom", fontsize=7, color="red")
+            suspect_tops.append(top)
         if b["first_switch"] is not None:
             ax.plot(x, b["first_switch"], marker="D", markersize=6, color="white", markeredgecolor="black")
         if b["bound_s"]:
             ax.plot([x - width * 0.45, x + width * 0.45], [b["bound_s"]] * 2, color="black", linewidth=2)
         if b["ram_gib"] is not None:
             ram.bar(x, b["ram_gib"], width * 0.9, color=colour, edgecolor="black", linewidth=0.5)
-    labels = [f"{m['slug']}\n{m['size']}" for m in spec.models]
-    for a, title, unit in ((ax, "Switch = sleep (light) + wake (dark), later cycles (rounds 2-3)", "seconds (linear, from 0)"),
-                           (ram, "Host RAM held while asleep (first sleep's RSS growth)", "GiB")):
+    if suspect_tops:      # the marks inside the axes, below their title (after every bar has scaled them)
+        ax.set_ylim(top=max(ax.get_ylim()[1], 1.25 * max(suspect_tops)))
+    for a, (labels, angle), title, unit in (
+            (ax, names_layout[0], "Switch = sleep (light) + wake (dark), later cycles (rounds 2-3)", "seconds (linear, from 0)"),
+            (ram, names_layout[1], "Host RAM held while asleep (first sleep's RSS growth)", "GiB")):
         a.set_xticks(range(len(labels)))
-        crowded = a is ram and len(labels) > 4      # the narrow panel: slanted names do not run into each other
-        a.set_xticklabels(labels, fontsize=8, rotation=25 if crowded else 0, ha="right" if crowded else "center")
+        a.set_xticklabels(labels, fontsize=NAME_PT, rotation=angle, ha="right" if angle else "center",
+                          rotation_mode="anchor" if angle else "default")
         a.set_xlim(-0.5, len(labels) - 0.5)
         a.set_ylim(bottom=0)
         a.set_ylabel(unit)
