@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from kit import gpus
+from kit import gpus, layout
 from kit.errors import BadInput
 from kit.workload import scenarios
 
@@ -31,7 +31,6 @@ UNIT_PREFIX = "guide-"
 LEVELS = (1, 2)
 DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "half": 2, "float32": 4, "float": 4}
 GIB = 2**30
-MAX_SLUG = 100        # as a run id: unit folders, bundle paths and Slurm/Docker job names stay short
 
 
 def slug(model):
@@ -62,9 +61,10 @@ def parse_models(text, option="models"):
             raise BadInput(f"--{option} {m!r}: the model's units are named after its last path part, and this has "
                            "no letter or digit (a-z, 0-9)",
                            "give the folder by a path that ends in its name, e.g. ../qwen3-0.6b, or by a link so named")
-        if len(name) > MAX_SLUG:     # else the run starts, and its first unit folder cannot be made
+        if len(name) > layout.MAX_RUN_ID:     # as a run id; else the run starts and its first unit folder fails
             raise BadInput(f"--{option} {m[:60]!r}...: the model's units are named after its last path part, and this "
-                           f"has {len(name)} characters (at most {MAX_SLUG})", "give the folder by a link with a shorter name")
+                           f"has {len(name)} characters (at most {layout.MAX_RUN_ID})",
+                           "give the folder by a link with a shorter name")
     return tuple(dict.fromkeys(models))
 
 

@@ -144,17 +144,17 @@ def _name_layout(models, fig, axes):
     apart; and the inches the names need below the panels."""
     upright = [f"{m['slug']}\n{m['size']}" for m in models]
     flat = [f"{m['slug']} {m['size']}" for m in models]
-    line = NAME_PT * 1.25 / 72
+    line, upright_width, flat_width = NAME_PT * 1.25 / 72, _widest(upright), _widest(flat)
     layout, need = [], 2 * line
     for a in axes:
         slot = a.get_position().width * fig.get_figwidth() / max(len(models), 1)
-        if _widest(upright) <= 0.9 * slot:
+        if upright_width <= 0.9 * slot:
             layout.append((upright, 0))
             continue
         angle = next((d for d in (30, 45, 60) if slot * math.sin(math.radians(d)) >= 1.2 * line), 90)
         layout.append((flat, angle))
         r = math.radians(angle)
-        need = max(need, _widest(flat) * math.sin(r) + line * math.cos(r))
+        need = max(need, flat_width * math.sin(r) + line * math.cos(r))
     return layout, 0.35 + need
 
 

@@ -34,20 +34,20 @@ def lighter(colour, amount=0.55):
     return tuple(c + (1 - c) * amount for c in to_rgb(colour))
 
 
-FOOTER_LINE_PT = 7.5 * 1.5      # a provenance line below the plot: font size x line spacing
+FOOTER_PT, FOOTER_SPACING = 7.5, 1.5      # the provenance lines below a figure's plot
 
 
 def footer(lines, width=200):
     """Provenance lines wrapped at width characters, and the inches they take below a figure's plot."""
     wrapped = [w for line in lines for w in textwrap.wrap(line, width, subsequent_indent="  ") or [""]]
-    return wrapped, len(wrapped) * FOOTER_LINE_PT / 72 + 0.1
+    return wrapped, len(wrapped) * FOOTER_PT * FOOTER_SPACING / 72 + 0.1
 
 
 def frame(fig, title, lines):
     height = fig.get_figheight()
     fig.text(0.01, 1 - 0.12 / height, title, ha="left", va="top", fontsize=13, fontweight="bold")
-    fig.text(0.01, 0.08 / height, "\n".join(lines), ha="left", va="bottom", fontsize=7.5, color="#333333",
-             linespacing=1.5)
+    fig.text(0.01, 0.08 / height, "\n".join(lines), ha="left", va="bottom", fontsize=FOOTER_PT, color="#333333",
+             linespacing=FOOTER_SPACING)
 
 
 def save(fig, stem, formats=FORMATS):
